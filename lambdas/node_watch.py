@@ -1,0 +1,17 @@
+"""node_watch: Spot warnings, instance state changes, ended executions (EventBridge)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from lambdas.runtime import logger, services
+from workflow.watch import handle_event
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    result = handle_event(event, services())
+    logger.info("event handled", extra={"detailType": event.get("detail-type"), **result})
+    return result

@@ -1,0 +1,43 @@
+"""Shared cold-start wiring for the handlers: one Services object per container."""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+from typing import IO
+
+from aws_lambda_powertools import Logger, Metrics
+
+from workflow.services import Services, make_services
+
+SERVICE = "lighthpc"
+logger = Logger(service=SERVICE)
+metrics = Metrics(namespace="LightHPC", service=SERVICE)
+
+
+_configured: Services | None = None
+
+
+def services() -> Services:
+    """The configured Services, else clients built at the first invocation (cold start)."""
+    return _configured if _configured is not None else _from_environment()
+
+
+@lru_cache(maxsize=1)
+def _from_environment() -> Services:
+    return make_services()
+
+
+def configure(svc: Services | None) -> None:
+    """Hand the handlers explicit clients (local mode, tests); None returns to the environment."""
+    global _configured  # noqa: PLW0603 - one process-wide wiring point, set by the host
+    _configured = svc
+    _from_environment.cache_clear()
+
+
+def route_logs(stream: IO[str]) -> None:
+    """Send the handlers' structured logs to ``stream`` (the local mode keeps the terminal
+    for progress and writes Lambda logs to a file, as CloudWatch Logs would hold them)."""
+    for handler in logger.handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(stream)

@@ -1,0 +1,353 @@
+"""The node's lifecycle: identity → token → run the unit → report → terminate itself.
+
+Every path ends with ``TerminateInstances`` on this instance (success, failure, interruption,
+supersession, crash), so no node outlives its unit. Reports go through the attempt's task
+token and only while the attempt is current; a superseded node never reports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Sequence
+from enum import IntEnum
+from typing import Any, Final
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from node_agent import logs
+from node_agent.config import AgentConfig, resolve_slots
+from node_agent.identity import (
+    META,
+    IdentityError,
+    ImdsClient,
+    ImdsError,
+    NodeIdentity,
+    resolve_identity,
+)
+from node_agent.inputs import stage_inputs
+from node_agent.interruption import InterruptionWatcher, Notice
+from node_agent.liveness import Heartbeat, heartbeat_interval
+from node_agent.runner import EventPump, ShardPool
+from node_agent.shutdown import Shutdown, StopCause
+from node_agent.unit_run import UnitReport, UnitRun
+from workflow.errors import NodeLost, ShardFailed, SpotInterrupted
+from workflow.params import MissionParams
+from workflow.repository import ShardItem, UnitItem
+from workflow.services import Services
+from workflow.states import TERMINAL, ShardStatus, UnitStatus
+from workflow.tokens import report_failure, report_success
+
+MAX_CAUSE_SHARDS: Final = 5
+log = logs.get_logger("agent")
+
+
+class ExitCode(IntEnum):
+    """The agent's exit status says which path it took (visible in the local pool's handles)."""
+
+    SUCCEEDED = 0
+    CRASHED = 1
+    NO_IDENTITY = 2
+    SHARD_FAILED = 3
+    INTERRUPTED = 4
+    SUPERSEDED = 5
+    LOST = 6
+
+
+def failure_cause(failed: Sequence[ShardItem]) -> str:
+    """``Shard.Failed`` cause: which shards and why (the stderr tail rides in ``error``)."""
+    parts = [f"shard {s.shard_id}: {s.error or 'failed'}" for s in failed[:MAX_CAUSE_SHARDS]]
+    more = len(failed) - MAX_CAUSE_SHARDS
+    if more > 0:
+        parts.append(f"... and {more} more failed shard(s)")
+    return f"{len(failed)} shard(s) failed. " + " | ".join(parts)
+
+
+class NodeAgent:
+    def __init__(
+        self,
+        svc: Services,
+        imds: ImdsClient,
+        config: AgentConfig,
+        *,
+        cpu_count: int | None = None,
+    ) -> None:
+        self.svc = svc
+        self.imds = imds
+        self.config = config
+        self.cpu_count = cpu_count or os.cpu_count()
+        self.shutdown = Shutdown()
+        self._began = time.monotonic()
+        self._token: str | None = None
+        self._threads: list[Heartbeat | InterruptionWatcher | threading.Timer] = []
+        self._bytes_downloaded = 0
+
+    # ---- entry ---------------------------------------------------------------------------
+
+    def on_sigterm(self) -> None:
+        """SIGTERM is a warm shutdown, exactly like a Spot notice."""
+        self.shutdown.request(StopCause.INTERRUPTED, "SIGTERM received")
+
+    def run(self) -> int:
+        try:
+            ident = resolve_identity(self.imds, self.svc.ec2)
+        except (IdentityError, ImdsError, ClientError, BotoCoreError) as exc:
+            log.error("cannot tell which unit this node runs", extra={"error": str(exc)})
+            self._terminate_unknown()
+            return ExitCode.NO_IDENTITY
+        logs.bind(
+            missionId=ident.mission_id,
+            unitId=ident.unit_id,
+            attempt=ident.attempt,
+            instanceId=ident.instance_id,
+        )
+        log.info("node agent started", extra={"instanceType": ident.instance_type})
+        try:
+            code = self._run_attempt(ident)
+        except Exception as exc:  # last resort: Node.Lost now beats waiting for heartbeat expiry
+            log.exception("node agent crashed")
+            self._stop_threads()
+            self._report_failure(NodeLost.error_name, f"node agent crashed: {exc!r}")
+            code = ExitCode.CRASHED
+        finally:
+            self._stop_threads()
+            self._terminate_self(ident.instance_id)
+        log.info("node agent exiting", extra={"exitCode": int(code), "path": ExitCode(code).name})
+        return int(code)
+
+    # ---- the attempt ---------------------------------------------------------------------
+
+    def _run_attempt(self, ident: NodeIdentity) -> ExitCode:
+        store = self.svc.store
+        unit = store.get_unit(ident.mission_id, ident.unit_id)
+        if unit.attempt != ident.attempt or not unit.task_token:
+            log.warning("attempt superseded before start", extra={"currentAttempt": unit.attempt})
+            return ExitCode.SUPERSEDED
+        token = self._token = unit.task_token
+        params = MissionParams.model_validate(store.get_mission(ident.mission_id)["params"])
+        started = store.set_unit(
+            ident.mission_id,
+            ident.unit_id,
+            ident.attempt,
+            {
+                "status": UnitStatus.RUNNING.value,
+                "instanceId": ident.instance_id,
+                "nodeStartedAt": time.time(),
+            },
+        )
+        if not started:
+            log.warning("attempt superseded before start")
+            return ExitCode.SUPERSEDED
+        self._start_threads(params, token)
+        report = self._run_shards(ident, unit, params)
+        self._stop_threads()
+        return self._conclude(ident, unit, report)
+
+    def _run_shards(self, ident: NodeIdentity, unit: UnitItem, params: MissionParams) -> UnitReport:
+        store = self.svc.store
+        mission = store.get_mission(ident.mission_id)
+        work_dir = self.config.work_dir / f"{ident.mission_id}-{ident.unit_id}-a{ident.attempt:03d}"
+        staged = stage_inputs(
+            self.svc.s3, mission["sample"], params, work_dir, self.config.library_cache
+        )
+        self._bytes_downloaded = staged.bytes_downloaded
+        shards = [
+            s
+            for s in store.unit_shards(unit)
+            if s.status is ShardStatus.QUEUED and s.attempt == ident.attempt
+        ]
+        slots = resolve_slots(
+            self.config.slots, params.slots_per_node, self.cpu_count, self.config.max_slots
+        )
+        slots = min(slots, max(1, len(shards)))
+        log.info(
+            "running unit",
+            extra={"shards": len(shards), "slots": slots, "libraryCached": staged.library_cached},
+        )
+        pool = ShardPool(slots)
+        self.shutdown.set_on_stop(pool.request_stop)
+        run = UnitRun(
+            svc=self.svc,
+            ident=ident,
+            params=params,
+            inputs=staged.inputs,
+            pool=pool,
+            shutdown=self.shutdown,
+            work_dir=work_dir / "shards",
+            progress_seconds=self.config.progress_seconds,
+            stop_grace_seconds=self.config.stop_grace_seconds,
+        )
+        pump = EventPump(pool, run.on_event)
+        pump.start()
+        try:
+            report = run.run(shards)
+        finally:
+            pump.stop()
+            pump.join()
+            pool.close()
+        for shard_id, (key, position) in list(report.stopped.items()):
+            if key is None:  # a periodic checkpoint may have been the last one uploaded
+                report.stopped[shard_id] = (run.uploader.latest(shard_id)[0], position)
+        return report
+
+    # ---- the end -------------------------------------------------------------------------
+
+    def _conclude(self, ident: NodeIdentity, unit: UnitItem, report: UnitReport) -> ExitCode:
+        if self.shutdown.superseded:
+            log.warning("superseded: no report", extra={"why": self.shutdown.detail})
+            return ExitCode.SUPERSEDED
+        shards = self.svc.store.unit_shards(unit)
+        open_shards = [s for s in shards if s.status not in TERMINAL]
+        if not open_shards:
+            return self._finished(ident, shards, report)
+        if any(s.attempt != ident.attempt for s in open_shards):
+            log.warning("superseded: a later attempt owns some shards; no report")
+            return ExitCode.SUPERSEDED
+        if self.shutdown.cause in (StopCause.INTERRUPTED, StopCause.LIFETIME):
+            return self._interrupted(ident, open_shards, report)
+        cause = f"unit incomplete: {', '.join(s.shard_id for s in open_shards)} not finished"
+        log.error(cause)
+        self._report_failure(NodeLost.error_name, cause)
+        return ExitCode.LOST
+
+    def _finished(
+        self, ident: NodeIdentity, shards: Sequence[ShardItem], report: UnitReport
+    ) -> ExitCode:
+        failed = [s for s in shards if s.status is ShardStatus.FAILED]
+        store = self.svc.store
+        if failed:
+            cause = failure_cause(failed)
+            fields = {"status": UnitStatus.FAILED.value, "error": cause[-4000:]}
+            if not store.set_unit(ident.mission_id, ident.unit_id, ident.attempt, fields):
+                return ExitCode.SUPERSEDED
+            self._report_failure(ShardFailed.error_name, cause)
+            return ExitCode.SHARD_FAILED
+        done: dict[str, Any] = {"status": UnitStatus.SUCCEEDED.value, "finishedAt": time.time()}
+        if not store.set_unit(ident.mission_id, ident.unit_id, ident.attempt, done):
+            log.warning("superseded at the finish line; no report")
+            return ExitCode.SUPERSEDED
+        summary = self._summary(ident, shards, report)
+        if self._token and report_success(self.svc.sfn, self._token, summary):
+            log.info("unit succeeded", extra={"summary": summary})
+        else:
+            log.warning("success not delivered: the token is no longer live")
+        return ExitCode.SUCCEEDED
+
+    def _interrupted(
+        self, ident: NodeIdentity, open_shards: Sequence[ShardItem], report: UnitReport
+    ) -> ExitCode:
+        store = self.svc.store
+        for shard in open_shards:
+            key, position = report.stopped.get(shard.shard_id, (None, None))
+            fields: dict[str, Any] = {"interruptedAt": time.time()}
+            if key is not None:
+                fields["checkpointKey"] = key
+            if position is not None:
+                fields["position"] = position
+            moved = store.move_shard(
+                ident.mission_id,
+                shard.shard_id,
+                ShardStatus.INTERRUPTED,
+                attempt=ident.attempt,
+                fields=fields,
+            )
+            if not moved:
+                log.warning("superseded while interrupting", extra={"shardId": shard.shard_id})
+                return ExitCode.SUPERSEDED
+        detail = self.shutdown.detail
+        if self.shutdown.cause is StopCause.LIFETIME:
+            store.set_unit(
+                ident.mission_id, ident.unit_id, ident.attempt, {"status": UnitStatus.LOST.value}
+            )
+            self._report_failure(NodeLost.error_name, detail)
+            return ExitCode.LOST
+        store.note_interruption(ident.mission_id, ident.unit_id, ident.attempt)
+        fields2 = {"status": UnitStatus.INTERRUPTED.value, "interruption": detail}
+        store.set_unit(ident.mission_id, ident.unit_id, ident.attempt, fields2)
+        self._report_failure(SpotInterrupted.error_name, detail)
+        return ExitCode.INTERRUPTED
+
+    def _summary(
+        self, ident: NodeIdentity, shards: Sequence[ShardItem], report: UnitReport
+    ) -> dict[str, Any]:
+        return {
+            "unitId": ident.unit_id,
+            "attempt": ident.attempt,
+            "instanceId": ident.instance_id,
+            "instanceType": ident.instance_type,
+            "shards": len(shards),
+            "shardsRun": len(report.done),
+            "shardsResumed": len(report.resumed),
+            "redoItems": report.redo_items,
+            "nodeSeconds": round(time.monotonic() - self._began, 3),
+            "shardSeconds": round(report.shard_seconds, 3),
+            "bytesDownloaded": self._bytes_downloaded,
+            "bytesUploaded": report.result_bytes,
+        }
+
+    # ---- threads, reports, termination ---------------------------------------------------
+
+    def _start_threads(self, params: MissionParams, token: str) -> None:
+        beat = Heartbeat(
+            self.svc.sfn,
+            token,
+            heartbeat_interval(params.heartbeat_seconds),
+            self._token_gone,
+        )
+        watch = InterruptionWatcher(self.imds, self.config.poll_seconds, self._on_notice)
+        remaining = self.svc.settings.node_max_lifetime_seconds - (time.monotonic() - self._began)
+        lifetime = threading.Timer(
+            max(0.0, remaining),
+            lambda: self.shutdown.request(StopCause.LIFETIME, "max lifetime reached"),
+        )
+        lifetime.daemon = True
+        self._threads = [beat, watch, lifetime]
+        for thread in self._threads:
+            thread.start()
+
+    def _token_gone(self) -> None:
+        self.shutdown.request(StopCause.SUPERSEDED, "task token no longer live")
+
+    def _on_notice(self, notice: Notice) -> None:
+        self.shutdown.request(StopCause.INTERRUPTED, notice.describe())
+
+    def _stop_threads(self) -> None:
+        for thread in self._threads:
+            if isinstance(thread, threading.Timer):
+                thread.cancel()
+            else:
+                thread.stop()
+        for thread in self._threads:
+            if thread.is_alive() and thread is not threading.current_thread():
+                thread.join(timeout=5)
+        self._threads = []
+
+    def _report_failure(self, error: str, cause: str) -> None:
+        if self.shutdown.superseded or not self._token:
+            return
+        try:
+            delivered = report_failure(self.svc.sfn, self._token, error, cause)
+        except (ClientError, BotoCoreError) as exc:
+            log.error("could not report failure", extra={"error": str(exc)})
+            return
+        log.warning(
+            "reported failure" if delivered else "failure not delivered: token no longer live",
+            extra={"errorName": error, "cause": cause[-2000:]},
+        )
+
+    def _terminate_self(self, instance_id: str) -> None:
+        try:
+            self.svc.ec2.terminate_instances(InstanceIds=[instance_id])
+        except (ClientError, BotoCoreError) as exc:
+            log.error("could not terminate this instance", extra={"error": str(exc)})
+            return
+        log.info("instance terminated", extra={"instanceId": instance_id})
+
+    def _terminate_unknown(self) -> None:
+        """Without tags the node cannot work; if IMDS still names it, it ends itself."""
+        with contextlib.suppress(ImdsError):
+            instance_id = self.imds.get(META + "instance-id")
+            if instance_id:
+                self._terminate_self(instance_id.strip())

@@ -1,0 +1,315 @@
+"""One attempt of one work unit: claim, run, checkpoint and commit its queued shards.
+
+Every write is conditional on this attempt (``move_shard``): a refused claim, progress write
+or commit means a later attempt owns the unit, so the node stops and stays silent. Results go
+to attempt-specific keys and count only once committed; checkpoints are uploaded as they come
+and a shard resumes from the newest checkpoint any attempt left behind.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from node_agent.checkpoints import CheckpointRef, CheckpointStore, CheckpointUploader
+from node_agent.identity import NodeIdentity
+from node_agent.logs import get_logger
+from node_agent.runner import (
+    CheckpointEvent,
+    PoolEvent,
+    ProgressEvent,
+    ShardPool,
+    ShardTask,
+    WorkerOutcome,
+)
+from node_agent.shutdown import Shutdown, StopCause
+from workflow.keys import shard_result_key
+from workflow.params import MissionParams
+from workflow.repository import ShardItem
+from workflow.services import Services
+from workflow.states import ShardStatus
+from workflow.workloads.base import WorkInputs
+
+ERROR_FIELD_CHARS: Final = 4000
+_WAIT_SECONDS: Final = 0.2
+log = get_logger("unit")
+
+
+@dataclass
+class UnitReport:
+    """What this attempt did; the agent turns it into DynamoDB moves and the token report."""
+
+    done: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    stopped: dict[str, tuple[str | None, int]] = field(default_factory=dict)
+    unstarted: list[str] = field(default_factory=list)
+    abandoned: list[str] = field(default_factory=list)
+    resumed: dict[str, int] = field(default_factory=dict)
+    redo_items: int = 0
+    result_bytes: int = 0
+    shard_seconds: float = 0.0
+
+
+@dataclass
+class _Active:
+    """A claimed shard whose progress may still be written (closed before its commit)."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    open: bool = True
+    last_write: float = 0.0
+
+
+def numeric_stats(stats: Mapping[str, Any]) -> dict[str, int | float]:
+    """The numbers of a workload's stats (tails of stdout/stderr stay out of DynamoDB)."""
+    return {
+        k: v for k, v in stats.items() if isinstance(v, int | float) and not isinstance(v, bool)
+    }
+
+
+def redo_items(previous_position: int | None, resumed_from: int) -> int:
+    """Items an earlier attempt had reached beyond the checkpoint we resume from."""
+    if previous_position is None:
+        return 0
+    return max(0, previous_position - resumed_from)
+
+
+class UnitRun:
+    def __init__(
+        self,
+        *,
+        svc: Services,
+        ident: NodeIdentity,
+        params: MissionParams,
+        inputs: WorkInputs,
+        pool: ShardPool,
+        shutdown: Shutdown,
+        work_dir: Path,
+        progress_seconds: float,
+        stop_grace_seconds: float,
+    ) -> None:
+        self._svc = svc
+        self._ident = ident
+        self._params = params
+        self._inputs = inputs
+        self._pool = pool
+        self._shutdown = shutdown
+        self._work_dir = work_dir
+        self._progress_seconds = progress_seconds
+        self._grace = stop_grace_seconds
+        self.checkpoints = CheckpointStore(svc.s3, svc.settings.result_bucket, ident.mission_id)
+        self.uploader = CheckpointUploader(self.checkpoints, ident.attempt)
+        self.report = UnitReport()
+        self._active: dict[str, _Active] = {}
+        self._active_lock = threading.Lock()
+
+    # ---- the loop ------------------------------------------------------------------------
+
+    def run(self, shards: list[ShardItem]) -> UnitReport:
+        pending = deque(sorted(shards, key=lambda s: s.index))
+        running: dict[Future[WorkerOutcome], ShardItem] = {}
+        deadline: float | None = None
+        while pending or running:
+            while pending and len(running) < self._pool.slots and not self._shutdown.stopping:
+                shard = pending.popleft()
+                future = self._start(shard)
+                if future is None:
+                    pending.appendleft(shard)
+                    break
+                running[future] = shard
+            if not running:
+                break
+            if self._shutdown.stopping and deadline is None:
+                deadline = time.monotonic() + self._grace
+            if deadline is not None and time.monotonic() > deadline:
+                stuck = sorted(s.shard_id for s in running.values())
+                log.error("shards did not stop within the grace period", extra={"shards": stuck})
+                break
+            finished, _ = wait(running, timeout=_WAIT_SECONDS, return_when=FIRST_COMPLETED)
+            for future in finished:
+                self._finish(running.pop(future), future.result())
+        self.report.unstarted = [s.shard_id for s in pending]
+        self.report.abandoned = [s.shard_id for s in running.values()]
+        return self.report
+
+    # ---- start ---------------------------------------------------------------------------
+
+    def _resume_point(self, shard: ShardItem) -> tuple[CheckpointRef | None, bytes | None]:
+        ref = self.checkpoints.newest(shard.shard_id, shard.start, shard.end)
+        if ref is None:
+            return None, None
+        return ref, self.checkpoints.download(ref)
+
+    def _start(self, shard: ShardItem) -> Future[WorkerOutcome] | None:
+        """Claim the shard (conditional) and hand it to a worker; None when refused."""
+        ident = self._ident
+        ref, resume = self._resume_point(shard)
+        resumed_from = ref.position if ref else shard.start
+        redo = redo_items(shard.position, resumed_from)
+        fields: dict[str, Any] = {
+            "instanceId": ident.instance_id,
+            "startedAt": time.time(),
+            "resumedFrom": resumed_from,
+            "redoItems": redo,
+            "position": resumed_from,
+        }
+        if ref is not None:
+            fields["resumedCheckpoint"] = ref.key
+        claimed = self._svc.store.move_shard(
+            ident.mission_id,
+            shard.shard_id,
+            ShardStatus.RUNNING,
+            attempt=ident.attempt,
+            fields=fields,
+        )
+        if not claimed:
+            self._supersede(f"claim of {shard.shard_id} refused")
+            return None
+        with self._active_lock:
+            self._active[shard.shard_id] = _Active()
+        if ref is not None:
+            self.report.resumed[shard.shard_id] = resumed_from
+            self.report.redo_items += redo
+        log.info(
+            "shard started",
+            extra={
+                "shardId": shard.shard_id,
+                "range": [shard.start, shard.end],
+                "resumedFrom": resumed_from,
+                "checkpoint": ref.key if ref else None,
+                "redoItems": redo,
+            },
+        )
+        task = ShardTask(
+            workload=self._params.workload,
+            shard=shard.range,
+            inputs=self._inputs,
+            work_dir=self._work_dir / shard.shard_id,
+            resume=resume,
+            checkpoint_every=self._params.checkpoint_every,
+        )
+        return self._pool.submit(task)
+
+    # ---- outcomes ------------------------------------------------------------------------
+
+    def _close(self, shard_id: str) -> None:
+        with self._active_lock:
+            active = self._active.pop(shard_id, None)
+        if active is not None:
+            with active.lock:
+                active.open = False
+
+    def _finish(self, shard: ShardItem, outcome: WorkerOutcome) -> None:
+        self._close(shard.shard_id)
+        self.report.shard_seconds += outcome.seconds
+        if outcome.kind == "stopped":
+            self._stopped(shard, outcome)
+        elif self._shutdown.superseded:
+            log.warning(
+                "superseded: outcome not committed",
+                extra={"shardId": shard.shard_id, "outcome": outcome.kind},
+            )
+        elif outcome.kind == "done" and outcome.result is not None:
+            self._commit(shard, outcome.result, outcome)
+        else:
+            self._failed(shard, outcome)
+
+    def _stopped(self, shard: ShardItem, outcome: WorkerOutcome) -> None:
+        key, _ = self.uploader.latest(shard.shard_id)
+        if outcome.checkpoint:
+            key = self.uploader.offer(shard.shard_id, outcome.checkpoint, outcome.position)
+        self.report.stopped[shard.shard_id] = (key, outcome.position)
+        log.info(
+            "shard stopped with a checkpoint",
+            extra={"shardId": shard.shard_id, "position": outcome.position, "checkpoint": key},
+        )
+
+    def _commit(self, shard: ShardItem, result: Path, outcome: WorkerOutcome) -> None:
+        ident = self._ident
+        key = shard_result_key(ident.mission_id, shard.shard_id, ident.attempt, result.suffix)
+        size = result.stat().st_size
+        self._svc.s3.upload_file(str(result), self._svc.settings.result_bucket, key)
+        committed = self._svc.store.move_shard(
+            ident.mission_id,
+            shard.shard_id,
+            ShardStatus.DONE,
+            attempt=ident.attempt,
+            fields={
+                "resultKey": key,
+                "resultBytes": size,
+                "finishedAt": time.time(),
+                "seconds": round(outcome.seconds, 3),
+                "position": shard.end,
+                "stats": numeric_stats(outcome.stats),
+            },
+            counters={"shardsDone": 1},
+        )
+        if not committed:
+            self._supersede(f"commit of {shard.shard_id} refused")
+            return
+        self.report.done.append(shard.shard_id)
+        self.report.result_bytes += size
+        log.info(
+            "shard done",
+            extra={"shardId": shard.shard_id, "resultKey": key, "seconds": outcome.seconds},
+        )
+
+    def _failed(self, shard: ShardItem, outcome: WorkerOutcome) -> None:
+        ident = self._ident
+        cause = outcome.cause[-ERROR_FIELD_CHARS:]
+        moved = self._svc.store.move_shard(
+            ident.mission_id,
+            shard.shard_id,
+            ShardStatus.FAILED,
+            attempt=ident.attempt,
+            fields={"error": cause, "finishedAt": time.time()},
+            counters={"shardsFailed": 1},
+        )
+        if not moved:
+            self._supersede(f"failure of {shard.shard_id} refused")
+            return
+        self.report.failed[shard.shard_id] = cause
+        log.error("shard failed", extra={"shardId": shard.shard_id, "cause": cause})
+
+    def _supersede(self, why: str) -> None:
+        log.warning("attempt superseded", extra={"reason": why})
+        self._shutdown.request(StopCause.SUPERSEDED, why)
+
+    # ---- events from the workers (EventPump thread) ----------------------------------------
+
+    def on_event(self, event: PoolEvent) -> None:
+        try:
+            if isinstance(event, CheckpointEvent):
+                self.uploader.offer(event.shard_id, event.data, event.position)
+            elif isinstance(event, ProgressEvent):
+                self._progress(event.shard_id, event.position)
+        except (ClientError, BotoCoreError) as exc:
+            # A lost progress write or periodic checkpoint is retried by the next one.
+            log.warning("could not record shard progress", extra={"error": str(exc)})
+
+    def _progress(self, shard_id: str, position: int) -> None:
+        with self._active_lock:
+            active = self._active.get(shard_id)
+        if active is None:
+            return
+        with active.lock:
+            now = time.monotonic()
+            if not active.open or now - active.last_write < self._progress_seconds:
+                return
+            active.last_write = now
+            written = self._svc.store.move_shard(
+                self._ident.mission_id,
+                shard_id,
+                ShardStatus.RUNNING,
+                attempt=self._ident.attempt,
+                fields={"position": position},
+            )
+        if not written:
+            self._supersede(f"progress write of {shard_id} refused")

@@ -1,0 +1,100 @@
+"""Fixtures that run the real statemachine.asl.json on the embedded moto with real handlers."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from workflow.local.emulator import EmbeddedCloud
+from workflow.local.stack import LocalStack, deploy
+
+TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+
+
+@pytest.fixture
+def cloud() -> Iterator[EmbeddedCloud]:
+    with EmbeddedCloud() as c:
+        yield c
+
+
+@pytest.fixture
+def stack(cloud: EmbeddedCloud) -> LocalStack:
+    return deploy(cloud)
+
+
+@pytest.fixture(scope="module")
+def shared_stack() -> Iterator[LocalStack]:
+    """One emulator for a module whose tests leave no state behind (e.g. rejections)."""
+    with EmbeddedCloud() as c:
+        yield deploy(c)
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
+    """Poll ``predicate`` until truthy or fail the test naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def wait_execution(stack: LocalStack, arn: str, timeout: float = 60) -> dict[str, Any]:
+    sfn = stack.services.sfn
+
+    def done() -> dict[str, Any] | None:
+        desc: dict[str, Any] = sfn.describe_execution(executionArn=arn)
+        return desc if desc["status"] in TERMINAL else None
+
+    return wait_for(done, timeout, f"execution {arn} to end")  # type: ignore[no-any-return]
+
+
+def executions(stack: LocalStack) -> list[dict[str, Any]]:
+    resp = stack.services.sfn.list_executions(stateMachineArn=stack.state_machine_arn)
+    return list(resp["executions"])
+
+
+def upload_sample(stack: LocalStack, key: str, body: bytes) -> None:
+    stack.services.s3.put_object(Bucket=stack.settings.source_bucket, Key=key, Body=body)
+
+
+def start_manual(stack: LocalStack, payload: Any) -> str:
+    resp = stack.services.sfn.start_execution(
+        stateMachineArn=stack.state_machine_arn, input=json.dumps(payload)
+    )
+    return str(resp["executionArn"])
+
+
+def notices(stack: LocalStack) -> list[str]:
+    sqs = stack.services.settings and stack_client(stack, "sqs")
+    out: list[str] = []
+    while True:
+        resp = sqs.receive_message(QueueUrl=stack.notice_queue_url, MaxNumberOfMessages=10)
+        msgs = resp.get("Messages", [])
+        if not msgs:
+            return out
+        for m in msgs:
+            out.append(m["Body"])
+            sqs.delete_message(QueueUrl=stack.notice_queue_url, ReceiptHandle=m["ReceiptHandle"])
+
+
+def stack_client(stack: LocalStack, name: str) -> Any:
+    import boto3
+
+    session = boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+    )
+    return session.client(name, endpoint_url=stack.services.s3.meta.endpoint_url)
+
+
+@pytest.fixture(autouse=True)
+def _quiet_emulator_logs(caplog: pytest.LogCaptureFixture) -> None:
+    """The emulator's per-request access log drowns the useful lines of a failing test."""
+    caplog.set_level(logging.WARNING, logger="werkzeug")

@@ -1,0 +1,165 @@
+"""Simulated compute nodes: threads that do what the node agent does, through the same APIs.
+
+A ``NodeSim`` watches the emulator's EC2 for our tagged instances (as the local pool will),
+reads the attempt's token from ``tblTrans``, runs the unit's queued shards with the ``noop``
+semantics (result = item count), commits them with conditional writes and reports through the
+task token. A ``behaviour`` callback decides per attempt what the node does, so tests can script
+interruptions, silent deaths and permanent failures.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from workflow.ec2_launcher import TAG_ATTEMPT, TAG_MISSION, TAG_UNIT
+from workflow.errors import ShardFailed, SpotInterrupted
+from workflow.keys import shard_result_key
+from workflow.services import Services
+from workflow.states import ShardStatus, UnitStatus
+from workflow.tokens import report_failure, report_success
+
+Behaviour = Literal["succeed", "interrupt", "silent", "fail"]
+
+
+@dataclass
+class Attempt:
+    mission_id: str
+    unit_id: str
+    attempt: int
+    instance_id: str
+    instance_lifecycle: str | None
+    token: str = ""
+    shards_run: list[str] = field(default_factory=list)
+
+
+class NodeSim:
+    def __init__(
+        self, svc: Services, behaviour: Callable[[Attempt], Behaviour] | None = None
+    ) -> None:
+        self.svc = svc
+        self.behaviour = behaviour or (lambda _a: "succeed")
+        self.attempts: list[Attempt] = []
+        self._seen: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="node-sim", daemon=True)
+        self.errors: list[BaseException] = []
+
+    def __enter__(self) -> NodeSim:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.1):
+            try:
+                for attempt in self._new_instances():
+                    threading.Thread(target=self._run, args=(attempt,), daemon=True).start()
+            except Exception as exc:  # noqa: BLE001 - surfaced to the test through self.errors
+                self.errors.append(exc)
+
+    def _new_instances(self) -> list[Attempt]:
+        resp = self.svc.ec2.describe_instances(
+            Filters=[
+                {"Name": "tag-key", "Values": [TAG_MISSION]},
+                {"Name": "instance-state-name", "Values": ["pending", "running"]},
+            ]
+        )
+        found = []
+        for reservation in resp["Reservations"]:
+            for inst in reservation["Instances"]:
+                iid = inst["InstanceId"]
+                if iid in self._seen:
+                    continue
+                self._seen.add(iid)
+                tags = {t["Key"]: t["Value"] for t in inst.get("Tags", [])}
+                found.append(
+                    Attempt(
+                        tags[TAG_MISSION],
+                        tags[TAG_UNIT],
+                        int(tags[TAG_ATTEMPT]),
+                        iid,
+                        inst.get("InstanceLifecycle"),
+                    )
+                )
+        return found
+
+    def _run(self, a: Attempt) -> None:
+        store = self.svc.store
+        unit = store.get_unit(a.mission_id, a.unit_id)
+        if unit.attempt != a.attempt or not unit.task_token:
+            return
+        a.token = unit.task_token
+        self.attempts.append(a)
+        what = self.behaviour(a)
+        shards = [
+            s
+            for s in store.unit_shards(unit)
+            if s.status is ShardStatus.QUEUED and s.attempt == a.attempt
+        ]
+        if what == "silent":
+            return
+        if what == "fail":
+            report_failure(self.svc.sfn, a.token, ShardFailed.error_name, "exit status 3: boom")
+            self._terminate(a)
+            return
+        todo = shards if what == "succeed" else shards[: len(shards) // 2]
+        for s in todo:
+            self.run_shard(a, s.shard_id, s.end - s.start)
+        if what == "interrupt":
+            store.note_interruption(a.mission_id, a.unit_id, a.attempt)
+            for s in shards[len(todo) :]:
+                store.move_shard(
+                    a.mission_id, s.shard_id, ShardStatus.INTERRUPTED, attempt=a.attempt
+                )
+            store.set_unit(
+                a.mission_id, a.unit_id, a.attempt, {"status": UnitStatus.INTERRUPTED.value}
+            )
+            report_failure(self.svc.sfn, a.token, SpotInterrupted.error_name, "spot notice")
+        else:
+            store.set_unit(
+                a.mission_id, a.unit_id, a.attempt, {"status": UnitStatus.SUCCEEDED.value}
+            )
+            report_success(self.svc.sfn, a.token, {"shards": len(todo)})
+        self._terminate(a)
+
+    def run_shard(self, a: Attempt, shard_id: str, items: int) -> bool:
+        """Claim, 'compute', upload to the attempt's key, commit. False if refused."""
+        store = self.svc.store
+        if not store.move_shard(a.mission_id, shard_id, ShardStatus.RUNNING, attempt=a.attempt):
+            return False
+        key = shard_result_key(a.mission_id, shard_id, a.attempt, ".json")
+        body = json.dumps({"shard": shard_id, "items": items}).encode()
+        self.svc.s3.put_object(Bucket=self.svc.settings.result_bucket, Key=key, Body=body)
+        ok = store.move_shard(
+            a.mission_id,
+            shard_id,
+            ShardStatus.DONE,
+            attempt=a.attempt,
+            fields={"resultKey": key},
+            counters={"shardsDone": 1},
+        )
+        if ok:
+            a.shards_run.append(shard_id)
+        return ok
+
+    def _terminate(self, a: Attempt) -> None:
+        self.svc.ec2.terminate_instances(InstanceIds=[a.instance_id])
+
+
+def first_attempt_only(what: Behaviour) -> Callable[[Attempt], Behaviour]:
+    return lambda a: what if a.attempt == 1 else "succeed"
+
+
+def unit_scripted(plan: dict[tuple[str, int], Behaviour]) -> Callable[[Attempt], Behaviour]:
+    return lambda a: plan.get((a.unit_id, a.attempt), "succeed")
+
+
+def summary(output: str | None) -> dict[str, Any]:
+    return json.loads(output or "{}")

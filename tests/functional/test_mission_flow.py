@@ -1,0 +1,201 @@
+"""The real statemachine.asl.json on the embedded moto, real handlers, simulated nodes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.functional.conftest import (
+    executions,
+    notices,
+    start_manual,
+    upload_sample,
+    wait_execution,
+    wait_for,
+)
+from tests.functional.simnode import NodeSim, first_attempt_only, unit_scripted
+from workflow.local.stack import SOURCE_RULE_NAME, LocalStack
+from workflow.states import ShardStatus
+
+SAMPLE = "".join(f"item-{i}\n" for i in range(120)).encode()
+
+
+def noop_profile(stack: LocalStack, **params: Any) -> None:
+    stack.services.store.put_profile(
+        "default", {"workload": "noop", "heartbeatSeconds": 20, **params}, 0.0
+    )
+
+
+def manual(stack: LocalStack, key: str, **params: Any) -> str:
+    return start_manual(
+        stack,
+        {"input": {"bucket": stack.settings.source_bucket, "key": key}, "params": params},
+    )
+
+
+def mission_of(stack: LocalStack, arn: str) -> dict[str, Any]:
+    sfn = stack.services.sfn
+    history = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+    for event in history:
+        details = event.get("taskSucceededEventDetails")
+        if details and "missionId" in details.get("output", ""):
+            mission_id = json.loads(details["output"])["Payload"]["missionId"]
+            return stack.services.store.get_mission(mission_id)
+    raise AssertionError("no PlanMission output in the history")
+
+
+def test_s3_upload_runs_a_12_shard_mission_on_4_units(stack: LocalStack) -> None:
+    noop_profile(stack, shards=12, maxNodes=4)
+    with NodeSim(stack.services) as nodes:
+        upload_sample(stack, "incoming/sample.txt", SAMPLE)
+        started = wait_for(lambda: executions(stack), 20, "the S3 event to start an execution")
+        desc = wait_execution(stack, started[0]["executionArn"])
+    assert not nodes.errors
+    assert desc["status"] == "SUCCEEDED", desc
+    mission = mission_of(stack, desc["executionArn"])
+    assert (mission["status"], mission["shards"], mission["units"]) == ("SUCCEEDED", 12, 4)
+    assert (mission["shardsDone"], mission["shardsFailed"], mission["retries"]) == (12, 0, 0)
+    assert len(nodes.attempts) == 4
+    result = stack.services.s3.get_object(
+        Bucket=stack.settings.result_bucket,
+        Key=mission["result"].split("/", 3)[3],
+    )
+    assert json.loads(result["Body"].read()) == {"items": 120, "shards": 12}
+    [message] = notices(stack)
+    assert mission["missionId"] in message
+    assert "Shards: 12/12 done, 0 failed" in message
+    assert mission["result"] in message
+
+
+def test_manual_params_override_the_profile(stack: LocalStack) -> None:
+    noop_profile(stack, shards=12, maxNodes=4, topK=5)
+    _upload(stack, "incoming/manual.txt")
+    with NodeSim(stack.services) as nodes:
+        arn = manual(
+            stack,
+            "incoming/manual.txt",
+            shards=6,
+            maxNodes=2,
+            instanceTypes=["c7i.large", "m7i.large"],
+            spotAttempts=1,
+            heartbeatSeconds=15,
+            topK=3,
+        )
+        desc = wait_execution(stack, arn)
+    assert desc["status"] == "SUCCEEDED", desc
+    mission = mission_of(stack, arn)
+    params = mission["params"]
+    assert (params["shards"], params["maxNodes"], params["topK"]) == (6, 2, 3)
+    assert params["instanceTypes"] == ["c7i.large", "m7i.large"]
+    assert (mission["units"], len(nodes.attempts)) == (2, 2)
+
+
+def test_spot_interruption_relaunches_only_unfinished_shards_then_on_demand(
+    stack: LocalStack,
+) -> None:
+    noop_profile(stack, shards=4, maxNodes=1, spotAttempts=1)
+    with NodeSim(stack.services, first_attempt_only("interrupt")) as nodes:
+        _upload(stack, "incoming/spot.txt")
+        arn = manual(stack, "incoming/spot.txt")
+        desc = wait_execution(stack, arn)
+    assert desc["status"] == "SUCCEEDED", desc
+    first, second = nodes.attempts
+    assert (first.attempt, second.attempt) == (1, 2)
+    assert first.instance_lifecycle == "spot"
+    assert second.instance_lifecycle != "spot"  # On-Demand after spotAttempts=1 interruption
+    assert set(first.shards_run).isdisjoint(second.shards_run)
+    assert len(first.shards_run) == 2 and len(second.shards_run) == 2
+    mission = mission_of(stack, arn)
+    assert (mission["shardsDone"], mission["interruptions"], mission["retries"]) == (4, 1, 1)
+
+
+def test_silent_node_times_out_and_its_late_report_is_refused(stack: LocalStack) -> None:
+    noop_profile(stack, shards=2, maxNodes=1, heartbeatSeconds=2)
+    with NodeSim(stack.services, first_attempt_only("silent")) as nodes:
+        _upload(stack, "incoming/silent.txt")
+        arn = manual(stack, "incoming/silent.txt")
+        desc = wait_execution(stack, arn, timeout=90)
+    assert desc["status"] == "SUCCEEDED", desc
+    stale, fresh = nodes.attempts[0], nodes.attempts[-1]
+    assert (stale.attempt, fresh.attempt) == (1, 2)
+    mission = mission_of(stack, arn)
+    # The dead attempt wakes up and reports: every write is refused, nothing is counted.
+    shard = stack.services.store.list_shards(mission["missionId"])[0]
+    assert not nodes.run_shard(stale, shard.shard_id, 999)
+    after = stack.services.store.get_mission(mission["missionId"])
+    assert after["shardsDone"] == 2
+    assert stack.services.store.list_shards(mission["missionId"])[0].result_key == shard.result_key
+
+
+def test_permanent_failure_within_tolerance_is_partial(stack: LocalStack) -> None:
+    noop_profile(stack, shards=4, maxNodes=4, maxFailedShardPercent=25)
+    with NodeSim(stack.services, unit_scripted({("u0001", 1): "fail"})):
+        _upload(stack, "incoming/partial.txt")
+        arn = manual(stack, "incoming/partial.txt")
+        desc = wait_execution(stack, arn)
+    assert desc["status"] == "SUCCEEDED", desc
+    mission = mission_of(stack, arn)
+    assert (mission["status"], mission["shardsDone"], mission["shardsFailed"]) == ("PARTIAL", 3, 1)
+    assert [f["shardId"] for f in mission["failedShards"]] == ["s000001"]
+    assert "Shard.Failed" in mission["failedShards"][0]["error"]
+    shards = {s.shard_id: s.status for s in stack.services.store.list_shards(mission["missionId"])}
+    assert shards["s000001"] is ShardStatus.FAILED
+
+
+def test_permanent_failure_beyond_tolerance_fails_the_mission(stack: LocalStack) -> None:
+    noop_profile(stack, shards=4, maxNodes=4, maxFailedShardPercent=10)
+    with NodeSim(stack.services, unit_scripted({("u0001", 1): "fail"})):
+        _upload(stack, "incoming/failed.txt")
+        arn = manual(stack, "incoming/failed.txt")
+        desc = wait_execution(stack, arn)
+    assert desc["status"] == "FAILED"
+    assert desc["error"] == "Mission.TooManyFailures"
+    assert "s000001" in desc["cause"]
+    [message] = [m for m in notices(stack) if "FAILED" in m]
+    assert "Shards: 3/4 done, 1 failed" in message
+
+
+def test_duplicate_s3_event_starts_one_mission(stack: LocalStack) -> None:
+    noop_profile(stack, shards=2, maxNodes=2)
+    event = _object_created_event(stack, "incoming/dup.txt")
+    with NodeSim(stack.services) as nodes:
+        first = start_manual(stack, event)
+        second = start_manual(stack, event)
+        a, b = wait_execution(stack, first), wait_execution(stack, second)
+    assert a["status"] == b["status"] == "SUCCEEDED"
+    outputs = sorted(json.loads(d.get("output", "{}")).get("duplicate", False) for d in (a, b))
+    assert outputs == [False, True]
+    assert len(nodes.attempts) == 2  # one set of instances
+    missions = list(stack.services.store.scan_missions())
+    assert len(missions) == 1
+
+
+def _upload(stack: LocalStack, key: str) -> None:
+    """Upload without triggering the S3 rule (these tests start the mission by hand)."""
+    events = stack.services.events
+    events.disable_rule(Name=SOURCE_RULE_NAME)
+    try:
+        upload_sample(stack, key, SAMPLE)
+    finally:
+        events.enable_rule(Name=SOURCE_RULE_NAME)
+
+
+def _object_created_event(stack: LocalStack, key: str) -> dict[str, Any]:
+    s3 = stack.services.s3
+    _upload(stack, key)
+    head = s3.head_object(Bucket=stack.settings.source_bucket, Key=key)
+    return {
+        "version": "0",
+        "id": "dup-event",
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "detail": {
+            "bucket": {"name": stack.settings.source_bucket},
+            "object": {
+                "key": key,
+                "size": head["ContentLength"],
+                "etag": head["ETag"].strip('"'),
+                "version-id": head.get("VersionId"),
+            },
+        },
+    }

@@ -1,0 +1,1 @@
+"""lightHPC-SFN mission domain: models, planning, state, persistence, workloads."""

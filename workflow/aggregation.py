@@ -1,0 +1,220 @@
+"""AggregateResults (RsltProc): merge DONE shards, apply the failure tolerance, summarise.
+
+``tblTrans`` is the truth: counts are recomputed from the shard items (not from live
+counters), and only each shard's committed ``resultKey`` is read, so a late upload of a
+superseded attempt can never enter the result.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from workflow.cost import CostBreakdown, PriceList, Usage, estimate
+from workflow.errors import MissionNotFound
+from workflow.keys import final_result_key
+from workflow.params import MissionParams
+from workflow.repository import ShardItem, UnitItem
+from workflow.services import Services
+from workflow.states import MissionStatus, ShardStatus
+from workflow.workloads import load_workload
+from workflow.workloads.base import WorkInputs
+
+MAX_LISTED_FAILURES = 50
+# Modelled per-mission overheads (documented in benchmarks/README.md; measured there).
+PARENT_TRANSITIONS = 7
+LAMBDA_GB = 0.5
+LAMBDA_SECONDS_PER_CALL = 1.0
+
+
+@dataclass(frozen=True)
+class MissionSummary:
+    mission_id: str
+    status: MissionStatus
+    shards: int
+    done: int
+    failed: int
+    failed_shards: tuple[str, ...]
+    retries: int
+    interruptions: int
+    result_uri: str | None
+    duration_seconds: float
+    cost: CostBreakdown
+    cause: str
+    reduce_summary: Mapping[str, Any]
+
+    def subject(self) -> str:
+        return f"lightHPC mission {self.mission_id} {self.status.value}"
+
+    def message(self) -> str:
+        lines = [
+            f"Mission {self.mission_id}: {self.status.value}",
+            f"Shards: {self.done}/{self.shards} done, {self.failed} failed",
+            f"Retries: {self.retries}, Spot interruptions: {self.interruptions}",
+            f"Result: {self.result_uri or 'none'}",
+            f"Duration: {self.duration_seconds:.1f} s",
+            f"Modelled AWS cost: ${self.cost.total:.6f}",
+        ]
+        if self.failed_shards:
+            lines.append("Failed shards: " + ", ".join(self.failed_shards))
+        if self.cause:
+            lines.append(f"Cause: {self.cause}")
+        return "\n".join(lines)
+
+    def as_output(self) -> dict[str, Any]:
+        return {
+            "missionId": self.mission_id,
+            "status": self.status.value,
+            "shards": self.shards,
+            "done": self.done,
+            "failed": self.failed,
+            "failedShards": list(self.failed_shards),
+            "retries": self.retries,
+            "interruptions": self.interruptions,
+            "result": self.result_uri,
+            "durationSeconds": round(self.duration_seconds, 3),
+            "cost": round(self.cost.total, 6),
+            "cause": self.cause or "none",
+            "subject": self.subject(),
+            "message": self.message(),
+        }
+
+
+def decide_status(done: int, failed: int, tolerance_percent: float) -> MissionStatus:
+    """SUCCEEDED with no failure; PARTIAL within tolerance; FAILED beyond it or with no result."""
+    total = done + failed
+    if failed == 0 and done > 0:
+        return MissionStatus.SUCCEEDED
+    if done == 0 or total == 0:
+        return MissionStatus.FAILED
+    return (
+        MissionStatus.PARTIAL
+        if failed * 100.0 <= tolerance_percent * total
+        else MissionStatus.FAILED
+    )
+
+
+def aggregate_mission(
+    mission_id: str, svc: Services, started_at: float | None = None
+) -> MissionSummary:
+    store = svc.store
+    mission = store.get_mission(mission_id)
+    params = MissionParams.model_validate(mission["params"])
+    shards = store.list_shards(mission_id)
+    if not shards:
+        raise MissionNotFound(f"mission {mission_id} has no shards in tblTrans")
+    _fail_unfinished(mission_id, shards, svc)
+    shards = store.list_shards(mission_id)
+    done = [s for s in shards if s.status is ShardStatus.DONE]
+    failed = [s for s in shards if s.status is not ShardStatus.DONE]
+    status = decide_status(len(done), len(failed), params.max_failed_shard_percent)
+    result_uri: str | None = None
+    reduced: Mapping[str, Any] = {}
+    if done:
+        result_uri, reduced = _reduce(mission, params, done, svc)
+    units = store.list_units(mission_id)
+    summary = MissionSummary(
+        mission_id=mission_id,
+        status=status,
+        shards=len(shards),
+        done=len(done),
+        failed=len(failed),
+        failed_shards=tuple(s.shard_id for s in failed[:MAX_LISTED_FAILURES]),
+        retries=sum(max(u.launches - 1, 0) for u in units),
+        interruptions=sum(len(u.interrupted_attempts) for u in units),
+        result_uri=result_uri,
+        duration_seconds=time.time() - (started_at or float(mission["createdAt"])),
+        cost=estimate(mission_usage(shards, units), PriceList()),
+        cause=_cause(failed, params),
+        reduce_summary=reduced,
+    )
+    store.update_mission(mission_id, _mission_fields(summary, failed))
+    return summary
+
+
+def _fail_unfinished(mission_id: str, shards: Sequence[ShardItem], svc: Services) -> None:
+    """Shards still open when the Map ended (e.g. the Map itself failed) count as FAILED."""
+    for s in shards:
+        if s.status not in (ShardStatus.DONE, ShardStatus.FAILED):
+            svc.store.move_shard(
+                mission_id,
+                s.shard_id,
+                ShardStatus.FAILED,
+                attempt=s.attempt,
+                fields={"error": f"unfinished ({s.status.value}) when the work units ended"},
+                counters={"shardsFailed": 1},
+            )
+
+
+def _reduce(
+    mission: Mapping[str, Any], params: MissionParams, done: Sequence[ShardItem], svc: Services
+) -> tuple[str, Mapping[str, Any]]:
+    bucket = svc.settings.result_bucket
+    workload = load_workload(params.workload)
+    ordered = sorted(done, key=lambda s: s.index)
+    suffix = PurePosixPath(str(ordered[0].result_key)).suffix
+    key = final_result_key(str(mission["missionId"]), suffix)
+    with tempfile.TemporaryDirectory(prefix="lighthpc-reduce-") as tmp:
+        root = Path(tmp)
+        files = []
+        for s in ordered:
+            local = root / f"{s.shard_id}{suffix}"
+            svc.s3.download_file(bucket, str(s.result_key), str(local))
+            files.append(local)
+        sample = root / "sample"
+        src = mission["sample"]
+        extra = {"VersionId": src["versionId"]} if src.get("versionId") else None
+        svc.s3.download_file(src["bucket"], src["key"], str(sample), ExtraArgs=extra)
+        out = root / f"result{suffix}"
+        reduced = workload.reduce(
+            files, out, WorkInputs(sample=sample, options=params.workload_options())
+        )
+        svc.s3.upload_file(str(out), bucket, key)
+    return f"s3://{bucket}/{key}", dict(reduced)
+
+
+def mission_usage(shards: Sequence[ShardItem], units: Sequence[UnitItem]) -> Usage:
+    """Modelled consumption from the recorded launches (see benchmarks for measured figures)."""
+    launches = sum(u.launches for u in units)
+    transitions = PARENT_TRANSITIONS + sum(2 * max(u.launches, 1) for u in units)
+    invocations = 2 + launches + sum(1 for u in units if u.status.value == "FAILED")
+    return Usage(
+        state_transitions=transitions,
+        lambda_invocations=invocations,
+        lambda_gb_seconds=invocations * LAMBDA_GB * LAMBDA_SECONDS_PER_CALL,
+        ddb_writes=4 * len(shards) + 4 * launches,
+        ddb_reads=2 * len(shards) + 2 * launches,
+    )
+
+
+def _cause(failed: Sequence[ShardItem], params: MissionParams) -> str:
+    if not failed:
+        return ""
+    first = failed[0]
+    return (
+        f"{len(failed)} shard(s) failed (tolerance {params.max_failed_shard_percent}%); "
+        f"first: {first.shard_id}: {first.error or first.status.value}"
+    )
+
+
+def _mission_fields(summary: MissionSummary, failed: Sequence[ShardItem]) -> dict[str, Any]:
+    return {
+        "status": summary.status.value,
+        "shardsDone": summary.done,
+        "shardsFailed": summary.failed,
+        "failedShards": [
+            {"shardId": s.shard_id, "error": (s.error or s.status.value)[:500]}
+            for s in failed[:MAX_LISTED_FAILURES]
+        ],
+        "retries": summary.retries,
+        "interruptions": summary.interruptions,
+        "result": summary.result_uri,
+        "reduce": dict(summary.reduce_summary),
+        "durationSeconds": round(summary.duration_seconds, 3),
+        "cost": round(summary.cost.total, 6),
+        "finishedAt": time.time(),
+    }

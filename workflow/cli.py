@@ -1,0 +1,182 @@
+"""``lighthpc``: run missions locally, and watch or start them on a deployed stack.
+
+Exit codes: 0 success, 1 the mission (or request) failed, 2 bad usage or input.
+Errors are one readable line on stderr: ``lighthpc: <Error.Name>: <what and why>``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+from rich.console import Console
+
+from workflow.errors import LightHpcError, MissionInvalidInput
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+err_console = Console(stderr=True)
+out_console = Console()
+
+
+def fail(error: str, message: str, code: int = EXIT_USAGE) -> NoReturn:
+    err_console.print(f"lighthpc: {error}: {message}", markup=False, highlight=False)
+    sys.exit(code)
+
+
+def parse_param_options(items: Sequence[str]) -> dict[str, Any]:
+    """``k=v`` pairs; ``v`` is JSON when it parses (numbers, lists), else a plain string."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise MissionInvalidInput(f"--param needs key=value, got {item!r}")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM cleans up like Ctrl-C (no orphan emulator or node processes)."""
+
+    def raise_interrupt(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="lighthpc-sfn")
+def main() -> None:
+    """lightHPC-SFN: event-driven HPC missions on Step Functions and EC2 Spot."""
+
+
+@main.group()
+def local() -> None:
+    """Run missions on this machine: embedded AWS emulator + real node processes."""
+
+
+@local.command("run")
+@click.argument("sample", type=click.Path(path_type=Path))
+@click.option("--workload", default="molsim", show_default=True, help="Workload name.")
+@click.option("--library", type=click.Path(path_type=Path), help="Reference library (.smi).")
+@click.option("--param", "params", multiple=True, metavar="K=V", help="Mission param (repeat).")
+@click.option("--workers", default=2, show_default=True, type=int, help="Local nodes at once.")
+@click.option("--out", type=click.Path(path_type=Path), help="Result directory.")
+@click.option("--chaos", default=None, metavar="SPEC", help="e.g. interrupt=0.3,kill=1,dup=1")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
+def local_run(
+    sample: Path,
+    workload: str,
+    library: Path | None,
+    params: tuple[str, ...],
+    workers: int,
+    out: Path | None,
+    chaos: str | None,
+    as_json: bool,
+) -> None:
+    """Upload SAMPLE to the local source bucket and run the mission it starts."""
+    from workflow.local.chaos import parse_chaos
+    from workflow.local.run_command import run_local
+    from workflow.local.session import MissionRequestLocal
+
+    try:
+        request = MissionRequestLocal(
+            sample=sample,
+            workload=workload,
+            library=library,
+            params=parse_param_options(params),
+            workers=workers,
+            chaos=parse_chaos(chaos),
+        )
+        request.validate()
+    except LightHpcError as exc:
+        fail(type(exc).__name__, str(exc))
+    try:
+        with sigterm_as_interrupt():
+            code = run_local(request, out, as_json=as_json, console=out_console, err=err_console)
+    except KeyboardInterrupt:
+        err_console.print("lighthpc: interrupted; emulator and nodes stopped")
+        sys.exit(130)
+    except LightHpcError as exc:
+        fail(type(exc).__name__, str(exc), EXIT_FAILED)
+    sys.exit(code)
+
+
+@local.command("up")
+@click.option("--workers", default=2, show_default=True, type=int, help="Local nodes at once.")
+def local_up(workers: int) -> None:
+    """Run the emulator and node pool until Ctrl-C; drive it with the stock AWS CLI."""
+    from workflow.local.session import LocalSession
+
+    try:
+        with sigterm_as_interrupt(), LocalSession(workers=workers) as session:
+            stack = session.stack
+            assert stack is not None
+            endpoint = session.cloud.endpoint_url
+            out_console.print(f"[bold]lightHPC local stack is up[/] at {endpoint}")
+            out_console.print(
+                f"  export AWS_ENDPOINT_URL={endpoint} AWS_DEFAULT_REGION={session.cloud.region} "
+                "AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing",
+                markup=False,
+            )
+            out_console.print(f"  source bucket : s3://{stack.settings.source_bucket}/incoming/")
+            out_console.print(f"  state machine : {stack.state_machine_arn}", markup=False)
+            out_console.print("  Ctrl-C to stop (everything started here stops with it)")
+            while True:
+                time.sleep(1)
+    except KeyboardInterrupt:
+        err_console.print("lighthpc: stopped; emulator and nodes shut down")
+
+
+@main.command("show")
+@click.argument("execution_arn")
+@click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL", help="e.g. the `local up` endpoint.")
+@click.option("--svg", "svg", type=click.Path(path_type=Path), help="Write the graph as SVG.")
+def show(execution_arn: str, endpoint_url: str | None, svg: Path | None) -> None:
+    """Render an execution's state graph with per-state status."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from workflow.views import dot_source, execution_table, state_graph, state_runs
+
+    try:
+        sfn = boto3.client("stepfunctions", endpoint_url=endpoint_url)
+        events = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+        machine = sfn.describe_state_machine_for_execution(executionArn=execution_arn)
+    except (BotoCoreError, ClientError) as exc:
+        fail("Show.Unavailable", str(exc), EXIT_FAILED)
+    definition = json.loads(machine["definition"])
+    runs = state_runs(events)
+    out_console.print(state_graph(definition, runs))
+    out_console.print(execution_table(runs, list(runs)))
+    if svg is not None:
+        write_svg(dot_source(definition, runs), svg)
+
+
+def write_svg(dot: str, target: Path) -> None:
+    exe = shutil.which("dot")
+    if exe is None:
+        fail("Show.NoGraphviz", "Graphviz 'dot' is not installed; install graphviz for --svg")
+    svg = subprocess.run([exe, "-Tsvg"], input=dot.encode(), capture_output=True, check=True)
+    target.write_bytes(svg.stdout)
+    out_console.print(f"graph written to {target}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,102 @@
+"""Named errors of lightHPC-SFN.
+
+The class *names* are the `Error` strings that Step Functions `Retry`/`Catch` match on:
+the Lambda runtime reports ``type(exc).__name__`` as ``errorType``, so each class carries
+its dotted API name (``Mission.InvalidInput``) as ``__name__``. Treat them as an API.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class LightHpcError(Exception):
+    """Base of every error this project raises on purpose."""
+
+    error_name: ClassVar[str] = "LightHpc.Error"
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        # The Lambda runtime reports type(exc).__name__ as errorType: make it the API name.
+        cls.__name__ = cls.error_name
+        cls.__qualname__ = cls.error_name
+
+    @property
+    def cause(self) -> str:
+        return str(self)
+
+
+class MissionInvalidInput(LightHpcError):
+    """The execution input, the params or the sample file cannot be accepted."""
+
+    error_name = "Mission.InvalidInput"
+
+
+class MissionDuplicate(LightHpcError):
+    """The same sample version already started a mission."""
+
+    error_name = "Mission.Duplicate"
+
+
+class MissionNotFound(LightHpcError):
+    error_name = "Mission.NotFound"
+
+
+class MissionTooManyFailures(LightHpcError):
+    """More shards failed than ``maxFailedShardPercent`` tolerates."""
+
+    error_name = "Mission.TooManyFailures"
+
+
+class ProfileInvalid(LightHpcError):
+    error_name = "Profile.Invalid"
+
+
+class ProfileNotFound(LightHpcError):
+    error_name = "Profile.NotFound"
+
+
+class SpotInterrupted(LightHpcError):
+    """The node received a Spot interruption notice (or a rebalance recommendation)."""
+
+    error_name = "Spot.Interrupted"
+
+
+class NodeLost(LightHpcError):
+    """The node disappeared without reporting (terminated, stopped, crashed)."""
+
+    error_name = "Node.Lost"
+
+
+class NodeCapacity(LightHpcError):
+    """EC2 could not provide capacity right now: transient, retried with back-off."""
+
+    error_name = "Node.Capacity"
+
+
+class ShardFailed(LightHpcError):
+    """A shard failed deterministically: retrying would fail again."""
+
+    error_name = "Shard.Failed"
+
+
+class AttemptSuperseded(LightHpcError):
+    """A report or write from an attempt that is no longer current; refused."""
+
+    error_name = "Attempt.Superseded"
+
+
+class TransitionRefused(LightHpcError):
+    """A status change that the transaction state machine does not allow."""
+
+    error_name = "Trans.TransitionRefused"
+
+
+class AslInvalid(LightHpcError):
+    """The state machine definition or its substitutions are not consistent."""
+
+    error_name = "Asl.Invalid"
+
+
+class WorkloadNotFound(LightHpcError):
+    error_name = "Workload.NotFound"

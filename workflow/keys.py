@@ -1,0 +1,31 @@
+"""S3 object keys of a mission, in one place (nodes, handlers and the CLI agree on them).
+
+Shard results and checkpoints are attempt-specific: a superseded attempt can never overwrite
+what a later attempt committed; only the ``resultKey`` recorded in ``tblTrans`` counts.
+"""
+
+from __future__ import annotations
+
+
+def mission_prefix(mission_id: str) -> str:
+    return f"missions/{mission_id}/"
+
+
+def manifest_key(mission_id: str) -> str:
+    return f"{mission_prefix(mission_id)}manifest.json"
+
+
+def shard_result_key(mission_id: str, shard_id: str, attempt: int, suffix: str) -> str:
+    return f"{mission_prefix(mission_id)}shards/{shard_id}/attempt-{attempt:03d}{suffix}"
+
+
+def checkpoint_prefix(mission_id: str, shard_id: str) -> str:
+    return f"{mission_prefix(mission_id)}checkpoints/{shard_id}/"
+
+
+def checkpoint_key(mission_id: str, shard_id: str, attempt: int) -> str:
+    return f"{checkpoint_prefix(mission_id, shard_id)}attempt-{attempt:03d}.ckpt"
+
+
+def final_result_key(mission_id: str, suffix: str) -> str:
+    return f"{mission_prefix(mission_id)}result{suffix}"

@@ -1,0 +1,131 @@
+"""LaunchNode and RecordUnitFailure: one attempt of one work unit.
+
+``launch_unit`` makes the attempt current (storing its task token in DynamoDB), re-queues only
+the shards not yet DONE, and starts one node: Spot until the unit has been interrupted
+``spotAttempts`` times, then On-Demand.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from workflow.ec2_launcher import LaunchRequest, launch_node, terminate
+from workflow.errors import MissionInvalidInput
+from workflow.params import MissionParams
+from workflow.services import Services
+from workflow.states import ShardStatus, UnitStatus
+from workflow.tokens import report_success
+
+
+@dataclass(frozen=True)
+class LaunchCommand:
+    mission_id: str
+    unit_id: str
+    attempt: int
+    task_token: str
+
+    @classmethod
+    def parse(cls, payload: Mapping[str, Any]) -> LaunchCommand:
+        try:
+            return cls(
+                mission_id=str(payload["missionId"]),
+                unit_id=str(payload["unitId"]),
+                attempt=int(payload.get("retryCount", 0)) + 1,
+                task_token=str(payload["taskToken"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MissionInvalidInput(f"launch payload is missing or malformed: {exc}") from exc
+
+
+def choose_capacity(interruptions: int, spot_attempts: int) -> str:
+    """Spot until ``spot_attempts`` interruptions happened, then On-Demand."""
+    return "on-demand" if interruptions >= spot_attempts else "spot"
+
+
+def launch_unit(cmd: LaunchCommand, svc: Services) -> dict[str, Any]:
+    store = svc.store
+    mission = store.get_mission(cmd.mission_id)
+    params = MissionParams.model_validate(mission["params"])
+    before = store.get_unit(cmd.mission_id, cmd.unit_id)
+    capacity = choose_capacity(len(before.interrupted_attempts), params.spot_attempts)
+    unit, queued = store.begin_attempt(
+        cmd.mission_id, cmd.unit_id, cmd.attempt, cmd.task_token, capacity
+    )
+    if cmd.attempt > 1:
+        store.add_counters(cmd.mission_id, {"relaunches": 1})
+    if not queued:
+        # Every shard is already DONE (a previous node finished but its report was lost).
+        store.set_unit(cmd.mission_id, cmd.unit_id, cmd.attempt, {"status": "SUCCEEDED"})
+        report_success(svc.sfn, cmd.task_token, {"unitId": cmd.unit_id, "alreadyDone": True})
+        return {"unitId": cmd.unit_id, "attempt": cmd.attempt, "launched": False}
+    node = launch_node(
+        svc.ec2,
+        LaunchRequest(
+            mission_id=cmd.mission_id,
+            unit_id=cmd.unit_id,
+            attempt=cmd.attempt,
+            capacity="spot" if capacity == "spot" else "on-demand",
+            instance_types=params.instance_types,
+            launch_template=svc.settings.launch_template,
+            subnet_ids=svc.settings.subnet_ids,
+        ),
+    )
+    if not store.set_unit(
+        cmd.mission_id,
+        cmd.unit_id,
+        cmd.attempt,
+        {"instanceId": node.instance_id, "instanceType": node.instance_type},
+    ):
+        terminate(svc.ec2, [node.instance_id])  # superseded while launching: no orphan
+    return {
+        "unitId": unit.unit_id,
+        "attempt": cmd.attempt,
+        "instanceId": node.instance_id,
+        "capacity": capacity,
+        "shards": len(queued),
+    }
+
+
+def record_unit_failure(payload: Mapping[str, Any], svc: Services) -> dict[str, Any]:
+    """Mark the unit's unfinished shards FAILED with the cause; terminate its node if any."""
+    mission_id = str(payload["missionId"])
+    unit_id = str(payload["unitId"])
+    error = payload.get("error") or {}
+    cause = _cause_text(error)
+    store = svc.store
+    unit = store.get_unit(mission_id, unit_id)
+    failed = 0
+    for shard in store.unit_shards(unit):
+        if shard.status in (ShardStatus.DONE, ShardStatus.FAILED):
+            continue
+        if store.move_shard(
+            mission_id,
+            shard.shard_id,
+            ShardStatus.FAILED,
+            attempt=shard.attempt,
+            fields={"error": cause},
+            counters={"shardsFailed": 1},
+        ):
+            failed += 1
+    store.set_unit(
+        mission_id, unit_id, unit.attempt, {"status": UnitStatus.FAILED.value, "error": cause}
+    )
+    if unit.instance_id:
+        terminate(svc.ec2, [unit.instance_id])
+    return {"unitId": unit_id, "failedShards": failed}
+
+
+def _cause_text(error: Mapping[str, Any]) -> str:
+    name = str(error.get("Error", "Unknown"))
+    cause = error.get("Cause")
+    if isinstance(cause, str):
+        try:
+            parsed = json.loads(cause)
+        except json.JSONDecodeError:
+            parsed = None
+        if isinstance(parsed, Mapping) and "errorMessage" in parsed:
+            cause = parsed["errorMessage"]
+    return f"{name}: {cause}" if cause else name

@@ -1,0 +1,345 @@
+"""The local EC2 pool: one real ``lighthpc-node`` process per instance the workflow launches.
+
+A watcher thread polls the emulator's EC2 for running instances tagged with our mission tag
+and starts the node agent for each, exactly as an instance's user data would on AWS: with
+``AWS_ENDPOINT_URL`` at the emulator, dummy credentials, the deployment's ``Settings`` and
+``AWS_EC2_METADATA_SERVICE_ENDPOINT`` at that instance's own IMDSv2 emulator. The pool keeps a
+handle per instance so tests and chaos tooling can interrupt (Spot notice), kill (SIGKILL, no
+report), pause or list nodes. When a node process ends, its instance is terminated in the
+emulator; ``close()`` leaves no process behind (it kills whole process trees).
+
+Slots are bounded: a node gets ``min(slots_per_node or CPUs, free slots)`` and an instance
+waits for a free slot when the host is full, like a Spot request waiting for capacity.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, Protocol
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from node_agent import proctree
+from node_agent.config import ENV_CACHE_DIR, ENV_MAX_SLOTS, ENV_SLOTS, ENV_WORK_DIR
+from node_agent.identity import ENV_IMDS_ENDPOINT
+from workflow.ec2_launcher import TAG_ATTEMPT, TAG_MISSION, TAG_UNIT
+from workflow.local.imds import ImdsEmulator
+from workflow.services import Services
+from workflow.settings import Settings
+
+LOGGER = logging.getLogger(__name__)
+
+DUMMY_CREDENTIAL: Final = "testing"
+NODE_COMMAND: Final = (sys.executable, "-m", "node_agent.main")
+_LIVE_STATES: Final = ("pending", "running")
+
+
+class CloudEndpoint(Protocol):
+    """What the pool needs from ``EmbeddedCloud``."""
+
+    @property
+    def endpoint_url(self) -> str: ...
+
+    @property
+    def region(self) -> str: ...
+
+
+@dataclass
+class NodeHandle:
+    """One local instance and the node agent process serving it."""
+
+    instance_id: str
+    mission_id: str
+    unit_id: str
+    attempt: int
+    slots: int
+    process: subprocess.Popen[bytes]
+    imds: ImdsEmulator
+    log_path: Path
+    started_at: float = field(default_factory=time.monotonic)
+    finished: bool = False
+    killed_pids: list[int] = field(default_factory=list)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self.process.poll()
+
+    @property
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+
+def _endpoint(cloud: CloudEndpoint | Services) -> tuple[str, str, Any]:
+    """(endpoint URL, region, EC2 client) from a cloud or from services built for it."""
+    if isinstance(cloud, Services):
+        meta = cloud.ec2.meta
+        return str(meta.endpoint_url), str(meta.region_name), cloud.ec2
+    import boto3
+
+    session = boto3.session.Session(
+        aws_access_key_id=DUMMY_CREDENTIAL,
+        aws_secret_access_key=DUMMY_CREDENTIAL,
+        region_name=cloud.region,
+    )
+    return cloud.endpoint_url, cloud.region, session.client("ec2", endpoint_url=cloud.endpoint_url)
+
+
+class LocalNodePool:
+    """Runs a node agent subprocess per tagged instance in the embedded cloud."""
+
+    def __init__(
+        self,
+        cloud: CloudEndpoint | Services,
+        settings: Settings,
+        slots_per_node: int | None = None,
+        env: Mapping[str, str] | None = None,
+        *,
+        log_dir: Path,
+        total_slots: int | None = None,
+        poll_seconds: float = 0.2,
+        tags_in_metadata: bool = True,
+    ) -> None:
+        self.endpoint_url, self.region, self._ec2 = _endpoint(cloud)
+        self.settings = settings
+        self.slots_per_node = slots_per_node
+        self.total_slots = total_slots or os.cpu_count() or 1
+        self.env = dict(env or {})
+        self.log_dir = Path(log_dir)
+        self.work_root = self.log_dir / "work"
+        self.poll_seconds = poll_seconds
+        self.tags_in_metadata = tags_in_metadata
+        self.errors: list[BaseException] = []
+        self._lock = threading.RLock()
+        self._handles: dict[str, NodeHandle] = {}
+        self._waiting: dict[str, dict[str, Any]] = {}
+        self._seen: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="local-node-pool", daemon=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+
+    # ---- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> LocalNodePool:
+        self._thread.start()
+        return self
+
+    def __enter__(self) -> LocalNodePool:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop watching, kill every node's process tree, terminate their instances."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        with self._lock:
+            handles = list(self._handles.values())
+            waiting = list(self._waiting)
+            self._waiting.clear()
+        for handle in handles:
+            if handle.running:
+                handle.killed_pids.extend(proctree.kill_tree(handle.pid))
+            self._reap(handle)
+        self._terminate(waiting)
+
+    # ---- queries and chaos ---------------------------------------------------------------
+
+    def nodes(
+        self, *, mission_id: str | None = None, running_only: bool = False
+    ) -> list[NodeHandle]:
+        with self._lock:
+            handles = list(self._handles.values())
+        return [
+            h
+            for h in handles
+            if (mission_id is None or h.mission_id == mission_id)
+            and (not running_only or h.running)
+        ]
+
+    def node(self, instance_id: str) -> NodeHandle:
+        with self._lock:
+            return self._handles[instance_id]
+
+    def interrupt(self, instance_id: str, *, rebalance: bool = False) -> None:
+        """Post a Spot notice (or a rebalance recommendation) in the node's IMDS."""
+        imds = self.node(instance_id).imds
+        if rebalance:
+            imds.inject_rebalance()
+        else:
+            imds.inject_interruption()
+
+    def kill(self, instance_id: str) -> list[int]:
+        """SIGKILL the node's whole process tree: it vanishes without a report."""
+        handle = self.node(instance_id)
+        pids = proctree.kill_tree(handle.pid)
+        handle.killed_pids.extend(pids)
+        handle.process.wait()
+        return pids
+
+    def pause(self, instance_id: str, *, include_agent: bool = True) -> list[int]:
+        """SIGSTOP the node's tree: a frozen node (no heartbeat, no progress). With
+        ``include_agent=False`` only its workers freeze, so the agent still sees notices."""
+        root = self.node(instance_id).pid
+        pids = [*([root] if include_agent else []), *proctree.descendants(root)]
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        return pids
+
+    def resume(self, instance_id: str) -> None:
+        root = self.node(instance_id).pid
+        for pid in [root, *proctree.descendants(root)]:
+            os.kill(pid, signal.SIGCONT)
+
+    def wait(self, instance_id: str, timeout: float) -> int:
+        """The node process's exit status (``subprocess.TimeoutExpired`` after ``timeout``)."""
+        return self.node(instance_id).process.wait(timeout=timeout)
+
+    # ---- the watcher ---------------------------------------------------------------------
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._discover()
+                self._reap_finished()
+                self._launch_waiting()
+            except (ClientError, BotoCoreError, OSError) as exc:
+                LOGGER.warning("local node pool: %s", exc)
+                self.errors.append(exc)
+            self._stop.wait(self.poll_seconds)
+
+    def _discover(self) -> None:
+        paginator = self._ec2.get_paginator("describe_instances")
+        for page in paginator.paginate(
+            Filters=[
+                {"Name": "tag-key", "Values": [TAG_MISSION]},
+                {"Name": "instance-state-name", "Values": list(_LIVE_STATES)},
+            ]
+        ):
+            for reservation in page.get("Reservations", []):
+                for instance in reservation.get("Instances", []):
+                    iid = str(instance["InstanceId"])
+                    with self._lock:
+                        if iid not in self._seen:
+                            self._seen.add(iid)
+                            self._waiting[iid] = instance
+
+    def _free_slots(self) -> int:
+        used = sum(h.slots for h in self._handles.values() if not h.finished)
+        return self.total_slots - used
+
+    def _launch_waiting(self) -> None:
+        with self._lock:
+            for iid, instance in list(self._waiting.items()):
+                granted = min(self.slots_per_node or os.cpu_count() or 1, self._free_slots())
+                if granted < 1:
+                    return
+                del self._waiting[iid]
+                self._handles[iid] = self._spawn(instance, granted)
+
+    def _spawn(self, instance: Mapping[str, Any], slots: int) -> NodeHandle:
+        iid = str(instance["InstanceId"])
+        tags = {str(t["Key"]): str(t["Value"]) for t in instance.get("Tags", [])}
+        imds = ImdsEmulator(
+            iid,
+            instance_type=str(instance.get("InstanceType", "c6i.large")),
+            tags=tags,
+            life_cycle=str(instance.get("InstanceLifecycle") or "on-demand"),
+            availability_zone=str(instance.get("Placement", {}).get("AvailabilityZone", "")),
+            tags_in_metadata=self.tags_in_metadata,
+        )
+        log_path = self.log_dir / f"{iid}.log"
+        with log_path.open("ab") as sink:
+            process = subprocess.Popen(
+                NODE_COMMAND,
+                env=self._node_env(imds, slots, iid),
+                cwd=self.log_dir,
+                stdin=subprocess.DEVNULL,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: kill() takes it all
+            )
+        attempt = tags.get(TAG_ATTEMPT, "0")
+        LOGGER.info("local node %s started (pid %s, %s slots)", iid, process.pid, slots)
+        return NodeHandle(
+            instance_id=iid,
+            mission_id=tags.get(TAG_MISSION, ""),
+            unit_id=tags.get(TAG_UNIT, ""),
+            attempt=int(attempt) if attempt.isdigit() else 0,
+            slots=slots,
+            process=process,
+            imds=imds,
+            log_path=log_path,
+        )
+
+    def _node_env(self, imds: ImdsEmulator, slots: int, instance_id: str) -> dict[str, str]:
+        # Nothing of the caller's real AWS configuration may leak into a node.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(
+            {
+                "AWS_ENDPOINT_URL": self.endpoint_url,
+                "AWS_DEFAULT_REGION": self.region,
+                "AWS_REGION": self.region,
+                "AWS_ACCESS_KEY_ID": DUMMY_CREDENTIAL,
+                "AWS_SECRET_ACCESS_KEY": DUMMY_CREDENTIAL,
+                ENV_IMDS_ENDPOINT: imds.endpoint,
+                ENV_MAX_SLOTS: str(slots),
+                ENV_WORK_DIR: str(self.work_root / instance_id),
+                ENV_CACHE_DIR: str(self.work_root / "cache"),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        if self.slots_per_node:
+            env[ENV_SLOTS] = str(self.slots_per_node)
+        env.update(self.settings.as_env())
+        env.update(self.env)
+        return env
+
+    def _reap_finished(self) -> None:
+        with self._lock:
+            ended = [h for h in self._handles.values() if not h.finished and not h.running]
+        for handle in ended:
+            self._reap(handle)
+
+    def _reap(self, handle: NodeHandle) -> None:
+        """After the agent exits: no stray worker, IMDS closed, instance terminated."""
+        handle.process.wait()
+        for pid in proctree.group_members(handle.pid):
+            handle.killed_pids.extend(proctree.kill_tree(pid))
+        with self._lock:
+            if handle.finished:
+                return
+            handle.finished = True
+        handle.imds.close()
+        self._terminate([handle.instance_id])
+        LOGGER.info(
+            "local node %s ended with status %s", handle.instance_id, handle.process.returncode
+        )
+
+    def _terminate(self, instance_ids: list[str]) -> None:
+        if not instance_ids:
+            return
+        try:
+            self._ec2.terminate_instances(InstanceIds=instance_ids)
+        except (ClientError, BotoCoreError) as exc:
+            LOGGER.warning("could not terminate %s: %s", ", ".join(instance_ids), exc)

@@ -1,0 +1,165 @@
+"""``lighthpc local run``: one mission on the local stack, with live progress and a summary."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from workflow.asl import state_names
+from workflow.local.session import LocalSession, MissionRequestLocal
+from workflow.local.session import Progress as Snapshot
+from workflow.views import execution_table, state_runs, summary_table, units_table
+
+EXIT_OK, EXIT_FAILED = 0, 1
+DEFAULT_OUT = Path("lighthpc-out")
+
+
+def run_local(
+    request: MissionRequestLocal, out: Path | None, *, as_json: bool, console: Console, err: Console
+) -> int:
+    started = time.monotonic()
+    with LocalSession(workers=request.workers) as session:
+        first, key = _start(session, request)
+        arn = session.owning_execution(first)
+        desc = _watch(session, arn, err)
+        mission_id = session.mission_id(arn)
+        if mission_id is None:
+            cause = desc.get("cause") or desc.get("error") or "no mission was planned"
+            err.print(f"lighthpc: {desc.get('error', 'Mission.Failed')}: {cause}", markup=False)
+            return EXIT_FAILED
+        mission = session.services.store.get_mission(mission_id)
+        wall = time.monotonic() - started
+        target = (out or DEFAULT_OUT / mission_id).resolve()
+        result = session.download_result(mission, target)
+        report = _report(session, mission=mission, desc=desc, wall=wall, result=result, key=key)
+        (target / "summary.json").parent.mkdir(parents=True, exist_ok=True)
+        (target / "summary.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+        if as_json:
+            console.print_json(data=report)
+        else:
+            _print(console, session, mission=mission, desc=desc, wall=wall, report=report)
+        return EXIT_OK if mission["status"] in {"SUCCEEDED", "PARTIAL"} else EXIT_FAILED
+
+
+def _start(session: LocalSession, request: MissionRequestLocal) -> tuple[str, str]:
+    profile = request.profile()
+    if request.library is not None:
+        profile["library"] = session.upload_library(request.library)
+    store = session.services.store
+    store.put_profile(session.services.settings.default_profile, profile, time.time())
+    if request.params:
+        key = session.upload_sample(request.sample, trigger=False)
+        arn = session.start_manual(key, request.params)
+    else:
+        key = session.upload_sample(request.sample, trigger=True)
+        arn = session.wait_first_execution()
+    if request.chaos.active:
+        session.start_chaos(request.chaos)
+        for _ in range(request.chaos.dup):
+            session.redeliver_upload_event(key)
+    return arn, key
+
+
+def _watch(session: LocalSession, arn: str, err: Console) -> dict[str, Any]:
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn(
+            "shards · nodes {task.fields[nodes]} · retries {task.fields[retries]} · "
+            "interruptions {task.fields[interruptions]}"
+        ),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task("mission", total=None, nodes=0, retries=0, interruptions=0)
+
+        def tick(p: Snapshot) -> None:
+            bar.update(
+                task,
+                total=p.shards or None,
+                completed=p.done + p.failed,
+                nodes=p.nodes,
+                retries=p.retries,
+                interruptions=p.interruptions,
+            )
+
+        return session.wait(arn, tick)
+
+
+def _report(
+    session: LocalSession,
+    *,
+    mission: dict[str, Any],
+    desc: dict[str, Any],
+    wall: float,
+    result: Path | None,
+    key: str,
+) -> dict[str, Any]:
+    executions = session.executions()
+    monkey = session.monkey
+    return {
+        "missionId": mission["missionId"],
+        "status": mission["status"],
+        "execution": desc["executionArn"],
+        "executionStatus": desc["status"],
+        "sample": key,
+        "shards": mission.get("shards"),
+        "shardsDone": mission.get("shardsDone"),
+        "shardsFailed": mission.get("shardsFailed"),
+        "failedShards": mission.get("failedShards", []),
+        "units": mission.get("units"),
+        "retries": mission.get("retries", 0),
+        "interruptions": mission.get("interruptions", 0),
+        "invalidSampleLines": mission.get("invalidSampleLines", []),
+        "wallSeconds": round(wall, 2),
+        "modelledCostUsd": mission.get("cost"),
+        "result": str(result) if result else None,
+        "executions": len(executions),
+        "duplicatesIgnored": len(executions) - 1,
+        "chaos": {
+            "interrupted": len(monkey.log.interrupted) if monkey else 0,
+            "killed": len(monkey.log.killed) if monkey else 0,
+        },
+    }
+
+
+def _print(
+    console: Console,
+    session: LocalSession,
+    *,
+    mission: dict[str, Any],
+    desc: dict[str, Any],
+    wall: float,
+    report: dict[str, Any],
+) -> None:
+    store = session.services.store
+    history = session.services.sfn.get_execution_history(
+        executionArn=desc["executionArn"], maxResults=1000
+    )["events"]
+    definition = json.loads(
+        session.services.sfn.describe_state_machine_for_execution(
+            executionArn=desc["executionArn"]
+        )["definition"]
+    )
+    shards = store.list_shards(mission["missionId"])
+    counts: dict[str, tuple[int, int]] = {}
+    for s in shards:
+        done, total = counts.get(s.unit_id, (0, 0))
+        counts[s.unit_id] = (done + (s.status.value == "DONE"), total + 1)
+    console.print(summary_table(mission, wall))
+    console.print(execution_table(state_runs(history), state_names(definition)))
+    console.print(units_table(store.list_units(mission["missionId"]), counts))
+    chaos = report["chaos"]
+    if chaos["interrupted"] or chaos["killed"] or report["duplicatesIgnored"]:
+        console.print(
+            f"Chaos: {chaos['interrupted']} node(s) interrupted, {chaos['killed']} killed, "
+            f"{report['duplicatesIgnored']} duplicate execution(s) ignored"
+        )
+    if report["result"]:
+        console.print(f"Result: {report['result']}")

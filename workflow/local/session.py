@@ -1,0 +1,290 @@
+"""A local mission from start to finish: emulator + stack + node pool, then cleanly nothing.
+
+``LocalSession`` owns every resource it starts (moto server thread, node processes, IMDS
+emulators) and releases all of them on exit, whatever the exit path (success, failure,
+Ctrl-C), so no port or process outlives it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+from workflow.errors import LightHpcError, MissionInvalidInput
+from workflow.local.chaos import ChaosMonkey, ChaosSpec
+from workflow.local.emulator import EmbeddedCloud
+from workflow.local.pool import LocalNodePool
+from workflow.local.stack import SOURCE_RULE_NAME, LocalStack, deploy
+from workflow.params import parse_params
+
+METRICS_DISABLED_ENV = "POWERTOOLS_METRICS_DISABLED"
+TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
+LOCAL_DEFAULTS: Mapping[str, Any] = {"heartbeatSeconds": 10, "shards": 8}
+SAMPLE_PREFIX = "incoming/"
+LIBRARY_PREFIX = "libraries/"
+
+
+class LocalRunError(LightHpcError):
+    error_name = "Local.RunError"
+
+
+@dataclass
+class MissionRequestLocal:
+    """What ``lighthpc local run`` was asked to do (validated before anything starts)."""
+
+    sample: Path
+    workload: str = "molsim"
+    library: Path | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    workers: int = 2
+    chaos: ChaosSpec = field(default_factory=ChaosSpec)
+
+    def validate(self) -> None:
+        if not self.sample.is_file():
+            raise MissionInvalidInput(f"sample file not found: {self.sample}")
+        if self.library is not None and not self.library.is_file():
+            raise MissionInvalidInput(f"library file not found: {self.library}")
+        if self.workers < 1:
+            raise MissionInvalidInput(f"--workers must be >= 1, got {self.workers}")
+        parse_params(self.profile(), self.params)  # the same validation PlanMission applies
+
+    def profile(self) -> dict[str, Any]:
+        return {**LOCAL_DEFAULTS, "workload": self.workload, "maxNodes": self.workers}
+
+
+@dataclass
+class Progress:
+    shards: int
+    done: int
+    failed: int
+    nodes: int
+    retries: int
+    interruptions: int
+    status: str
+
+
+class LocalSession:
+    """Emulator, stack and node pool; a context manager that always cleans up."""
+
+    def __init__(self, *, workers: int = 2, log_dir: Path | None = None) -> None:
+        self.workers = workers
+        self._own_log_dir = log_dir is None
+        self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="lighthpc-nodes-"))
+        self.cloud = EmbeddedCloud()
+        self.stack: LocalStack | None = None
+        self.pool: LocalNodePool | None = None
+        self.monkey: ChaosMonkey | None = None
+        self._lambda_log: IO[str] | None = None
+        self._saved_metrics_env: str | None = None
+
+    def __enter__(self) -> LocalSession:
+        try:
+            self._quiet_handlers()
+            self.cloud.start()
+            self.stack = deploy(self.cloud)
+            self.pool = LocalNodePool(
+                self.stack.services,
+                self.stack.settings,
+                slots_per_node=max((os.cpu_count() or 2) // self.workers, 1),
+                log_dir=self.log_dir,
+                total_slots=max(os.cpu_count() or 2, self.workers),
+            ).start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _quiet_handlers(self) -> None:
+        """Lambda logs go to ``<log_dir>/lambdas.log``; EMF metrics are not printed locally."""
+        from lambdas.runtime import route_logs
+
+        self._saved_metrics_env = os.environ.get(METRICS_DISABLED_ENV)
+        os.environ[METRICS_DISABLED_ENV] = "true"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._lambda_log = (self.log_dir / "lambdas.log").open("a", encoding="utf-8")
+        route_logs(self._lambda_log)
+
+    def _restore_handlers(self) -> None:
+        import sys
+
+        from lambdas.runtime import route_logs
+
+        route_logs(sys.stdout)
+        if self._lambda_log is not None:
+            self._lambda_log.close()
+            self._lambda_log = None
+        if self._saved_metrics_env is None:
+            os.environ.pop(METRICS_DISABLED_ENV, None)
+        else:
+            os.environ[METRICS_DISABLED_ENV] = self._saved_metrics_env
+
+    def close(self) -> None:
+        try:
+            if self.monkey is not None:
+                self.monkey.stop()
+            if self.pool is not None:
+                self.pool.close()
+            if self.cloud.running:
+                self.cloud.stop()
+        finally:
+            self._restore_handlers()
+            if self._own_log_dir:
+                shutil.rmtree(self.log_dir, ignore_errors=True)
+
+    @property
+    def services(self) -> Any:
+        assert self.stack is not None
+        return self.stack.services
+
+    def start_chaos(self, spec: ChaosSpec) -> None:
+        assert self.pool is not None
+        self.monkey = ChaosMonkey(spec, self.pool, self.services).start()
+
+    # ---- starting missions -------------------------------------------------------------
+
+    def upload_library(self, path: Path) -> str:
+        key = LIBRARY_PREFIX + path.name
+        bucket = self.services.settings.source_bucket
+        self.services.s3.upload_file(str(path), bucket, key)
+        return f"s3://{bucket}/{key}"
+
+    def upload_sample(self, path: Path, *, trigger: bool) -> str:
+        """Put the sample in the source bucket; with ``trigger`` the S3 rule starts a mission."""
+        key = SAMPLE_PREFIX + path.name
+        events = self.services.events
+        if not trigger:
+            events.disable_rule(Name=SOURCE_RULE_NAME)
+        try:
+            self.services.s3.upload_file(str(path), self.services.settings.source_bucket, key)
+        finally:
+            if not trigger:
+                events.enable_rule(Name=SOURCE_RULE_NAME)
+        return key
+
+    def start_manual(self, key: str, params: Mapping[str, Any]) -> str:
+        assert self.stack is not None
+        payload = {
+            "input": {"bucket": self.services.settings.source_bucket, "key": key},
+            "params": dict(params),
+        }
+        resp = self.services.sfn.start_execution(
+            stateMachineArn=self.stack.state_machine_arn, input=json.dumps(payload)
+        )
+        return str(resp["executionArn"])
+
+    def redeliver_upload_event(self, key: str) -> None:
+        """Send the S3 'Object Created' event for ``key`` again (chaos ``dup``)."""
+        s3 = self.services.s3
+        bucket = self.services.settings.source_bucket
+        head = s3.head_object(Bucket=bucket, Key=key)
+        detail = {
+            "version": "0",
+            "bucket": {"name": bucket},
+            "object": {
+                "key": key,
+                "size": head["ContentLength"],
+                "etag": str(head["ETag"]).strip('"'),
+                "version-id": head.get("VersionId"),
+            },
+            "reason": "PutObject",
+        }
+        self.services.events.put_events(
+            Entries=[
+                {"Source": "aws.s3", "DetailType": "Object Created", "Detail": json.dumps(detail)}
+            ]
+        )
+
+    def executions(self) -> list[dict[str, Any]]:
+        assert self.stack is not None
+        resp = self.services.sfn.list_executions(stateMachineArn=self.stack.state_machine_arn)
+        return sorted(resp["executions"], key=lambda e: e["startDate"])
+
+    def wait_first_execution(self, timeout: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.executions()
+            if found:
+                return str(found[0]["executionArn"])
+            time.sleep(0.1)
+        raise LocalRunError(f"no execution started within {timeout:.0f} s of the upload")
+
+    def owning_execution(self, first: str, timeout: float = 60.0) -> str:
+        """The execution that owns the mission: with duplicate events several executions
+        race through PlanMission and exactly one wins; the others end as DuplicateIgnored.
+        A rejected input has no owner: then the first execution is the answer."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            executions = self.executions()
+            for ex in executions:
+                if self.mission_id(str(ex["executionArn"])) is not None:
+                    return str(ex["executionArn"])
+            if all(ex["status"] in TERMINAL for ex in executions):
+                return first
+            time.sleep(0.1)
+        raise LocalRunError(f"no execution planned a mission within {timeout:.0f} s")
+
+    # ---- watching ----------------------------------------------------------------------
+
+    def describe(self, arn: str) -> dict[str, Any]:
+        return dict(self.services.sfn.describe_execution(executionArn=arn))
+
+    def mission_id(self, arn: str) -> str | None:
+        return self.services.store.mission_for_execution(arn)  # type: ignore[no-any-return]
+
+    def progress(self, arn: str) -> Progress:
+        status = self.describe(arn)["status"]
+        mission_id = self.mission_id(arn)
+        if mission_id is None:
+            return Progress(0, 0, 0, 0, 0, 0, status)
+        store = self.services.store
+        shards = store.list_shards(mission_id)
+        units = store.list_units(mission_id)
+        assert self.pool is not None
+        return Progress(
+            shards=len(shards),
+            done=sum(1 for s in shards if s.status.value == "DONE"),
+            failed=sum(1 for s in shards if s.status.value == "FAILED"),
+            nodes=len(self.pool.nodes(mission_id=mission_id, running_only=True)),
+            retries=sum(max(u.launches - 1, 0) for u in units),
+            interruptions=sum(len(u.interrupted_attempts) for u in units),
+            status=status,
+        )
+
+    def wait(
+        self, arn: str, on_tick: Callable[[Progress], None], timeout: float = 3600.0
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            snapshot = self.progress(arn)
+            on_tick(snapshot)
+            if snapshot.status in TERMINAL:
+                return self.describe(arn)
+            if time.monotonic() > deadline:
+                raise LocalRunError(f"mission did not finish within {timeout:.0f} s")
+            time.sleep(0.25)
+
+    def download_result(self, mission: Mapping[str, Any], out_dir: Path) -> Path | None:
+        uri = mission.get("result")
+        if not uri:
+            return None
+        bucket, _, key = str(uri).removeprefix("s3://").partition("/")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        target = out_dir / Path(key).name
+        self.services.s3.download_file(bucket, key, str(target))
+        return target

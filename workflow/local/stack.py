@@ -1,0 +1,238 @@
+"""Create the mission's resources inside the embedded cloud, named by the same ``Settings``
+that the CDK stack passes to the deployed Lambdas, and wire the real handlers in-process.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+
+from workflow.asl import load_definition
+from workflow.repository import EXECUTION_INDEX
+from workflow.services import Services, make_services
+from workflow.settings import Settings
+
+STATE_MACHINE_NAME = "lighthpc-mission"
+SOURCE_RULE_NAME = "lighthpc-source-object-created"
+LOCAL_ROLE_NAME = "lighthpc-local-role"
+FUNCTIONS = {
+    "light_scheduler": "lighthpc-light-scheduler",
+    "rslt_proc": "lighthpc-rslt-proc",
+    "mission_cfg": "lighthpc-mission-cfg",
+    "node_watch": "lighthpc-node-watch",
+}
+DEFAULT_LOCAL_PROFILE: Mapping[str, Any] = {"heartbeatSeconds": 60}
+
+
+@dataclass
+class LocalStack:
+    settings: Settings
+    services: Services
+    state_machine_arn: str
+    topic_arn: str
+    notice_queue_url: str
+    function_arns: dict[str, str] = field(default_factory=dict)
+
+
+def local_settings(**overrides: Any) -> Settings:
+    return Settings(**overrides)
+
+
+def deploy(
+    cloud: Any,
+    settings: Settings | None = None,
+    handlers: Mapping[str, Callable[[dict[str, Any], Any], Any]] | None = None,
+    profile: Mapping[str, Any] | None = None,
+) -> LocalStack:
+    """Create buckets, tables, topic, launch template, functions, state machine and rule."""
+    from lambdas import light_scheduler as sched
+    from lambdas import mission_cfg, node_watch, rslt_proc, runtime
+
+    settings = settings or Settings()
+    topic_arn = _topic(cloud)
+    settings = Settings(**{**settings.__dict__, "topic_arn": topic_arn})
+    session = boto3.session.Session(
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",  # noqa: S106 - the emulator's dummy credentials
+        region_name=cloud.region,
+    )
+    svc = make_services(settings, session=session, endpoint_url=cloud.endpoint_url)
+    _buckets(cloud, settings)
+    _tables(cloud, settings)
+    _launch_template(cloud, settings)
+    queue_url = _notice_queue(cloud, topic_arn)
+    runtime.configure(svc)
+    chosen = {
+        "light_scheduler": sched.handler,
+        "rslt_proc": rslt_proc.handler,
+        "mission_cfg": mission_cfg.handler,
+        "node_watch": node_watch.handler,
+        **(handlers or {}),
+    }
+    arns = {key: cloud.deploy_function(FUNCTIONS[key], chosen[key]) for key in FUNCTIONS}
+    sm_arn = _state_machine(cloud, arns, topic_arn)
+    _source_rule(cloud, settings, sm_arn)
+    svc.store.put_profile(settings.default_profile, dict(profile or DEFAULT_LOCAL_PROFILE), 0.0)
+    return LocalStack(settings, svc, sm_arn, topic_arn, queue_url, arns)
+
+
+def asl_values(arns: Mapping[str, str], topic_arn: str) -> dict[str, str]:
+    """The placeholder values of ``statemachine.asl.json`` (the CDK passes the same names)."""
+    return {
+        "LightSchedulerFunctionArn": arns["light_scheduler"],
+        "RsltProcFunctionArn": arns["rslt_proc"],
+        "MissionTopicArn": topic_arn,
+    }
+
+
+def _topic(cloud: Any) -> str:
+    return str(cloud.client("sns").create_topic(Name="lighthpc-missions")["TopicArn"])
+
+
+def _buckets(cloud: Any, settings: Settings) -> None:
+    s3 = cloud.client("s3")
+    for name in (settings.source_bucket, settings.result_bucket):
+        s3.create_bucket(Bucket=name)
+    s3.put_bucket_versioning(
+        Bucket=settings.source_bucket, VersioningConfiguration={"Status": "Enabled"}
+    )
+    s3.put_bucket_notification_configuration(
+        Bucket=settings.source_bucket,
+        NotificationConfiguration={"EventBridgeConfiguration": {}},
+    )
+
+
+def _tables(cloud: Any, settings: Settings) -> None:
+    ddb = cloud.client("dynamodb")
+    ddb.create_table(
+        TableName=settings.mission_table,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": "missionId", "AttributeType": "S"},
+            {"AttributeName": "executionArn", "AttributeType": "S"},
+        ],
+        KeySchema=[{"AttributeName": "missionId", "KeyType": "HASH"}],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": EXECUTION_INDEX,
+                "KeySchema": [{"AttributeName": "executionArn", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
+        ],
+    )
+    ddb.create_table(
+        TableName=settings.trans_table,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": "missionId", "AttributeType": "S"},
+            {"AttributeName": "shardId", "AttributeType": "S"},
+        ],
+        KeySchema=[
+            {"AttributeName": "missionId", "KeyType": "HASH"},
+            {"AttributeName": "shardId", "KeyType": "RANGE"},
+        ],
+    )
+
+
+def _launch_template(cloud: Any, settings: Settings) -> None:
+    ec2 = cloud.client("ec2")
+    image = _local_image(ec2)
+    ec2.create_launch_template(
+        LaunchTemplateName=settings.launch_template,
+        LaunchTemplateData={
+            "ImageId": image,
+            "InstanceInitiatedShutdownBehavior": "terminate",
+            "MetadataOptions": {"HttpTokens": "required", "HttpPutResponseHopLimit": 1},
+        },
+    )
+
+
+def _local_image(ec2: Any) -> str:
+    """An Amazon Linux image from the emulator's catalog (the CDK resolves AL2023 via SSM)."""
+    for pattern in ("al2023-ami-2023*", "amzn2-ami-*", "*"):
+        images = ec2.describe_images(
+            Owners=["amazon"], Filters=[{"Name": "name", "Values": [pattern]}]
+        )["Images"]
+        if images:
+            return str(sorted(images, key=lambda i: i.get("CreationDate", ""))[-1]["ImageId"])
+    return str(ec2.describe_images()["Images"][0]["ImageId"])
+
+
+def _notice_queue(cloud: Any, topic_arn: str) -> str:
+    """An SQS queue subscribed to the topic, so the local mode can show what SNS sent."""
+    sqs = cloud.client("sqs")
+    url = str(sqs.create_queue(QueueName="lighthpc-notices")["QueueUrl"])
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    cloud.client("sns").subscribe(
+        TopicArn=topic_arn,
+        Protocol="sqs",
+        Endpoint=arn,
+        Attributes={"RawMessageDelivery": "true"},
+    )
+    return url
+
+
+def _state_machine(cloud: Any, arns: Mapping[str, str], topic_arn: str) -> str:
+    definition = load_definition(asl_values(arns, topic_arn))
+    role = _role(cloud)
+    resp = cloud.client("stepfunctions").create_state_machine(
+        name=STATE_MACHINE_NAME, definition=json.dumps(definition), roleArn=role
+    )
+    return str(resp["stateMachineArn"])
+
+
+def _role(cloud: Any) -> str:
+    """A role for the state machine and rule (the emulator checks only that it exists)."""
+    iam = cloud.client("iam")
+    try:
+        return str(iam.get_role(RoleName=LOCAL_ROLE_NAME)["Role"]["Arn"])
+    except iam.exceptions.NoSuchEntityException:
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": ["states.amazonaws.com", "events.amazonaws.com"]},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+        role = iam.create_role(RoleName=LOCAL_ROLE_NAME, AssumeRolePolicyDocument=json.dumps(trust))
+        return str(role["Role"]["Arn"])
+
+
+def _source_rule(cloud: Any, settings: Settings, state_machine_arn: str) -> None:
+    events = cloud.client("events")
+    events.put_rule(
+        Name=SOURCE_RULE_NAME,
+        EventPattern=json.dumps(source_event_pattern(settings)),
+        State="ENABLED",
+    )
+    events.put_targets(
+        Rule=SOURCE_RULE_NAME,
+        Targets=[
+            {
+                "Id": "mission",
+                "Arn": state_machine_arn,
+                "RoleArn": _role(cloud),
+            }
+        ],
+    )
+
+
+def source_event_pattern(settings: Settings) -> dict[str, Any]:
+    """The EventBridge pattern of the S3 trigger (the CDK rule uses the same function)."""
+    return {
+        "source": ["aws.s3"],
+        "detail-type": ["Object Created"],
+        "detail": {
+            "bucket": {"name": [settings.source_bucket]},
+            "object": {"key": [{"prefix": settings.source_prefix}]},
+        },
+    }

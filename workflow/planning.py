@@ -1,0 +1,216 @@
+"""PlanMission: from an execution input to a written plan (or a duplicate, or a rejection).
+
+Everything is validated before the first write; a failure after the first write rolls the
+mission back, so a rejected input leaves no partial state.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from workflow.errors import MissionInvalidInput
+from workflow.keys import manifest_key
+from workflow.params import MissionParams, parse_params
+from workflow.planner import WorkUnit, pack_units, plan_shards
+from workflow.request import MissionRequest, SampleRef, parse_execution_input
+from workflow.services import Services
+from workflow.states import MissionStatus
+from workflow.workloads import load_workload
+from workflow.workloads.base import WorkInputs
+
+MAX_SAMPLE_BYTES = 512 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    mission_id: str
+    duplicate: bool
+    units: int
+    shards: int
+    manifest_bucket: str
+    manifest_key: str
+    params: MissionParams
+
+    def as_output(self) -> dict[str, Any]:
+        """The state output of PlanMission (small: the manifest stays in S3)."""
+        return {
+            "missionId": self.mission_id,
+            "duplicate": self.duplicate,
+            "manifest": {"bucket": self.manifest_bucket, "key": self.manifest_key},
+            "units": self.units,
+            "shards": self.shards,
+            "maxConcurrency": min(self.params.max_nodes, max(self.units, 1)),
+            "heartbeatSeconds": self.params.heartbeat_seconds,
+            "timeoutSeconds": self.params.timeout_seconds,
+        }
+
+
+def mission_id_for(dedupe_key: str) -> str:
+    return f"m-{dedupe_key[:16]}"
+
+
+def plan_mission(event: Any, execution_arn: str, svc: Services) -> PlanResult:
+    request = parse_execution_input(event)
+    _check_location(request.sample, svc)
+    params = parse_params(_profile_params(request, svc), request.params)
+    sample = _head_sample(request.sample, svc)
+    with tempfile.TemporaryDirectory(prefix="lighthpc-plan-") as tmp:
+        inputs = fetch_inputs(sample, params, svc, Path(tmp))
+        workload = load_workload(params.workload)
+        report = workload.validate(inputs)
+        if report.items == 0:
+            raise MissionInvalidInput(f"sample {sample.uri} has no usable records")
+        shards = plan_shards(workload.count_items(inputs), params.shards)
+    units = pack_units(shards, params.max_nodes)
+    mission_id = mission_id_for(request.dedupe_key(sample))
+    result = PlanResult(
+        mission_id=mission_id,
+        duplicate=False,
+        units=len(units),
+        shards=len(shards),
+        manifest_bucket=svc.settings.result_bucket,
+        manifest_key=manifest_key(mission_id),
+        params=params,
+    )
+    record = _mission_record(
+        mission_id,
+        request=request,
+        sample=sample,
+        params=params,
+        plan=result,
+        execution_arn=execution_arn,
+    )
+    record["invalidSampleLines"] = list(report.invalid_lines[:1000])
+    record["invalidSampleCount"] = len(report.invalid_lines)
+    existing = svc.store.create_mission(record)
+    if existing is not None and existing.get("executionArn") != execution_arn:
+        return PlanResult(**{**result.__dict__, "duplicate": True})
+    _write_plan(mission_id, units, result, svc, created=existing is None)
+    return result
+
+
+def _check_location(sample: SampleRef, svc: Services) -> None:
+    settings = svc.settings
+    if sample.bucket != settings.source_bucket:
+        raise MissionInvalidInput(
+            f"bucket {sample.bucket!r} is not the mission source bucket {settings.source_bucket!r}"
+        )
+    if not sample.key.startswith(settings.source_prefix):
+        raise MissionInvalidInput(
+            f"key {sample.key!r} is outside the watched prefix {settings.source_prefix!r}"
+        )
+
+
+def _profile_params(request: MissionRequest, svc: Services) -> dict[str, Any]:
+    name = request.profile or svc.settings.default_profile
+    profile = svc.store.get_profile(name)
+    if profile is None:
+        if request.profile is not None:
+            raise MissionInvalidInput(f"unknown MissionCfg profile {name!r}")
+        return {}
+    return dict(profile.get("params", {}))
+
+
+def _head_sample(sample: SampleRef, svc: Services) -> SampleRef:
+    kwargs: dict[str, Any] = {"Bucket": sample.bucket, "Key": sample.key}
+    if sample.version_id:
+        kwargs["VersionId"] = sample.version_id
+    try:
+        head = svc.s3.head_object(**kwargs)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        raise MissionInvalidInput(f"sample {sample.uri} cannot be read ({code})") from exc
+    size = int(head.get("ContentLength", 0))
+    if size == 0:
+        raise MissionInvalidInput(f"sample {sample.uri} is empty")
+    if size > MAX_SAMPLE_BYTES:
+        raise MissionInvalidInput(f"sample {sample.uri} is {size} bytes; limit {MAX_SAMPLE_BYTES}")
+    return SampleRef(
+        bucket=sample.bucket,
+        key=sample.key,
+        etag=str(head.get("ETag", "")).strip('"') or sample.etag,
+        version_id=head.get("VersionId") or sample.version_id,
+        size=size,
+    )
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    if not bucket or not key:
+        raise MissionInvalidInput(f"{uri!r} is not an s3://bucket/key URI")
+    return bucket, key
+
+
+def fetch_inputs(sample: SampleRef, params: MissionParams, svc: Services, into: Path) -> WorkInputs:
+    """Download the sample (pinned version) and the reference library, if any, into ``into``."""
+    local = into / "sample"
+    extra = {"VersionId": sample.version_id} if sample.version_id else {}
+    svc.s3.download_file(sample.bucket, sample.key, str(local), ExtraArgs=extra or None)
+    reference = None
+    if params.library:
+        bucket, key = parse_s3_uri(params.library)
+        reference = into / "library"
+        try:
+            svc.s3.download_file(bucket, key, str(reference))
+        except ClientError as exc:
+            raise MissionInvalidInput(f"library {params.library} cannot be read") from exc
+    return WorkInputs(sample=local, reference=reference, options=params.workload_options())
+
+
+def _mission_record(
+    mission_id: str,
+    *,
+    request: MissionRequest,
+    sample: SampleRef,
+    params: MissionParams,
+    plan: PlanResult,
+    execution_arn: str,
+) -> dict[str, Any]:
+    return {
+        "missionId": mission_id,
+        "status": MissionStatus.PLANNED.value,
+        "executionArn": execution_arn,
+        "source": request.source,
+        "profile": request.profile,
+        "sample": {
+            "bucket": sample.bucket,
+            "key": sample.key,
+            "etag": sample.etag,
+            "versionId": sample.version_id,
+            "size": sample.size,
+        },
+        "params": params.to_wire(),
+        "shards": plan.shards,
+        "units": plan.units,
+        "shardsDone": 0,
+        "shardsFailed": 0,
+        "createdAt": time.time(),
+    }
+
+
+def _write_plan(
+    mission_id: str, units: list[WorkUnit], plan: PlanResult, svc: Services, *, created: bool
+) -> None:
+    """Write tblTrans and the manifest; undo the mission on failure if this call created it."""
+    try:
+        svc.store.put_plan(mission_id, units)
+        body = json.dumps([u.manifest_item() for u in units], separators=(",", ":"))
+        svc.s3.put_object(
+            Bucket=plan.manifest_bucket,
+            Key=plan.manifest_key,
+            Body=body.encode(),
+            ContentType="application/json",
+        )
+        svc.store.update_mission(mission_id, {"status": MissionStatus.RUNNING.value})
+    except Exception:
+        if created:
+            svc.store.delete_trans(mission_id)
+            svc.store.delete_mission(mission_id)
+        raise

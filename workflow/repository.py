@@ -1,0 +1,542 @@
+"""Mission state in DynamoDB: ``tblMission`` (missions, MissionCfg profiles) and ``tblTrans``.
+
+``tblTrans`` holds one item per shard (SK ``shard#<id>``) and one per work unit (SK
+``unit#<id>``). Every status change is a conditional write on (status, attempt); counters use
+``ADD`` inside the same transaction as the status change they count, so a shard is counted
+once however often it is reported. The ``MissionStore`` protocol is what handlers and nodes
+depend on; ``DynamoMissionStore`` is its only implementation.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Protocol
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from workflow.errors import AttemptSuperseded, MissionNotFound
+from workflow.planner import WorkUnit
+from workflow.states import ShardStatus, UnitStatus, sources_of
+from workflow.workloads.base import ShardRange
+
+PROFILE_PREFIX = "CONFIG#"
+SHARD_PREFIX = "shard#"
+UNIT_PREFIX = "unit#"
+EXECUTION_INDEX = "byExecution"  # GSI on tblMission: executionArn -> missionId
+_BATCH = 25
+
+_ser = TypeSerializer()
+_de = TypeDeserializer()
+
+
+def _to_ddb(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _ser.serialize(_decimalize(v)) for k, v in item.items() if v is not None}
+
+
+def _from_ddb(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _plain(_de.deserialize(v)) for k, v in item.items()}
+
+
+def _decimalize(value: Any) -> Any:
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, Mapping):
+        return {k: _decimalize(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_decimalize(v) for v in value]
+    return value
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, set):
+        return sorted(_plain(v) for v in value)
+    return value
+
+
+def _conditional_failed(exc: ClientError) -> bool:
+    code = exc.response.get("Error", {}).get("Code", "")
+    return code in {"ConditionalCheckFailedException", "TransactionCanceledException"}
+
+
+@dataclass(frozen=True)
+class ShardItem:
+    mission_id: str
+    shard_id: str
+    unit_id: str
+    index: int
+    start: int
+    end: int
+    status: ShardStatus
+    attempt: int
+    position: int | None = None
+    checkpoint_key: str | None = None
+    result_key: str | None = None
+    error: str | None = None
+    instance_id: str | None = None
+
+    @property
+    def range(self) -> ShardRange:
+        return ShardRange(self.shard_id, self.index, self.start, self.end)
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> ShardItem:
+        return cls(
+            mission_id=item["missionId"],
+            shard_id=item["shardId"].removeprefix(SHARD_PREFIX),
+            unit_id=item["unitId"],
+            index=int(item["index"]),
+            start=int(item["start"]),
+            end=int(item["end"]),
+            status=ShardStatus(item["status"]),
+            attempt=int(item.get("attempt", 0)),
+            position=item.get("position"),
+            checkpoint_key=item.get("checkpointKey"),
+            result_key=item.get("resultKey"),
+            error=item.get("error"),
+            instance_id=item.get("instanceId"),
+        )
+
+
+@dataclass(frozen=True)
+class UnitItem:
+    mission_id: str
+    unit_id: str
+    shard_from: int
+    shard_to: int  # inclusive shard index
+    status: UnitStatus
+    attempt: int
+    task_token: str | None = None
+    instance_id: str | None = None
+    capacity: str | None = None
+    interrupted_attempts: tuple[int, ...] = ()
+    launches: int = 0
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> UnitItem:
+        return cls(
+            mission_id=item["missionId"],
+            unit_id=item["shardId"].removeprefix(UNIT_PREFIX),
+            shard_from=int(item["shardFrom"]),
+            shard_to=int(item["shardTo"]),
+            status=UnitStatus(item["status"]),
+            attempt=int(item.get("attempt", 0)),
+            task_token=item.get("taskToken"),
+            instance_id=item.get("instanceId"),
+            capacity=item.get("capacity"),
+            interrupted_attempts=tuple(int(a) for a in item.get("interruptedAttempts", [])),
+            launches=int(item.get("launches", 0)),
+        )
+
+
+class MissionStore(Protocol):
+    """Persistence the workflow needs; conditional, idempotent, exactly-once."""
+
+    def create_mission(self, record: Mapping[str, Any]) -> dict[str, Any] | None: ...
+    def get_mission(self, mission_id: str) -> dict[str, Any]: ...
+    def update_mission(self, mission_id: str, fields: Mapping[str, Any]) -> None: ...
+    def add_counters(self, mission_id: str, deltas: Mapping[str, int]) -> None: ...
+    def put_plan(self, mission_id: str, units: Sequence[WorkUnit]) -> None: ...
+    def get_unit(self, mission_id: str, unit_id: str) -> UnitItem: ...
+    def list_units(self, mission_id: str) -> list[UnitItem]: ...
+    def list_shards(self, mission_id: str) -> list[ShardItem]: ...
+    def unit_shards(self, unit: UnitItem) -> list[ShardItem]: ...
+
+
+class DynamoMissionStore:
+    """``MissionStore`` on two DynamoDB tables, through a low-level boto3 client."""
+
+    def __init__(self, client: Any, mission_table: str, trans_table: str) -> None:
+        self._ddb = client
+        self.mission_table = mission_table
+        self.trans_table = trans_table
+
+    # ---- missions -------------------------------------------------------------------------
+
+    def create_mission(self, record: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Put the mission once. Returns None when created, else the existing record."""
+        try:
+            self._ddb.put_item(
+                TableName=self.mission_table,
+                Item=_to_ddb(record),
+                ConditionExpression="attribute_not_exists(missionId)",
+            )
+        except ClientError as exc:
+            if not _conditional_failed(exc):
+                raise
+            return self.get_mission(str(record["missionId"]))
+        return None
+
+    def delete_mission(self, mission_id: str) -> None:
+        self._ddb.delete_item(TableName=self.mission_table, Key=_to_ddb({"missionId": mission_id}))
+
+    def get_mission(self, mission_id: str) -> dict[str, Any]:
+        resp = self._ddb.get_item(
+            TableName=self.mission_table,
+            Key=_to_ddb({"missionId": mission_id}),
+            ConsistentRead=True,
+        )
+        if "Item" not in resp:
+            raise MissionNotFound(f"no mission {mission_id!r}")
+        return _from_ddb(resp["Item"])
+
+    def update_mission(self, mission_id: str, fields: Mapping[str, Any]) -> None:
+        fields = {k: v for k, v in fields.items() if v is not None}
+        names = {f"#f{i}": k for i, k in enumerate(fields)}
+        values = {f":v{i}": v for i, v in enumerate(fields.values())}
+        sets = ", ".join(f"#f{i} = :v{i}" for i in range(len(fields)))
+        self._ddb.update_item(
+            TableName=self.mission_table,
+            Key=_to_ddb({"missionId": mission_id}),
+            UpdateExpression=f"SET {sets}",
+            ConditionExpression="attribute_exists(missionId)",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=_to_ddb(values),
+        )
+
+    def add_counters(self, mission_id: str, deltas: Mapping[str, int]) -> None:
+        if not deltas:
+            return
+        self._ddb.update_item(TableName=self.mission_table, **_add_update(mission_id, deltas))
+
+    def mission_for_execution(self, execution_arn: str) -> str | None:
+        resp = self._ddb.query(
+            TableName=self.mission_table,
+            IndexName=EXECUTION_INDEX,
+            KeyConditionExpression="executionArn = :e",
+            ExpressionAttributeValues=_to_ddb({":e": execution_arn}),
+        )
+        items = resp.get("Items", [])
+        return str(_from_ddb(items[0])["missionId"]) if items else None
+
+    def scan_missions(self) -> Iterator[dict[str, Any]]:
+        """Every mission record (not profiles); for the CLI's listings."""
+        paginator = self._ddb.get_paginator("scan")
+        for page in paginator.paginate(TableName=self.mission_table):
+            for raw in page.get("Items", []):
+                item = _from_ddb(raw)
+                if not str(item["missionId"]).startswith(PROFILE_PREFIX):
+                    yield item
+
+    # ---- profiles (MissionCfg) --------------------------------------------------------------
+
+    def get_profile(self, name: str) -> dict[str, Any] | None:
+        resp = self._ddb.get_item(
+            TableName=self.mission_table,
+            Key=_to_ddb({"missionId": PROFILE_PREFIX + name}),
+            ConsistentRead=True,
+        )
+        return _from_ddb(resp["Item"]) if "Item" in resp else None
+
+    def put_profile(self, name: str, params: Mapping[str, Any], updated_at: float) -> None:
+        item = {
+            "missionId": PROFILE_PREFIX + name,
+            "profile": name,
+            "params": dict(params),
+            "updatedAt": updated_at,
+        }
+        self._ddb.put_item(TableName=self.mission_table, Item=_to_ddb(item))
+
+    def delete_profile(self, name: str) -> bool:
+        resp = self._ddb.delete_item(
+            TableName=self.mission_table,
+            Key=_to_ddb({"missionId": PROFILE_PREFIX + name}),
+            ReturnValues="ALL_OLD",
+        )
+        return "Attributes" in resp
+
+    def list_profiles(self) -> list[dict[str, Any]]:
+        paginator = self._ddb.get_paginator("scan")
+        out: list[dict[str, Any]] = []
+        for page in paginator.paginate(
+            TableName=self.mission_table,
+            FilterExpression="begins_with(missionId, :p)",
+            ExpressionAttributeValues=_to_ddb({":p": PROFILE_PREFIX}),
+        ):
+            out.extend(_from_ddb(i) for i in page.get("Items", []))
+        return sorted(out, key=lambda p: str(p["profile"]))
+
+    # ---- plan -----------------------------------------------------------------------------
+
+    def put_plan(self, mission_id: str, units: Sequence[WorkUnit]) -> None:
+        """Batch-write every shard and unit item (idempotent: same plan, same items)."""
+        items: list[dict[str, Any]] = []
+        for unit in units:
+            items.append(
+                {
+                    "missionId": mission_id,
+                    "shardId": UNIT_PREFIX + unit.unit_id,
+                    "kind": "unit",
+                    "unitId": unit.unit_id,
+                    "shardFrom": unit.shards[0].index,
+                    "shardTo": unit.shards[-1].index,
+                    "status": UnitStatus.LAUNCHING.value,
+                    "attempt": 0,
+                    "launches": 0,
+                }
+            )
+            items.extend(
+                {
+                    "missionId": mission_id,
+                    "shardId": SHARD_PREFIX + s.shard_id,
+                    "kind": "shard",
+                    "unitId": unit.unit_id,
+                    "index": s.index,
+                    "start": s.start,
+                    "end": s.end,
+                    "status": ShardStatus.PENDING.value,
+                    "attempt": 0,
+                }
+                for s in unit.shards
+            )
+        self._batch_put(items)
+
+    def _batch_put(self, items: list[dict[str, Any]]) -> None:
+        for i in range(0, len(items), _BATCH):
+            pending: dict[str, Any] = {
+                self.trans_table: [
+                    {"PutRequest": {"Item": _to_ddb(it)}} for it in items[i : i + _BATCH]
+                ]
+            }
+            delay = 0.05
+            while pending:
+                resp = self._ddb.batch_write_item(RequestItems=pending)
+                pending = resp.get("UnprocessedItems") or {}
+                if pending:
+                    time.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+
+    def delete_trans(self, mission_id: str) -> None:
+        """Remove every ``tblTrans`` item of a mission (rollback of a half-written plan)."""
+        keys = [{"missionId": mission_id, "shardId": sk} for sk in self._sort_keys(mission_id)]
+        for i in range(0, len(keys), _BATCH):
+            self._ddb.batch_write_item(
+                RequestItems={
+                    self.trans_table: [
+                        {"DeleteRequest": {"Key": _to_ddb(k)}} for k in keys[i : i + _BATCH]
+                    ]
+                }
+            )
+
+    # ---- reads ----------------------------------------------------------------------------
+
+    def _query(self, mission_id: str, prefix: str) -> Iterator[dict[str, Any]]:
+        paginator = self._ddb.get_paginator("query")
+        for page in paginator.paginate(
+            TableName=self.trans_table,
+            KeyConditionExpression="missionId = :m AND begins_with(shardId, :p)",
+            ExpressionAttributeValues=_to_ddb({":m": mission_id, ":p": prefix}),
+            ConsistentRead=True,
+        ):
+            for raw in page.get("Items", []):
+                yield _from_ddb(raw)
+
+    def _sort_keys(self, mission_id: str) -> list[str]:
+        return [str(i["shardId"]) for i in self._query(mission_id, "")]
+
+    def get_unit(self, mission_id: str, unit_id: str) -> UnitItem:
+        resp = self._ddb.get_item(
+            TableName=self.trans_table,
+            Key=_to_ddb({"missionId": mission_id, "shardId": UNIT_PREFIX + unit_id}),
+            ConsistentRead=True,
+        )
+        if "Item" not in resp:
+            raise MissionNotFound(f"mission {mission_id!r} has no unit {unit_id!r}")
+        return UnitItem.from_item(_from_ddb(resp["Item"]))
+
+    def list_units(self, mission_id: str) -> list[UnitItem]:
+        return [UnitItem.from_item(i) for i in self._query(mission_id, UNIT_PREFIX)]
+
+    def list_shards(self, mission_id: str) -> list[ShardItem]:
+        return [ShardItem.from_item(i) for i in self._query(mission_id, SHARD_PREFIX)]
+
+    def unit_shards(self, unit: UnitItem) -> list[ShardItem]:
+        from workflow.planner import shard_id
+
+        paginator = self._ddb.get_paginator("query")
+        out: list[ShardItem] = []
+        for page in paginator.paginate(
+            TableName=self.trans_table,
+            KeyConditionExpression="missionId = :m AND shardId BETWEEN :a AND :b",
+            ExpressionAttributeValues=_to_ddb(
+                {
+                    ":m": unit.mission_id,
+                    ":a": SHARD_PREFIX + shard_id(unit.shard_from),
+                    ":b": SHARD_PREFIX + shard_id(unit.shard_to),
+                }
+            ),
+            ConsistentRead=True,
+        ):
+            out.extend(ShardItem.from_item(_from_ddb(i)) for i in page.get("Items", []))
+        return out
+
+    # ---- attempts -------------------------------------------------------------------------
+
+    def begin_attempt(
+        self, mission_id: str, unit_id: str, attempt: int, task_token: str, capacity: str
+    ) -> tuple[UnitItem, list[ShardItem]]:
+        """Make ``attempt`` the unit's current one and queue its shards that are not finished.
+
+        Refused (``AttemptSuperseded``) when the unit already has this or a later attempt.
+        """
+        try:
+            self._ddb.update_item(
+                TableName=self.trans_table,
+                Key=_to_ddb({"missionId": mission_id, "shardId": UNIT_PREFIX + unit_id}),
+                UpdateExpression=(
+                    "SET #a = :n, #t = :t, #s = :launching, #c = :c, #l = :now "
+                    "REMOVE #i ADD #k :one"
+                ),
+                ConditionExpression="attribute_exists(shardId) AND #a < :n",
+                ExpressionAttributeNames={
+                    "#a": "attempt",
+                    "#t": "taskToken",
+                    "#s": "status",
+                    "#c": "capacity",
+                    "#l": "launchedAt",
+                    "#i": "instanceId",
+                    "#k": "launches",
+                },
+                ExpressionAttributeValues=_to_ddb(
+                    {
+                        ":n": attempt,
+                        ":t": task_token,
+                        ":launching": UnitStatus.LAUNCHING.value,
+                        ":c": capacity,
+                        ":now": time.time(),
+                        ":one": 1,
+                    }
+                ),
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                raise AttemptSuperseded(
+                    f"{mission_id}/{unit_id}: attempt {attempt} is not newer than the current one"
+                ) from exc
+            raise
+        unit = self.get_unit(mission_id, unit_id)
+        queued = [
+            s
+            for s in self.unit_shards(unit)
+            if s.status not in (ShardStatus.DONE, ShardStatus.FAILED)
+            and self.move_shard(
+                mission_id, s.shard_id, ShardStatus.QUEUED, attempt=attempt, older_attempts=True
+            )
+        ]
+        return unit, queued
+
+    def set_unit(
+        self, mission_id: str, unit_id: str, attempt: int, fields: Mapping[str, Any]
+    ) -> bool:
+        """Set fields on the unit only while ``attempt`` is still its current attempt."""
+        fields = {k: v for k, v in fields.items() if v is not None}
+        names = {f"#f{i}": k for i, k in enumerate(fields)}
+        values: dict[str, Any] = {f":v{i}": v for i, v in enumerate(fields.values())}
+        values[":n"] = attempt
+        sets = ", ".join(f"#f{i} = :v{i}" for i in range(len(fields)))
+        try:
+            self._ddb.update_item(
+                TableName=self.trans_table,
+                Key=_to_ddb({"missionId": mission_id, "shardId": UNIT_PREFIX + unit_id}),
+                UpdateExpression=f"SET {sets}",
+                ConditionExpression="#attempt = :n",
+                ExpressionAttributeNames={**names, "#attempt": "attempt"},
+                ExpressionAttributeValues=_to_ddb(values),
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
+    def note_interruption(self, mission_id: str, unit_id: str, attempt: int) -> None:
+        """Record that ``attempt`` was interrupted (a set: node and watcher may both say so)."""
+        self._ddb.update_item(
+            TableName=self.trans_table,
+            Key=_to_ddb({"missionId": mission_id, "shardId": UNIT_PREFIX + unit_id}),
+            UpdateExpression="ADD #ia :a",
+            ExpressionAttributeNames={"#ia": "interruptedAttempts"},
+            ExpressionAttributeValues={":a": {"NS": [str(attempt)]}},
+        )
+
+    # ---- shards ---------------------------------------------------------------------------
+
+    def move_shard(
+        self,
+        mission_id: str,
+        shard: str,
+        target: ShardStatus,
+        *,
+        attempt: int,
+        older_attempts: bool = False,
+        fields: Mapping[str, Any] | None = None,
+        counters: Mapping[str, int] | None = None,
+    ) -> bool:
+        """Conditionally move one shard to ``target``; False when the condition refuses it.
+
+        The condition: the current status is a legal source of ``target`` and the item's
+        attempt equals ``attempt`` (or, with ``older_attempts``, is older: used by a new launch).
+        ``counters`` are ADDed to the mission record in the same transaction.
+        """
+        extra = dict(fields or {})
+        extra["status"] = target.value
+        extra["updatedAt"] = time.time()
+        if older_attempts:
+            extra["attempt"] = attempt
+        names = {f"#f{i}": k for i, k in enumerate(extra)}
+        values: dict[str, Any] = {f":v{i}": v for i, v in enumerate(extra.values())}
+        sources = sources_of(target)
+        values.update({f":s{i}": s for i, s in enumerate(sources)})
+        values[":n"] = attempt
+        names["#st"] = "status"
+        names["#at"] = "attempt"
+        cond_attempt = "#at < :n" if older_attempts else "#at = :n"
+        src = ", ".join(f":s{i}" for i in range(len(sources)))
+        update = {
+            "TableName": self.trans_table,
+            "Key": _to_ddb({"missionId": mission_id, "shardId": SHARD_PREFIX + shard}),
+            "UpdateExpression": "SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(extra))),
+            "ConditionExpression": f"#st IN ({src}) AND {cond_attempt}",
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": _to_ddb(values),
+        }
+        try:
+            if counters:
+                self._ddb.transact_write_items(
+                    TransactItems=[
+                        {"Update": update},
+                        {
+                            "Update": {
+                                "TableName": self.mission_table,
+                                **_add_update(mission_id, counters),
+                            }
+                        },
+                    ]
+                )
+            else:
+                self._ddb.update_item(**update)
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
+
+def _add_update(mission_id: str, deltas: Mapping[str, int]) -> dict[str, Any]:
+    names = {f"#c{i}": k for i, k in enumerate(deltas)}
+    values = {f":c{i}": v for i, v in enumerate(deltas.values())}
+    return {
+        "Key": _to_ddb({"missionId": mission_id}),
+        "UpdateExpression": "ADD " + ", ".join(f"#c{i} :c{i}" for i in range(len(deltas))),
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": _to_ddb(values),
+    }

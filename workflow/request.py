@@ -1,0 +1,141 @@
+"""The execution input, in both of its forms, normalised into one ``MissionRequest``.
+
+Form 1: the EventBridge "Object Created" event from the source bucket (raw event as input).
+Form 2: a manual StartExecution ``{"input": {"bucket", "key", "versionId"?}, "params": {...},
+"profile"?}``. Anything else is ``Mission.InvalidInput`` with a message that says what was
+expected, never a stack trace.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from workflow.errors import MissionInvalidInput
+
+PROFILE_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+_MANUAL_KEYS = frozenset({"input", "params", "profile"})
+_INPUT_KEYS = frozenset({"bucket", "key", "versionId"})
+
+
+@dataclass(frozen=True)
+class SampleRef:
+    """Where the sample lives; ``etag``/``version_id`` pin the exact object version."""
+
+    bucket: str
+    key: str
+    etag: str | None = None
+    version_id: str | None = None
+    size: int | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+@dataclass(frozen=True)
+class MissionRequest:
+    source: Literal["s3-event", "manual"]
+    sample: SampleRef
+    params: Mapping[str, Any] = field(default_factory=dict)
+    profile: str | None = None
+
+    def dedupe_key(self, sample: SampleRef) -> str:
+        """Same object version + same overrides → same key (→ same missionId)."""
+        material = json.dumps(
+            {
+                "bucket": sample.bucket,
+                "key": sample.key,
+                "etag": sample.etag,
+                "version": sample.version_id,
+                "params": self.params,
+                "profile": self.profile,
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+        return hashlib.sha256(material.encode()).hexdigest()
+
+
+def parse_execution_input(event: Any) -> MissionRequest:
+    """Normalise either input form; raise ``MissionInvalidInput`` with a readable cause."""
+    if not isinstance(event, Mapping):
+        raise MissionInvalidInput(
+            f"execution input must be a JSON object, got {type(event).__name__}"
+        )
+    if event.get("source") == "aws.s3" or "detail-type" in event:
+        return _from_s3_event(event)
+    return _from_manual(event)
+
+
+def _from_s3_event(event: Mapping[str, Any]) -> MissionRequest:
+    if event.get("detail-type") != "Object Created":
+        raise MissionInvalidInput(
+            f"unsupported event {event.get('detail-type')!r}: expected 'Object Created'"
+        )
+    detail = event.get("detail")
+    if not isinstance(detail, Mapping):
+        raise MissionInvalidInput("S3 event has no 'detail' object")
+    bucket = _str(detail.get("bucket", {}).get("name"), "detail.bucket.name")
+    obj = detail.get("object") or {}
+    key = _str(obj.get("key"), "detail.object.key")
+    size = obj.get("size")
+    return MissionRequest(
+        source="s3-event",
+        sample=SampleRef(
+            bucket=bucket,
+            key=key,
+            etag=obj.get("etag"),
+            version_id=obj.get("version-id"),
+            size=int(size) if isinstance(size, int) else None,
+        ),
+    )
+
+
+def _from_manual(event: Mapping[str, Any]) -> MissionRequest:
+    unknown = sorted(set(event) - _MANUAL_KEYS)
+    if unknown:
+        raise MissionInvalidInput(
+            f"unknown top-level field(s) {', '.join(unknown)}; expected "
+            '{"input": {"bucket": ..., "key": ...}, "params": {...}, "profile": ...}'
+        )
+    body = event.get("input")
+    if not isinstance(body, Mapping):
+        raise MissionInvalidInput('"input" must be an object {"bucket": ..., "key": ...}')
+    extra = sorted(set(body) - _INPUT_KEYS)
+    if extra:
+        raise MissionInvalidInput(f"unknown field(s) in input: {', '.join(extra)}")
+    params = event.get("params", {})
+    if not isinstance(params, Mapping):
+        raise MissionInvalidInput(f'"params" must be an object, got {type(params).__name__}')
+    profile = event.get("profile")
+    if profile is not None:
+        profile = validate_profile_name(profile)
+    version = body.get("versionId")
+    return MissionRequest(
+        source="manual",
+        sample=SampleRef(
+            bucket=_str(body.get("bucket"), "input.bucket"),
+            key=_str(body.get("key"), "input.key"),
+            version_id=_str(version, "input.versionId") if version is not None else None,
+        ),
+        params=dict(params),
+        profile=profile,
+    )
+
+
+def validate_profile_name(name: Any) -> str:
+    if not isinstance(name, str) or not name or len(name) > 64:
+        raise MissionInvalidInput("profile must be a name of 1-64 characters")
+    if not set(name) <= PROFILE_NAME_CHARS:
+        raise MissionInvalidInput(f"profile {name!r} may only use letters, digits, '-', '_', '.'")
+    return name
+
+
+def _str(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise MissionInvalidInput(f"{where} is missing or not a non-empty string")
+    return value
