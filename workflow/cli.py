@@ -23,7 +23,7 @@ from rich.console import Console
 from workflow.errors import LightHpcError, MissionInvalidInput
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 out_console = Console()
 
 

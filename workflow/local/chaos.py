@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -18,6 +19,8 @@ from workflow.errors import LightHpcError
 from workflow.local.pool import LocalNodePool, NodeHandle
 from workflow.services import Services
 from workflow.states import ShardStatus
+
+STRIKE_AFTER_SECONDS = 1.5
 
 
 class ChaosSpecInvalid(LightHpcError):
@@ -98,7 +101,7 @@ class ChaosMonkey:
                 if node.instance_id not in self._decided:
                     self._decided[node.instance_id] = self._choose()
                 action = self._decided[node.instance_id]
-                if action is not None and self._busy(node):
+                if action is not None and (self._busy(node) or self._old(node)):
                     self._decided[node.instance_id] = None
                     action(node.instance_id)
 
@@ -112,6 +115,11 @@ class ChaosMonkey:
     def _pending(self, what: str) -> int:
         target = self._kill if what == "kill" else self._interrupt
         return sum(1 for a in self._decided.values() if a == target)
+
+    @staticmethod
+    def _old(node: NodeHandle) -> bool:
+        """Short shards may finish between two looks: strike anyway after a moment."""
+        return time.monotonic() - node.started_at > STRIKE_AFTER_SECONDS
 
     def _busy(self, node: NodeHandle) -> bool:
         unit = self.svc.store.get_unit(node.mission_id, node.unit_id)

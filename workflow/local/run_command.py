@@ -23,7 +23,13 @@ def run_local(
     request: MissionRequestLocal, out: Path | None, *, as_json: bool, console: Console, err: Console
 ) -> int:
     started = time.monotonic()
-    with LocalSession(workers=request.workers) as session:
+    log_dir = (out or DEFAULT_OUT) / "logs" / time.strftime("%Y%m%d-%H%M%S")
+    with LocalSession(workers=request.workers, log_dir=log_dir.resolve()) as session:
+        err.print(
+            f"local stack at {session.cloud.endpoint_url} · node logs in {session.log_dir}",
+            markup=False,
+            highlight=False,
+        )
         first, key = _start(session, request)
         arn = session.owning_execution(first)
         desc = _watch(session, arn, err)
@@ -107,6 +113,7 @@ def _report(
         "missionId": mission["missionId"],
         "status": mission["status"],
         "execution": desc["executionArn"],
+        "endpoint": session.cloud.endpoint_url,
         "executionStatus": desc["status"],
         "sample": key,
         "shards": mission.get("shards"),

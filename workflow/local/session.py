@@ -26,6 +26,8 @@ from workflow.local.stack import SOURCE_RULE_NAME, LocalStack, deploy
 from workflow.params import parse_params
 
 METRICS_DISABLED_ENV = "POWERTOOLS_METRICS_DISABLED"
+# Local shards last seconds, not minutes: look for Spot notices and write progress more often.
+LOCAL_NODE_ENV = {"LIGHTHPC_NODE_POLL_SECONDS": "0.5", "LIGHTHPC_NODE_PROGRESS_SECONDS": "0.5"}
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
 LOCAL_DEFAULTS: Mapping[str, Any] = {"heartbeatSeconds": 10, "shards": 8}
 SAMPLE_PREFIX = "incoming/"
@@ -96,6 +98,7 @@ class LocalSession:
                 slots_per_node=max((os.cpu_count() or 2) // self.workers, 1),
                 log_dir=self.log_dir,
                 total_slots=max(os.cpu_count() or 2, self.workers),
+                env=LOCAL_NODE_ENV,
             ).start()
         except BaseException:
             self.close()
