@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import Literal, get_args
 
 from workflow.errors import LightHpcError
+from workflow.instance_types import CATALOG
 
 Capacity = Literal["spot", "on-demand"]
 CAPACITIES: tuple[Capacity, ...] = get_args(Capacity)
@@ -23,15 +24,9 @@ InstanceKey = tuple[str, Capacity]
 SECONDS_PER_HOUR = 3600.0
 MILLION = 1_000_000.0
 
-# On-Demand Linux $/hour, us-east-1 list prices, 2026.
+# On-Demand Linux $/hour, us-east-1 list prices, 2026: one table, in the instance catalog.
 DEFAULT_ON_DEMAND_HOURLY: Mapping[str, float] = MappingProxyType(
-    {
-        "c5.large": 0.085,
-        "c6i.large": 0.085,
-        "c6i.xlarge": 0.17,
-        "c7i.large": 0.08925,
-        "m6i.large": 0.096,
-    }
+    {name: t.on_demand_hourly for name, t in CATALOG.items()}
 )
 
 

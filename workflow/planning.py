@@ -191,6 +191,7 @@ def _mission_record(
         "units": plan.units,
         "shardsDone": 0,
         "shardsFailed": 0,
+        "instanceSeconds": {},
         "createdAt": time.time(),
     }
 

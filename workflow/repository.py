@@ -218,6 +218,20 @@ class DynamoMissionStore:
         items = resp.get("Items", [])
         return str(_from_ddb(items[0])["missionId"]) if items else None
 
+    def add_instance_seconds(
+        self, mission_id: str, instance_type: str, capacity: str, seconds: float
+    ) -> None:
+        """ADD a node's billed seconds to ``instanceSeconds["<type>|<capacity>"]`` (a map
+        created with the mission), so the cost model prices what really ran."""
+        self._ddb.update_item(
+            TableName=self.mission_table,
+            Key=_to_ddb({"missionId": mission_id}),
+            UpdateExpression="ADD #m.#k :s",
+            ConditionExpression="attribute_exists(#m)",
+            ExpressionAttributeNames={"#m": "instanceSeconds", "#k": f"{instance_type}|{capacity}"},
+            ExpressionAttributeValues=_to_ddb({":s": round(seconds, 3)}),
+        )
+
     def scan_missions(self) -> Iterator[dict[str, Any]]:
         """Every mission record (not profiles); for the CLI's listings."""
         paginator = self._ddb.get_paginator("scan")

@@ -65,6 +65,15 @@ def test_s3_upload_runs_a_12_shard_mission_on_4_units(stack: LocalStack) -> None
     assert mission["missionId"] in message
     assert "Shards: 12/12 done, 0 failed" in message
     assert mission["result"] in message
+    events = stack.services.sfn.get_execution_history(
+        executionArn=desc["executionArn"], maxResults=1000
+    )["events"]
+    entered = sum(1 for e in events if str(e["type"]).endswith("StateEntered"))
+    print(
+        f"\nparent execution: {len(events)} history events, {entered + 1} state transitions "
+        f"for {mission['units']} units ({len(events) / mission['units']:.1f} events per unit); "
+        "child executions per unit: see benchmarks/overhead.py"
+    )
 
 
 def test_manual_params_override_the_profile(stack: LocalStack) -> None:
