@@ -231,3 +231,47 @@ def test_every_command_has_help() -> None:
         proc = run_cli(*args, timeout=60)
         assert proc.returncode == 0 and "Usage:" in proc.stdout, args
     assert os.path.exists(QUERIES)
+
+
+def test_local_up_serves_the_stock_api_until_ctrl_c(tmp_path: Path, no_leftovers: None) -> None:
+    import boto3
+
+    proc = subprocess.Popen(
+        [*CLI, "local", "up"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        deadline = time.monotonic() + 90
+        while not any("AWS_ENDPOINT_URL=" in line for line in lines):
+            assert time.monotonic() < deadline and proc.poll() is None, lines
+            lines.append(proc.stdout.readline())
+        endpoint = next(
+            part.split("=", 1)[1]
+            for line in lines
+            for part in line.split()
+            if part.startswith("AWS_ENDPOINT_URL=")
+        )
+        session = boto3.session.Session(
+            aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+        )
+        s3 = session.client("s3", endpoint_url=endpoint)
+        sfn = session.client("stepfunctions", endpoint_url=endpoint)
+        s3.put_object(Bucket="lighthpc-source", Key="incoming/up.smi", Body=QUERIES.read_bytes())
+        machine = sfn.list_state_machines()["stateMachines"][0]["stateMachineArn"]
+
+        def finished() -> str | None:
+            runs = sfn.list_executions(stateMachineArn=machine)["executions"]
+            return runs[0]["status"] if runs and runs[0]["status"] != "RUNNING" else None
+
+        deadline = time.monotonic() + 180
+        while (status := finished()) is None:
+            assert time.monotonic() < deadline, "the uploaded mission did not finish"
+            time.sleep(0.5)
+        assert status == "SUCCEEDED"
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not port_open(endpoint)
