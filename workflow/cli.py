@@ -178,5 +178,12 @@ def write_svg(dot: str, target: Path) -> None:
     out_console.print(f"graph written to {target}")
 
 
+from workflow.cli_remote import config, cost, start, status  # noqa: E402 - after `main`
+
+main.add_command(start)
+main.add_command(status)
+main.add_command(config)
+main.add_command(cost)
+
 if __name__ == "__main__":  # pragma: no cover
     main()

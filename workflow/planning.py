@@ -19,6 +19,7 @@ from workflow.errors import MissionInvalidInput
 from workflow.keys import manifest_key
 from workflow.params import MissionParams, parse_params
 from workflow.planner import WorkUnit, pack_units, plan_shards
+from workflow.repository import TTL_ATTRIBUTE
 from workflow.request import MissionRequest, SampleRef, parse_execution_input
 from workflow.services import Services
 from workflow.states import MissionStatus
@@ -50,6 +51,12 @@ class PlanResult:
             "heartbeatSeconds": self.params.heartbeat_seconds,
             "timeoutSeconds": self.params.timeout_seconds,
         }
+
+
+def expires_at(svc: Services) -> int:
+    """TTL of the mission's items: retention counted from planning (a mission cannot run
+    longer than its timeoutSeconds, at most a week, so it always ends well before)."""
+    return int(time.time()) + svc.settings.retention_days * 86_400
 
 
 def mission_id_for(dedupe_key: str) -> str:
@@ -87,12 +94,14 @@ def plan_mission(event: Any, execution_arn: str, svc: Services) -> PlanResult:
         plan=result,
         execution_arn=execution_arn,
     )
+    ttl = expires_at(svc)
+    record[TTL_ATTRIBUTE] = ttl
     record["invalidSampleLines"] = list(report.invalid_lines[:1000])
     record["invalidSampleCount"] = len(report.invalid_lines)
     existing = svc.store.create_mission(record)
     if existing is not None and existing.get("executionArn") != execution_arn:
         return PlanResult(**{**result.__dict__, "duplicate": True})
-    _write_plan(mission_id, units, result, svc, created=existing is None)
+    _write_plan(mission_id, units, result, svc, created=existing is None, ttl=ttl)
     return result
 
 
@@ -197,11 +206,17 @@ def _mission_record(
 
 
 def _write_plan(
-    mission_id: str, units: list[WorkUnit], plan: PlanResult, svc: Services, *, created: bool
+    mission_id: str,
+    units: list[WorkUnit],
+    plan: PlanResult,
+    svc: Services,
+    *,
+    created: bool,
+    ttl: int,
 ) -> None:
     """Write tblTrans and the manifest; undo the mission on failure if this call created it."""
     try:
-        svc.store.put_plan(mission_id, units)
+        svc.store.put_plan(mission_id, units, ttl)
         body = json.dumps([u.manifest_item() for u in units], separators=(",", ":"))
         svc.s3.put_object(
             Bucket=plan.manifest_bucket,

@@ -26,7 +26,10 @@ from workflow.workloads.base import ShardRange
 PROFILE_PREFIX = "CONFIG#"
 SHARD_PREFIX = "shard#"
 UNIT_PREFIX = "unit#"
-EXECUTION_INDEX = "byExecution"  # GSI on tblMission: executionArn -> missionId
+EXECUTION_INDEX = "byExecution"
+TTL_ATTRIBUTE = (
+    "expiresAt"  # DynamoDB TTL on both tables  # GSI on tblMission: executionArn -> missionId
+)
 _BATCH = 25
 
 _ser = TypeSerializer()
@@ -281,8 +284,12 @@ class DynamoMissionStore:
 
     # ---- plan -----------------------------------------------------------------------------
 
-    def put_plan(self, mission_id: str, units: Sequence[WorkUnit]) -> None:
-        """Batch-write every shard and unit item (idempotent: same plan, same items)."""
+    def put_plan(
+        self, mission_id: str, units: Sequence[WorkUnit], expires_at: int | None = None
+    ) -> None:
+        """Batch-write every shard and unit item (idempotent: same plan, same items).
+
+        ``expires_at`` (epoch seconds) is the TTL: finished missions clean themselves up."""
         items: list[dict[str, Any]] = []
         for unit in units:
             items.append(
@@ -312,6 +319,8 @@ class DynamoMissionStore:
                 }
                 for s in unit.shards
             )
+        if expires_at is not None:
+            items = [{**it, TTL_ATTRIBUTE: expires_at} for it in items]
         self._batch_put(items)
 
     def _batch_put(self, items: list[dict[str, Any]]) -> None:

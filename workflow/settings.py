@@ -21,6 +21,7 @@ ENV_LAUNCH_TEMPLATE = "LIGHTHPC_LAUNCH_TEMPLATE"
 ENV_SUBNET_IDS = "LIGHTHPC_SUBNET_IDS"
 ENV_NODE_MAX_LIFETIME = "LIGHTHPC_NODE_MAX_LIFETIME_SECONDS"
 ENV_DEFAULT_PROFILE = "LIGHTHPC_DEFAULT_PROFILE"
+ENV_RETENTION_DAYS = "LIGHTHPC_RETENTION_DAYS"
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class Settings:
     subnet_ids: tuple[str, ...] = ()
     node_max_lifetime_seconds: int = 6 * 3600
     default_profile: str = "default"
+    retention_days: int = 90  # tblMission/tblTrans items expire (TTL ``expiresAt``) after this
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -71,12 +73,13 @@ _ENV_KEYS = {
     "subnet_ids": ENV_SUBNET_IDS,
     "node_max_lifetime_seconds": ENV_NODE_MAX_LIFETIME,
     "default_profile": ENV_DEFAULT_PROFILE,
+    "retention_days": ENV_RETENTION_DAYS,
 }
 
 
 def _coerce(name: str, raw: str) -> Any:
     if name == "subnet_ids":
         return tuple(s for s in raw.split(",") if s)
-    if name == "node_max_lifetime_seconds":
+    if name in {"node_max_lifetime_seconds", "retention_days"}:
         return int(raw)
     return raw

@@ -56,6 +56,11 @@ def test_s3_upload_runs_a_12_shard_mission_on_4_units(stack: LocalStack) -> None
     assert (mission["status"], mission["shards"], mission["units"]) == ("SUCCEEDED", 12, 4)
     assert (mission["shardsDone"], mission["shardsFailed"], mission["retries"]) == (12, 0, 0)
     assert len(nodes.attempts) == 4
+    retention = stack.settings.retention_days * 86_400
+    assert abs(mission["expiresAt"] - (mission["createdAt"] + retention)) < 60
+    items = stack.services.ddb.scan(TableName=stack.settings.trans_table)["Items"]
+    assert len(items) == 12 + 4
+    assert all(int(i["expiresAt"]["N"]) == mission["expiresAt"] for i in items)
     result = stack.services.s3.get_object(
         Bucket=stack.settings.result_bucket,
         Key=mission["result"].split("/", 3)[3],

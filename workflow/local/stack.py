@@ -77,7 +77,11 @@ def deploy(
     sm_arn = _state_machine(cloud, arns, topic_arn)
     _source_rule(cloud, settings, sm_arn)
     svc.store.put_profile(settings.default_profile, dict(profile or DEFAULT_LOCAL_PROFILE), 0.0)
-    return LocalStack(settings, svc, sm_arn, topic_arn, queue_url, arns)
+    stack = LocalStack(settings, svc, sm_arn, topic_arn, queue_url, arns)
+    from workflow.local.outputs import register_outputs  # the remote CLI finds it by name
+
+    register_outputs(cloud, stack)
+    return stack
 
 
 def asl_values(arns: Mapping[str, str], topic_arn: str) -> dict[str, str]:

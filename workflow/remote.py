@@ -1,0 +1,549 @@
+"""Operations on a deployed stack: find it, start a mission, read its progress and cost.
+
+The stack is found by its CloudFormation outputs (``workflow.stack_outputs``), or from the
+environment when ``LIGHTHPC_STATE_MACHINE_ARN`` is set (together with the ``Settings``
+variables the Lambdas get). ``endpoint_url`` points every client at another endpoint, so
+the same operations run against the embedded local stack (``lighthpc local up``).
+
+Everything here returns data; ``workflow.cli_remote`` renders it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import boto3
+from boto3.dynamodb.types import TypeDeserializer
+from botocore.exceptions import BotoCoreError, ClientError
+
+from workflow.aggregation import mission_usage
+from workflow.cost import CAPACITIES, Capacity, PriceList, Usage, estimate
+from workflow.errors import LightHpcError, MissionInvalidInput
+from workflow.params import MissionParams, parse_params
+from workflow.planning import parse_s3_uri
+from workflow.repository import UNIT_PREFIX, ShardItem, UnitItem
+from workflow.request import validate_profile_name
+from workflow.services import Services, make_services
+from workflow.settings import Settings
+from workflow.stack_outputs import (
+    API_URL,
+    ENV_STATE_MACHINE_ARN,
+    STATE_MACHINE_ARN,
+    missing_outputs,
+    settings_from_outputs,
+)
+from workflow.states import MissionStatus, ShardStatus, UnitStatus
+
+TERMINAL_EXECUTION = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
+FAILED_EXECUTION = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
+FAILED_MISSION = frozenset({MissionStatus.FAILED.value, MissionStatus.ABORTED.value})
+EXECUTION_NAME_PREFIX = "manual"
+HISTORY_PAGE = 1000
+
+_de = TypeDeserializer()
+
+
+class StackNotFound(LightHpcError):
+    """No deployed stack (or not all of its outputs) where the CLI looked."""
+
+    error_name = "Stack.NotFound"
+
+
+class RemoteUnavailable(LightHpcError):
+    """An AWS call failed (credentials, region, permissions, network)."""
+
+    error_name = "Remote.Unavailable"
+
+
+@dataclass(frozen=True)
+class RemoteStack:
+    name: str
+    settings: Settings
+    state_machine_arn: str
+    api_url: str | None = None
+
+
+def aws_error(exc: BotoCoreError | ClientError, doing: str) -> RemoteUnavailable:
+    """One readable line for an AWS failure (the code and message, not a traceback)."""
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        detail = f"{err.get('Code', 'Error')}: {err.get('Message', '')}".rstrip(": ")
+    else:
+        detail = str(exc)
+    return RemoteUnavailable(f"{doing} failed ({detail})")
+
+
+def discover(
+    stack_name: str,
+    *,
+    session: boto3.session.Session | None = None,
+    endpoint_url: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> RemoteStack:
+    """The stack named ``stack_name`` (CloudFormation outputs), or the explicit environment."""
+    source = os.environ if env is None else env
+    explicit = source.get(ENV_STATE_MACHINE_ARN)
+    if explicit:
+        return RemoteStack(stack_name, Settings.from_env(source), explicit)
+    session = session or boto3.session.Session()
+    try:
+        cfn = session.client("cloudformation", endpoint_url=endpoint_url)
+        stacks = cfn.describe_stacks(StackName=stack_name)["Stacks"]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ValidationError":
+            raise StackNotFound(
+                f"no stack {stack_name!r} here; deploy it (docs/deploy.md), pass --stack, "
+                f"or set {ENV_STATE_MACHINE_ARN} and the LIGHTHPC_* variables"
+            ) from exc
+        raise aws_error(exc, f"DescribeStacks {stack_name}") from exc
+    except BotoCoreError as exc:
+        raise aws_error(exc, f"DescribeStacks {stack_name}") from exc
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+    missing = missing_outputs(outputs)
+    if missing:
+        raise StackNotFound(
+            f"stack {stack_name!r} has no output(s) {', '.join(missing)} "
+            f"(status {stacks[0].get('StackStatus')}); is it a lightHPC stack?"
+        )
+    return RemoteStack(
+        stack_name,
+        settings_from_outputs(outputs),
+        outputs[STATE_MACHINE_ARN],
+        outputs.get(API_URL),
+    )
+
+
+def connect(
+    stack_name: str,
+    *,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> tuple[RemoteStack, Services]:
+    """Discover the stack and build clients for it (one session, one endpoint)."""
+    try:
+        session = boto3.session.Session(region_name=region)
+        stack = discover(stack_name, session=session, endpoint_url=endpoint_url, env=env)
+        svc = make_services(stack.settings, session=session, endpoint_url=endpoint_url)
+    except BotoCoreError as exc:
+        raise aws_error(exc, "connecting to AWS") from exc
+    return stack, svc
+
+
+# ---- start ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StartedMission:
+    execution_arn: str
+    name: str
+    input: Mapping[str, Any]
+    params: MissionParams
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "executionArn": self.execution_arn,
+            "name": self.name,
+            "input": dict(self.input),
+            "effectiveParams": self.params.to_wire(),
+        }
+
+
+def execution_name(now: datetime | None = None) -> str:
+    """``manual-20261129T134501Z-1a2b3c4d``: sorts by time, reads well in the console."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    return f"{EXECUTION_NAME_PREFIX}-{stamp}-{secrets.token_hex(4)}"
+
+
+def manual_input(
+    bucket: str, key: str, params: Mapping[str, Any], profile: str | None
+) -> dict[str, Any]:
+    """The manual StartExecution input form that ``workflow.request`` accepts."""
+    payload: dict[str, Any] = {"input": {"bucket": bucket, "key": key}, "params": dict(params)}
+    if profile is not None:
+        payload["profile"] = profile
+    return payload
+
+
+def start_mission(
+    stack: RemoteStack,
+    svc: Services,
+    uri: str,
+    params: Mapping[str, Any],
+    *,
+    profile: str | None = None,
+    name: str | None = None,
+) -> StartedMission:
+    """Validate locally exactly as PlanMission will, then StartExecution.
+
+    Refused before anything is sent (``Mission.InvalidInput``): a URI outside the watched
+    source bucket/prefix, an unknown profile, params that do not validate when merged over
+    the profile, a sample that cannot be read.
+    """
+    bucket, key = parse_s3_uri(uri)
+    settings = stack.settings
+    if bucket != settings.source_bucket:
+        raise MissionInvalidInput(
+            f"bucket {bucket!r} is not the mission source bucket {settings.source_bucket!r}"
+        )
+    if not key.startswith(settings.source_prefix):
+        raise MissionInvalidInput(
+            f"key {key!r} is outside the watched prefix {settings.source_prefix!r}"
+        )
+    if profile is not None:
+        profile = validate_profile_name(profile)
+    try:
+        base = _profile_params(svc, profile)
+        effective = parse_params(base, params)
+        _check_sample(svc, bucket, key)
+        payload = manual_input(bucket, key, params, profile)
+        exec_name = name or execution_name()
+        resp = svc.sfn.start_execution(
+            stateMachineArn=stack.state_machine_arn,
+            name=exec_name,
+            input=json.dumps(payload),
+        )
+    except (BotoCoreError, ClientError) as exc:
+        raise aws_error(exc, "StartExecution") from exc
+    return StartedMission(str(resp["executionArn"]), exec_name, payload, effective)
+
+
+def _profile_params(svc: Services, profile: str | None) -> dict[str, Any]:
+    name = profile or svc.settings.default_profile
+    item = svc.store.get_profile(name)
+    if item is None:
+        if profile is not None:
+            raise MissionInvalidInput(f"unknown MissionCfg profile {name!r}")
+        return {}
+    return dict(item.get("params", {}))
+
+
+def _check_sample(svc: Services, bucket: str, key: str) -> None:
+    try:
+        head = svc.s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in {"404", "NoSuchKey", "NotFound", "403", "AccessDenied"}:
+            raise MissionInvalidInput(
+                f"sample s3://{bucket}/{key} cannot be read ({code})"
+            ) from exc
+        raise
+    if int(head.get("ContentLength", 0)) == 0:
+        raise MissionInvalidInput(f"sample s3://{bucket}/{key} is empty")
+
+
+# ---- status -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Progress:
+    shards: int
+    done: int
+    failed: int
+    running: int
+    waiting: int
+    units: int
+    units_running: int
+    retries: int
+    interruptions: int
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * (self.done + self.failed) / self.shards if self.shards else 0.0
+
+    def line(self) -> str:
+        return (
+            f"{self.done}/{self.shards} shards done ({self.percent:.0f}% settled), "
+            f"{self.failed} failed, {self.running} running, {self.waiting} waiting · "
+            f"{self.units_running}/{self.units} units running · retries {self.retries} · "
+            f"Spot interruptions {self.interruptions}"
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "shards": self.shards,
+            "done": self.done,
+            "failed": self.failed,
+            "running": self.running,
+            "waiting": self.waiting,
+            "units": self.units,
+            "unitsRunning": self.units_running,
+            "retries": self.retries,
+            "interruptions": self.interruptions,
+            "percentSettled": round(self.percent, 1),
+        }
+
+
+def progress_of(shards: Sequence[ShardItem], units: Sequence[UnitItem]) -> Progress:
+    """Progress from ``tblTrans`` alone (the same counts the local view shows)."""
+    status = [s.status for s in shards]
+    return Progress(
+        shards=len(shards),
+        done=status.count(ShardStatus.DONE),
+        failed=status.count(ShardStatus.FAILED),
+        running=status.count(ShardStatus.RUNNING),
+        waiting=sum(1 for s in status if s not in {ShardStatus.DONE, ShardStatus.FAILED})
+        - status.count(ShardStatus.RUNNING),
+        units=len(units),
+        units_running=sum(1 for u in units if u.status is UnitStatus.RUNNING),
+        retries=sum(max(u.launches - 1, 0) for u in units),
+        interruptions=sum(len(u.interrupted_attempts) for u in units),
+    )
+
+
+@dataclass
+class MissionView:
+    """What ``lighthpc status`` shows: the execution, the mission record and tblTrans."""
+
+    execution: dict[str, Any] | None
+    mission: dict[str, Any] | None
+    shards: list[ShardItem] = field(default_factory=list)
+    units: list[UnitItem] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    definition: dict[str, Any] | None = None
+
+    @property
+    def progress(self) -> Progress:
+        return progress_of(self.shards, self.units)
+
+    @property
+    def execution_status(self) -> str | None:
+        return None if self.execution is None else str(self.execution["status"])
+
+    @property
+    def finished(self) -> bool:
+        return self.execution_status in TERMINAL_EXECUTION
+
+    @property
+    def failed(self) -> bool:
+        mission_status = None if self.mission is None else self.mission.get("status")
+        return self.execution_status in FAILED_EXECUTION or mission_status in FAILED_MISSION
+
+    def shard_counts(self) -> dict[str, tuple[int, int]]:
+        counts: dict[str, tuple[int, int]] = {}
+        for s in self.shards:
+            done, total = counts.get(s.unit_id, (0, 0))
+            counts[s.unit_id] = (done + (s.status is ShardStatus.DONE), total + 1)
+        return counts
+
+    def as_json(self) -> dict[str, Any]:
+        ex = self.execution or {}
+        return {
+            "missionId": None if self.mission is None else self.mission["missionId"],
+            "missionStatus": None if self.mission is None else self.mission.get("status"),
+            "execution": {
+                "executionArn": ex.get("executionArn"),
+                "name": ex.get("name"),
+                "status": ex.get("status"),
+                "startDate": ex.get("startDate"),
+                "stopDate": ex.get("stopDate"),
+                "error": ex.get("error"),
+                "cause": ex.get("cause"),
+            }
+            if self.execution
+            else None,
+            "progress": self.progress.as_json(),
+            "units": [
+                {
+                    "unitId": u.unit_id,
+                    "status": u.status.value,
+                    "attempt": u.attempt,
+                    "interruptedAttempts": list(u.interrupted_attempts),
+                    "capacity": u.capacity,
+                    "shardsDone": self.shard_counts().get(u.unit_id, (0, 0))[0],
+                    "shards": self.shard_counts().get(u.unit_id, (0, 0))[1],
+                }
+                for u in self.units
+            ],
+            "mission": self.mission,
+        }
+
+
+def is_execution_arn(ref: str) -> bool:
+    return ref.startswith("arn:") and ":execution:" in ref
+
+
+def mission_view(svc: Services, ref: str, *, with_history: bool = True) -> MissionView:
+    """Resolve ``ref`` (a missionId or an execution ARN) and read everything about it."""
+    store = svc.store
+    try:
+        if is_execution_arn(ref):
+            execution: dict[str, Any] | None = dict(svc.sfn.describe_execution(executionArn=ref))
+            mission_id = store.mission_for_execution(ref)
+            mission = store.get_mission(mission_id) if mission_id else None
+        else:
+            mission = store.get_mission(ref)
+            arn = mission.get("executionArn")
+            execution = dict(svc.sfn.describe_execution(executionArn=arn)) if arn else None
+        view = MissionView(execution=execution, mission=mission)
+        if mission is not None:
+            view.shards = store.list_shards(str(mission["missionId"]))
+            view.units = store.list_units(str(mission["missionId"]))
+        if with_history and execution is not None:
+            view.history = _history(svc, str(execution["executionArn"]))
+            machine = svc.sfn.describe_state_machine_for_execution(
+                executionArn=execution["executionArn"]
+            )
+            view.definition = json.loads(machine["definition"])
+    except (BotoCoreError, ClientError) as exc:
+        raise aws_error(exc, f"reading {ref}") from exc
+    return view
+
+
+def _history(svc: Services, arn: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"executionArn": arn, "maxResults": HISTORY_PAGE}
+    while True:
+        page = svc.sfn.get_execution_history(**kwargs)
+        events.extend(page.get("events", []))
+        token = page.get("nextToken")
+        if not token:
+            return events
+        kwargs["nextToken"] = token
+
+
+def wait_view(
+    svc: Services, ref: str, *, timeout: float, interval: float = 2.0
+) -> tuple[MissionView, bool]:
+    """Poll until the execution ends; returns the final view and whether it ended."""
+    deadline = time.monotonic() + timeout
+    while True:
+        view = mission_view(svc, ref, with_history=False)
+        if view.finished or time.monotonic() >= deadline:
+            return mission_view(svc, ref), view.finished
+        time.sleep(interval)
+
+
+# ---- cost -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MissionCost:
+    mission_id: str
+    shards: int
+    step_functions: float
+    lambda_: float
+    dynamodb: float
+    instances: Mapping[tuple[str, str], float]
+    instance_hours: Mapping[tuple[str, str], float]
+    unpriced: tuple[str, ...]
+    recorded: float | None
+
+    @property
+    def orchestration(self) -> float:
+        return self.step_functions + self.lambda_ + self.dynamodb
+
+    @property
+    def compute(self) -> float:
+        return sum(self.instances.values())
+
+    @property
+    def total(self) -> float:
+        return self.orchestration + self.compute
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "missionId": self.mission_id,
+            "currency": "USD",
+            "orchestration": {
+                "stepFunctions": round(self.step_functions, 6),
+                "lambda": round(self.lambda_, 6),
+                "dynamodb": round(self.dynamodb, 6),
+                "total": round(self.orchestration, 6),
+            },
+            "compute": {
+                "instances": [
+                    {
+                        "instanceType": itype,
+                        "capacity": cap,
+                        "hours": round(self.instance_hours[(itype, cap)], 4),
+                        "cost": round(cost, 6),
+                    }
+                    for (itype, cap), cost in sorted(self.instances.items())
+                ],
+                "total": round(self.compute, 6),
+                "unpricedInstanceTypes": list(self.unpriced),
+            },
+            "total": round(self.total, 6),
+            "perShard": round(self.total / self.shards, 6) if self.shards else None,
+            "recordedByRsltProc": self.recorded,
+        }
+
+
+def mission_cost(
+    svc: Services, mission_id: str, prices: PriceList | None = None, now: float | None = None
+) -> MissionCost:
+    """Modelled cost: orchestration from the recorded launches (``mission_usage``) and
+    compute from each unit's last attempt (launch → finish, or the mission's end, or now)."""
+    prices = prices or PriceList()
+    try:
+        mission = svc.store.get_mission(mission_id)
+        shards = svc.store.list_shards(mission_id)
+        units = svc.store.list_units(mission_id)
+        raw_units = _raw_unit_items(svc, mission_id)
+    except (BotoCoreError, ClientError) as exc:
+        raise aws_error(exc, f"reading mission {mission_id}") from exc
+    end_default = float(mission.get("finishedAt") or (now if now is not None else time.time()))
+    seconds: dict[tuple[str, Capacity], float] = {}
+    for item in raw_units:
+        itype, start = item.get("instanceType"), item.get("launchedAt")
+        capacity = next((c for c in CAPACITIES if c == item.get("capacity")), None)
+        if not itype or capacity is None or start is None:
+            continue
+        end = float(item.get("finishedAt") or end_default)
+        key = (str(itype), capacity)
+        seconds[key] = seconds.get(key, 0.0) + max(end - float(start), 0.0)
+    priced: dict[tuple[str, str], float] = {}
+    unpriced: list[str] = []
+    for (itype, capacity), secs in sorted(seconds.items()):
+        try:
+            priced[(itype, capacity)] = secs / 3600.0 * prices.hourly(itype, capacity)
+        except LightHpcError:
+            unpriced.append(itype)
+    orchestration = estimate(_orchestration_usage(shards, units), prices)
+    recorded = mission.get("cost")
+    return MissionCost(
+        mission_id=mission_id,
+        shards=len(shards) or int(mission.get("shards", 0)),
+        step_functions=orchestration.step_functions,
+        lambda_=orchestration.lambda_,
+        dynamodb=orchestration.dynamodb,
+        instances=priced,
+        instance_hours={k: v / 3600.0 for k, v in seconds.items()},
+        unpriced=tuple(sorted(set(unpriced))),
+        recorded=None if recorded is None else float(recorded),
+    )
+
+
+def _orchestration_usage(shards: Sequence[ShardItem], units: Sequence[UnitItem]) -> Usage:
+    return mission_usage(shards, units) if units else Usage()
+
+
+def _raw_unit_items(svc: Services, mission_id: str) -> list[dict[str, Any]]:
+    """The unit items with the fields ``UnitItem`` leaves out (instance type, timings)."""
+    paginator = svc.ddb.get_paginator("query")
+    out: list[dict[str, Any]] = []
+    for page in paginator.paginate(
+        TableName=svc.settings.trans_table,
+        KeyConditionExpression="missionId = :m AND begins_with(shardId, :p)",
+        ExpressionAttributeValues={":m": {"S": mission_id}, ":p": {"S": UNIT_PREFIX}},
+        ConsistentRead=True,
+    ):
+        out.extend(
+            {k: _plain(_de.deserialize(v)) for k, v in item.items()} for item in page["Items"]
+        )
+    return out
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
