@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import threading
 import time
 from collections.abc import Sequence
@@ -87,8 +88,17 @@ class NodeAgent:
     # ---- entry ---------------------------------------------------------------------------
 
     def on_sigterm(self) -> None:
-        """SIGTERM is a warm shutdown, exactly like a Spot notice."""
-        self.shutdown.request(StopCause.INTERRUPTED, "SIGTERM received")
+        """SIGTERM is a warm shutdown, exactly like a Spot notice.
+
+        Called from the signal handler, which runs on the main thread between two bytecodes,
+        possibly while that thread holds a lock ``request`` needs: hand it to a thread.
+        """
+        threading.Thread(
+            target=self.shutdown.request,
+            args=(StopCause.INTERRUPTED, "SIGTERM received"),
+            name="sigterm",
+            daemon=True,
+        ).start()
 
     def run(self) -> int:
         try:
@@ -113,9 +123,21 @@ class NodeAgent:
             code = ExitCode.CRASHED
         finally:
             self._stop_threads()
+            self._bill(ident)
             self._terminate_self(ident.instance_id)
         log.info("node agent exiting", extra={"exitCode": int(code), "path": ExitCode(code).name})
         return int(code)
+
+    def _bill(self, ident: NodeIdentity) -> None:
+        """Add this node's run time to the mission's instance-seconds (priced by RsltProc)."""
+        seconds = time.monotonic() - self._began
+        try:
+            capacity = (self.imds.get(META + "instance-life-cycle") or "on-demand").strip()
+            self.svc.store.add_instance_seconds(
+                ident.mission_id, ident.instance_type, capacity, seconds
+            )
+        except (ClientError, BotoCoreError, ImdsError) as exc:
+            log.warning("instance seconds not recorded", extra={"error": str(exc)})
 
     # ---- the attempt ---------------------------------------------------------------------
 
@@ -126,7 +148,9 @@ class NodeAgent:
             log.warning("attempt superseded before start", extra={"currentAttempt": unit.attempt})
             return ExitCode.SUPERSEDED
         token = self._token = unit.task_token
-        params = MissionParams.model_validate(store.get_mission(ident.mission_id)["params"])
+        mission = store.get_mission(ident.mission_id)
+        params = MissionParams.model_validate(mission["params"])
+        self._start_threads(params, token)  # the first heartbeat goes out now, at boot
         started = store.set_unit(
             ident.mission_id,
             ident.unit_id,
@@ -140,18 +164,20 @@ class NodeAgent:
         if not started:
             log.warning("attempt superseded before start")
             return ExitCode.SUPERSEDED
-        self._start_threads(params, token)
-        report = self._run_shards(ident, unit, params)
+        report = self._run_shards(ident, unit, params, mission["sample"])
         self._stop_threads()
         return self._conclude(ident, unit, report)
 
-    def _run_shards(self, ident: NodeIdentity, unit: UnitItem, params: MissionParams) -> UnitReport:
+    def _run_shards(
+        self,
+        ident: NodeIdentity,
+        unit: UnitItem,
+        params: MissionParams,
+        sample: dict[str, Any],
+    ) -> UnitReport:
         store = self.svc.store
-        mission = store.get_mission(ident.mission_id)
         work_dir = self.config.work_dir / f"{ident.mission_id}-{ident.unit_id}-a{ident.attempt:03d}"
-        staged = stage_inputs(
-            self.svc.s3, mission["sample"], params, work_dir, self.config.library_cache
-        )
+        staged = stage_inputs(self.svc.s3, sample, params, work_dir, self.config.library_cache)
         self._bytes_downloaded = staged.bytes_downloaded
         shards = [
             s
@@ -187,9 +213,15 @@ class NodeAgent:
             pump.stop()
             pump.join()
             pool.close()
+            # Results and checkpoints are in S3 now; keep only the shared library cache.
+            shutil.rmtree(work_dir, ignore_errors=True)
         for shard_id, (key, position) in list(report.stopped.items()):
             if key is None:  # a periodic checkpoint may have been the last one uploaded
                 report.stopped[shard_id] = (run.uploader.latest(shard_id)[0], position)
+        for shard_id in report.abandoned:  # did not stop in time: its last periodic checkpoint
+            key, position = run.uploader.latest(shard_id)
+            if key is not None:
+                report.stopped[shard_id] = (key, position)
         return report
 
     # ---- the end -------------------------------------------------------------------------

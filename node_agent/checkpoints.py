@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from workflow.keys import checkpoint_key, checkpoint_prefix
+from workflow.keys import KIND_CHECKPOINT, checkpoint_key, checkpoint_prefix, kind_tagging
 
 POSITION_METADATA: Final = "position"
 _ATTEMPT_IN_KEY: Final = re.compile(r"attempt-(\d+)\.ckpt$")
@@ -63,6 +63,7 @@ class CheckpointStore:
             Body=data,
             Metadata={POSITION_METADATA: str(position)},
             ContentType="application/octet-stream",
+            Tagging=kind_tagging(KIND_CHECKPOINT),  # expired by the bucket's lifecycle rule
         )
         return key
 

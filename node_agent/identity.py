@@ -94,11 +94,12 @@ class ImdsClient:
         self._clock = clock
         self._token: str | None = None
         self._token_expires = 0.0
+        # IMDS is link-local: never send it through an HTTP(S)_PROXY from the environment.
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
     def _open(self, request: urllib.request.Request) -> tuple[int, str]:
         try:
-            # The scheme was checked in __init__: only http(s) URLs reach urlopen.
-            with urllib.request.urlopen(request, timeout=self.timeout) as resp:  # noqa: S310
+            with self._opener.open(request, timeout=self.timeout) as resp:
                 return int(resp.status), resp.read().decode("utf-8")
         except urllib.error.HTTPError as exc:
             return int(exc.code), exc.read().decode("utf-8", errors="replace")

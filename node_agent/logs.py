@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, TextIO
 
-LOGGER_NAME: Final = "lighthpc.node"
+# Not under "lighthpc" (the Lambda handlers' powertools logger): node lines stay ours.
+LOGGER_NAME: Final = "lighthpc_node"
 CONTEXT_KEYS: Final = ("missionId", "unitId", "shardId", "attempt")
 # Attributes every LogRecord has; anything else came in through ``extra=``.
 _STANDARD_ATTRS: Final = frozenset(

@@ -68,7 +68,8 @@ def is_alive(pid: int) -> bool:
     return state not in {"Z", "X"}
 
 
-def _signal_all(pids: Iterable[int], sig: signal.Signals) -> None:
+def signal_all(pids: Iterable[int], sig: signal.Signals) -> None:
+    """Signal each pid; one that already exited is skipped."""
     for pid in pids:
         # Already gone is the state we want.
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -79,13 +80,13 @@ def kill_tree(root: int, *, include_root: bool = True) -> list[int]:
     """Freeze the tree below ``root`` until it stops growing, then SIGKILL all of it."""
     frozen: set[int] = set()
     if include_root:
-        _signal_all([root], signal.SIGSTOP)
+        signal_all([root], signal.SIGSTOP)
         frozen.add(root)
     while True:
         fresh = [pid for pid in descendants(root) if pid not in frozen]
         if not fresh:
             break
-        _signal_all(fresh, signal.SIGSTOP)
+        signal_all(fresh, signal.SIGSTOP)
         frozen.update(fresh)
-    _signal_all(frozen, signal.SIGKILL)  # SIGKILL also ends stopped processes
+    signal_all(frozen, signal.SIGKILL)  # SIGKILL also ends stopped processes
     return sorted(frozen)

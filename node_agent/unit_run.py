@@ -31,7 +31,7 @@ from node_agent.runner import (
     WorkerOutcome,
 )
 from node_agent.shutdown import Shutdown, StopCause
-from workflow.keys import shard_result_key
+from workflow.keys import KIND_SHARD_RESULT, kind_tagging, shard_result_key
 from workflow.params import MissionParams
 from workflow.repository import ShardItem
 from workflow.services import Services
@@ -128,6 +128,14 @@ class UnitRun:
                 break
             if self._shutdown.stopping and deadline is None:
                 deadline = time.monotonic() + self._grace
+                log.warning(
+                    "stopping shards",
+                    extra={
+                        "cause": str(self._shutdown.cause),
+                        "detail": self._shutdown.detail,
+                        "running": sorted(s.shard_id for s in running.values()),
+                    },
+                )
             if deadline is not None and time.monotonic() > deadline:
                 stuck = sorted(s.shard_id for s in running.values())
                 log.error("shards did not stop within the grace period", extra={"shards": stuck})
@@ -235,7 +243,12 @@ class UnitRun:
         ident = self._ident
         key = shard_result_key(ident.mission_id, shard.shard_id, ident.attempt, result.suffix)
         size = result.stat().st_size
-        self._svc.s3.upload_file(str(result), self._svc.settings.result_bucket, key)
+        self._svc.s3.upload_file(
+            str(result),
+            self._svc.settings.result_bucket,
+            key,
+            ExtraArgs={"Tagging": kind_tagging(KIND_SHARD_RESULT)},  # lifecycle-expired
+        )
         committed = self._svc.store.move_shard(
             ident.mission_id,
             shard.shard_id,

@@ -6,6 +6,19 @@ what a later attempt committed; only the ``resultKey`` recorded in ``tblTrans`` 
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
+# S3 lifecycle filters take a key prefix and tags, never a wildcard such as
+# ``missions/*/checkpoints/``: checkpoints and shard results are told apart by this tag.
+OBJECT_KIND_TAG = "lighthpc:kind"
+KIND_CHECKPOINT = "checkpoint"
+KIND_SHARD_RESULT = "shard-result"
+
+
+def kind_tagging(kind: str) -> str:
+    """The ``Tagging`` argument of PutObject/upload for an object of ``kind``."""
+    return urlencode({OBJECT_KIND_TAG: kind})
+
 
 def mission_prefix(mission_id: str) -> str:
     return f"missions/{mission_id}/"

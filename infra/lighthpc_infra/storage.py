@@ -9,15 +9,15 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from workflow import repository
+from workflow import keys, repository
 from workflow.repository import EXECUTION_INDEX
 
 MISSIONS_PREFIX: Final = "missions/"
 # S3 lifecycle filters take a key prefix and tags, never a wildcard such as
 # ``missions/*/checkpoints/``: checkpoints and shard results are told apart by this tag.
-OBJECT_KIND_TAG: Final = "lighthpc:kind"
-KIND_CHECKPOINT: Final = "checkpoint"
-KIND_SHARD_RESULT: Final = "shard-result"
+OBJECT_KIND_TAG: Final = keys.OBJECT_KIND_TAG  # the nodes tag what they upload (workflow.keys)
+KIND_CHECKPOINT: Final = keys.KIND_CHECKPOINT
+KIND_SHARD_RESULT: Final = keys.KIND_SHARD_RESULT
 TTL_ATTRIBUTE: Final = repository.TTL_ATTRIBUTE  # written by PlanMission on both tables
 
 

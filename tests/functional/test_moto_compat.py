@@ -675,3 +675,47 @@ def test_fix_for_a_changed_target_is_skipped_with_a_warning() -> None:
     with pytest.warns(moto_compat.MotoCompatWarning, match="'stale'"):
         assert stale.apply() is False
     assert not stale.is_applied()
+
+
+# ------------------------------------------------------------ 7. task_failure_cause
+
+
+def _caught_failure(harness: Harness, reporter: Reporter) -> dict[str, Any]:
+    function = harness.function(reporter)
+    machine = harness.state_machine(
+        {
+            "StartAt": "Wait",
+            "States": {
+                "Wait": {
+                    "Type": "Task",
+                    "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+                    "Parameters": {
+                        "FunctionName": function,
+                        "Payload": {"token.$": "$$.Task.Token"},
+                    },
+                    "TimeoutSeconds": 20,
+                    "Catch": [
+                        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Caught"}
+                    ],
+                    "End": True,
+                },
+                "Caught": {"Type": "Pass", "End": True},
+            },
+        }
+    )
+    arn = harness.start(machine)
+    token = reporter.next_token()["token"]
+    harness.sfn.send_task_failure(taskToken=token, error="Shard.Failed", cause="exit 3: boom")
+    return output_of(harness.wait(arn))["error"]  # type: ignore[no-any-return]
+
+
+def test_bug_still_present_task_failure_cause(harness: Harness, reporter: Reporter) -> None:
+    """Fails once moto passes SendTaskFailure's cause on: drop the fix."""
+    with moto_compat.TASK_FAILURE_CAUSE.reverted():
+        caught = _caught_failure(harness, reporter)
+    assert caught == {"Error": "Shard.Failed", "Cause": None}
+
+
+def test_task_failure_cause_reaches_the_catcher(harness: Harness, reporter: Reporter) -> None:
+    caught = _caught_failure(harness, reporter)
+    assert caught == {"Error": "Shard.Failed", "Cause": "exit 3: boom"}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -56,7 +57,7 @@ class ImdsEmulator:
         self._instance_action: str | None = None
         self._rebalance: str | None = None
         self.requests: dict[str, int] = {}
-        self._server = ThreadingHTTPServer((LOCAL_HOST, 0), _handler_for(self))
+        self._server = _QuietServer((LOCAL_HOST, 0), _handler_for(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, name=f"imds-{instance_id}", daemon=True
@@ -135,6 +136,14 @@ class ImdsEmulator:
         if key.startswith("tags/instance/") and self.tags_in_metadata:
             return self.tags.get(unquote(key.removeprefix("tags/instance/")))
         return None
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A client that hangs up mid-reply (an agent exiting) is normal, not an error to print."""
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
 
 
 def _handler_for(imds: ImdsEmulator) -> type[BaseHTTPRequestHandler]:

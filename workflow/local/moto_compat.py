@@ -723,6 +723,40 @@ S3_EVENTBRIDGE_EVENT_SHAPE = Fix(
 )
 
 
+# ------------------------------------------------ 7. SendTaskFailure keeps its cause
+
+
+def _wrap_send_task_failure(_inner: Impl) -> Impl:
+    def send_task_failure(self: Any) -> Any:
+        """Pass ``cause`` on: moto 5.2.5 dropped it, so a Catch saw ``"Cause": null`` and the
+        node's stderr tail never reached RecordUnitFailure."""
+        from moto.core.responses import EmptyResult
+
+        self.stepfunction_backend.send_task_failure(
+            self._get_param("taskToken"),
+            error=self._get_param("error"),
+            cause=self._get_param("cause"),
+        )
+        return EmptyResult()
+
+    return send_task_failure
+
+
+TASK_FAILURE_CAUSE = Fix(
+    name="task_failure_cause",
+    design_ref="DESIGN §6 (found while building the node agent)",
+    description="SendTaskFailure passes its cause to the waiting task (moto dropped it).",
+    patches=(
+        Patch(
+            "moto.stepfunctions.responses:StepFunctionResponse",
+            "send_task_failure",
+            _wrap_send_task_failure,
+            ("self",),
+        ),
+    ),
+)
+
+
 # --------------------------------------------------------------------- public entry
 
 FIXES: Final[tuple[Fix, ...]] = (
@@ -733,6 +767,7 @@ FIXES: Final[tuple[Fix, ...]] = (
     EXECUTION_NAME_DEFAULT,
     EVENTBRIDGE_SFN_TARGET,
     S3_EVENTBRIDGE_EVENT_SHAPE,
+    TASK_FAILURE_CAUSE,
 )
 FIXES_BY_NAME: Final[dict[str, Fix]] = {fix.name: fix for fix in FIXES}
 

@@ -5,8 +5,10 @@ and starts the node agent for each, exactly as an instance's user data would on 
 ``AWS_ENDPOINT_URL`` at the emulator, dummy credentials, the deployment's ``Settings`` and
 ``AWS_EC2_METADATA_SERVICE_ENDPOINT`` at that instance's own IMDSv2 emulator. The pool keeps a
 handle per instance so tests and chaos tooling can interrupt (Spot notice), kill (SIGKILL, no
-report), pause or list nodes. When a node process ends, its instance is terminated in the
-emulator; ``close()`` leaves no process behind (it kills whole process trees).
+report), pause or list nodes. Each node's stdout/stderr (its JSON log) goes to
+``<log_dir>/<instance-id>.log`` (a fresh temporary directory by default). When a node process
+ends, its instance is terminated in the emulator; ``close()`` leaves no process behind (it
+kills whole process trees).
 
 Slots are bounded: a node gets ``min(slots_per_node or CPUs, free slots)`` and an instance
 waits for a free slot when the host is full, like a Spot request waiting for capacity.
@@ -19,6 +21,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Mapping
@@ -108,7 +111,7 @@ class LocalNodePool:
         slots_per_node: int | None = None,
         env: Mapping[str, str] | None = None,
         *,
-        log_dir: Path,
+        log_dir: Path | None = None,
         total_slots: int | None = None,
         poll_seconds: float = 0.2,
         tags_in_metadata: bool = True,
@@ -118,7 +121,7 @@ class LocalNodePool:
         self.slots_per_node = slots_per_node
         self.total_slots = total_slots or os.cpu_count() or 1
         self.env = dict(env or {})
-        self.log_dir = Path(log_dir)
+        self.log_dir = Path(log_dir or tempfile.mkdtemp(prefix="lighthpc-nodes-"))
         self.work_root = self.log_dir / "work"
         self.poll_seconds = poll_seconds
         self.tags_in_metadata = tags_in_metadata
@@ -202,14 +205,12 @@ class LocalNodePool:
         ``include_agent=False`` only its workers freeze, so the agent still sees notices."""
         root = self.node(instance_id).pid
         pids = [*([root] if include_agent else []), *proctree.descendants(root)]
-        for pid in pids:
-            os.kill(pid, signal.SIGSTOP)
+        proctree.signal_all(pids, signal.SIGSTOP)
         return pids
 
     def resume(self, instance_id: str) -> None:
         root = self.node(instance_id).pid
-        for pid in [root, *proctree.descendants(root)]:
-            os.kill(pid, signal.SIGCONT)
+        proctree.signal_all([root, *proctree.descendants(root)], signal.SIGCONT)
 
     def wait(self, instance_id: str, timeout: float) -> int:
         """The node process's exit status (``subprocess.TimeoutExpired`` after ``timeout``)."""

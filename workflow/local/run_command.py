@@ -126,6 +126,7 @@ def _report(
         "invalidSampleLines": mission.get("invalidSampleLines", []),
         "wallSeconds": round(wall, 2),
         "modelledCostUsd": mission.get("cost"),
+        "instanceSeconds": mission.get("instanceSeconds", {}),
         "result": str(result) if result else None,
         "executions": len(executions),
         "duplicatesIgnored": len(executions) - 1,
