@@ -114,7 +114,7 @@ def units_table(units: Sequence[UnitItem], shard_counts: Mapping[str, tuple[int,
 def summary_table(mission: Mapping[str, Any], wall_seconds: float | None = None) -> Table:
     table = Table(title=f"Mission {mission['missionId']}", title_justify="left", show_header=False)
     table.add_column("what", style="bold")
-    table.add_column("value")
+    table.add_column("value", overflow="fold")
     status = str(mission.get("status", "?"))
     colour = {"SUCCEEDED": "green", "PARTIAL": "yellow"}.get(status, "red")
     rows = [
