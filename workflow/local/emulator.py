@@ -175,14 +175,12 @@ class EmbeddedCloud:
 
     def client(self, service_name: str, config: Config | None = None) -> Any:
         """A boto3 client for ``service_name`` at this cloud (own session: thread-safe)."""
-        session = boto3.session.Session(
+        session: Any = boto3.session.Session(  # Any: the service name is data, not a literal
             aws_access_key_id=LOCAL_ACCESS_KEY,
             aws_secret_access_key=LOCAL_ACCESS_KEY,
             region_name=self.region,
         )
-        return session.client(  # type: ignore[call-overload]
-            service_name, endpoint_url=self.endpoint_url, config=config
-        )
+        return session.client(service_name, endpoint_url=self.endpoint_url, config=config)
 
     def deploy_function(
         self,
