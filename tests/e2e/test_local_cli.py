@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -60,17 +61,26 @@ def one_piece(queries: Path, library: Path, top_k: int) -> list[list[str]]:
     return rows
 
 
+# Every CLI this module starts carries this marker in its environment, and node processes
+# inherit it: leftovers are found by marker, so other work on the machine never counts.
+MARKER_NAME, MARKER_VALUE = "LIGHTHPC_TEST_RUN", uuid.uuid4().hex
+RUN_MARKER = f"{MARKER_NAME}={MARKER_VALUE}"
+CLI_ENV = {**os.environ, MARKER_NAME: MARKER_VALUE}
+
+
 def node_processes() -> set[int]:
-    """Pids of live node-agent processes on this machine."""
+    """Pids of live node-agent processes started (indirectly) by this test module."""
     pids = set()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             cmdline = (entry / "cmdline").read_bytes()
+            environ = (entry / "environ").read_bytes()
         except OSError:
             continue
-        if b"node_agent.main" in cmdline or b"lighthpc-node" in cmdline:
+        is_node = b"node_agent.main" in cmdline or b"lighthpc-node" in cmdline
+        if is_node and RUN_MARKER.encode() in environ.split(b"\0"):
             pids.add(int(entry.name))
     return pids
 
@@ -94,7 +104,13 @@ def no_leftovers() -> Iterator[None]:
 
 def run_cli(*args: str, timeout: float = RUN_TIMEOUT) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*CLI, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT, check=False
+        [*CLI, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        check=False,
+        env=CLI_ENV,
     )
 
 
@@ -203,6 +219,7 @@ def test_ctrl_c_stops_everything(tmp_path: Path, no_leftovers: None) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env=CLI_ENV,
     )
     try:
         deadline = time.monotonic() + 120
@@ -239,7 +256,12 @@ def test_local_up_serves_the_stock_api_until_ctrl_c(tmp_path: Path, no_leftovers
     import boto3
 
     proc = subprocess.Popen(
-        [*CLI, "local", "up"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [*CLI, "local", "up"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=CLI_ENV,
     )
     try:
         assert proc.stdout is not None
