@@ -264,7 +264,7 @@ class UnitRun:
             },
             counters={"shardsDone": 1},
         )
-        if not committed:
+        if not committed and not self._already_committed(shard.shard_id, key):
             self._supersede(f"commit of {shard.shard_id} refused")
             return
         self.report.done.append(shard.shard_id)
@@ -272,6 +272,18 @@ class UnitRun:
         log.info(
             "shard done",
             extra={"shardId": shard.shard_id, "resultKey": key, "seconds": outcome.seconds},
+        )
+
+    def _already_committed(self, shard_id: str, key: str) -> bool:
+        """A refused commit may be the SDK's retry of a write the server had applied: it is
+        ours if the shard is DONE by this attempt with this very result key."""
+        ident = self._ident
+        current = self._svc.store.get_shard(ident.mission_id, shard_id)
+        return (
+            current is not None
+            and current.status is ShardStatus.DONE
+            and current.attempt == ident.attempt
+            and current.result_key == key
         )
 
     def _failed(self, shard: ShardItem, outcome: WorkerOutcome) -> None:

@@ -54,7 +54,7 @@ def launch_unit(cmd: LaunchCommand, svc: Services) -> dict[str, Any]:
     unit, queued = store.begin_attempt(
         cmd.mission_id, cmd.unit_id, cmd.attempt, cmd.task_token, capacity
     )
-    if cmd.attempt > 1:
+    if before.launches > 0:  # a relaunch, not a retried Lambda that launched nothing yet
         store.add_counters(cmd.mission_id, {"relaunches": 1})
     if not queued:
         # Every shard is already DONE (a previous node finished but its report was lost).

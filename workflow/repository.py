@@ -376,6 +376,14 @@ class DynamoMissionStore:
             raise MissionNotFound(f"mission {mission_id!r} has no unit {unit_id!r}")
         return UnitItem.from_item(_from_ddb(resp["Item"]))
 
+    def get_shard(self, mission_id: str, shard_id: str) -> ShardItem | None:
+        resp = self._ddb.get_item(
+            TableName=self.trans_table,
+            Key=_to_ddb({"missionId": mission_id, "shardId": SHARD_PREFIX + shard_id}),
+            ConsistentRead=True,
+        )
+        return ShardItem.from_item(_from_ddb(resp["Item"])) if "Item" in resp else None
+
     def list_units(self, mission_id: str) -> list[UnitItem]:
         return [UnitItem.from_item(i) for i in self._query(mission_id, UNIT_PREFIX)]
 
@@ -441,11 +449,15 @@ class DynamoMissionStore:
                 ),
             )
         except ClientError as exc:
-            if _conditional_failed(exc):
+            if not _conditional_failed(exc):
+                raise
+            current = self.get_unit(mission_id, unit_id)
+            # A client retry of a write the server already applied lands here too: same attempt
+            # and same token means it was this call, so carry on (idempotent, not superseded).
+            if current.attempt != attempt or current.task_token != task_token:
                 raise AttemptSuperseded(
                     f"{mission_id}/{unit_id}: attempt {attempt} is not newer than the current one"
                 ) from exc
-            raise
         unit = self.get_unit(mission_id, unit_id)
         queued = [
             s
