@@ -19,6 +19,7 @@ from workflow.errors import MissionNotFound
 from workflow.instance_types import CATALOG
 from workflow.keys import final_result_key
 from workflow.params import MissionParams
+from workflow.progress import progress_of
 from workflow.repository import ShardItem, UnitItem
 from workflow.services import Services
 from workflow.states import MissionStatus, ShardStatus
@@ -118,6 +119,7 @@ def aggregate_mission(
     if done:
         result_uri, reduced = _reduce(mission, params, done, svc)
     units = store.list_units(mission_id)
+    counts = progress_of(shards, units)
     summary = MissionSummary(
         mission_id=mission_id,
         status=status,
@@ -125,8 +127,8 @@ def aggregate_mission(
         done=len(done),
         failed=len(failed),
         failed_shards=tuple(s.shard_id for s in failed[:MAX_LISTED_FAILURES]),
-        retries=sum(max(u.launches - 1, 0) for u in units),
-        interruptions=sum(len(u.interrupted_attempts) for u in units),
+        retries=counts.retries,
+        interruptions=counts.interruptions,
         result_uri=result_uri,
         duration_seconds=time.time() - (started_at or float(mission["createdAt"])),
         cost=estimate(mission_usage(shards, units, mission.get("instanceSeconds")), PriceList()),

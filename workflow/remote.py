@@ -29,6 +29,7 @@ from workflow.cost import CAPACITIES, Capacity, PriceList, Usage, estimate
 from workflow.errors import LightHpcError, MissionInvalidInput
 from workflow.params import MissionParams, parse_params
 from workflow.planning import parse_s3_uri
+from workflow.progress import Progress, progress_of
 from workflow.repository import UNIT_PREFIX, ShardItem, UnitItem
 from workflow.request import validate_profile_name
 from workflow.services import Services, make_services
@@ -40,7 +41,7 @@ from workflow.stack_outputs import (
     missing_outputs,
     settings_from_outputs,
 )
-from workflow.states import MissionStatus, ShardStatus, UnitStatus
+from workflow.states import MissionStatus, ShardStatus
 
 TERMINAL_EXECUTION = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
 FAILED_EXECUTION = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
@@ -241,62 +242,6 @@ def _check_sample(svc: Services, bucket: str, key: str) -> None:
 
 
 # ---- status -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Progress:
-    shards: int
-    done: int
-    failed: int
-    running: int
-    waiting: int
-    units: int
-    units_running: int
-    retries: int
-    interruptions: int
-
-    @property
-    def percent(self) -> float:
-        return 100.0 * (self.done + self.failed) / self.shards if self.shards else 0.0
-
-    def line(self) -> str:
-        return (
-            f"{self.done}/{self.shards} shards done ({self.percent:.0f}% settled), "
-            f"{self.failed} failed, {self.running} running, {self.waiting} waiting · "
-            f"{self.units_running}/{self.units} units running · retries {self.retries} · "
-            f"Spot interruptions {self.interruptions}"
-        )
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "shards": self.shards,
-            "done": self.done,
-            "failed": self.failed,
-            "running": self.running,
-            "waiting": self.waiting,
-            "units": self.units,
-            "unitsRunning": self.units_running,
-            "retries": self.retries,
-            "interruptions": self.interruptions,
-            "percentSettled": round(self.percent, 1),
-        }
-
-
-def progress_of(shards: Sequence[ShardItem], units: Sequence[UnitItem]) -> Progress:
-    """Progress from ``tblTrans`` alone (the same counts the local view shows)."""
-    status = [s.status for s in shards]
-    return Progress(
-        shards=len(shards),
-        done=status.count(ShardStatus.DONE),
-        failed=status.count(ShardStatus.FAILED),
-        running=status.count(ShardStatus.RUNNING),
-        waiting=sum(1 for s in status if s not in {ShardStatus.DONE, ShardStatus.FAILED})
-        - status.count(ShardStatus.RUNNING),
-        units=len(units),
-        units_running=sum(1 for u in units if u.status is UnitStatus.RUNNING),
-        retries=sum(max(u.launches - 1, 0) for u in units),
-        interruptions=sum(len(u.interrupted_attempts) for u in units),
-    )
 
 
 @dataclass

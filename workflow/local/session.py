@@ -24,6 +24,7 @@ from workflow.local.emulator import EmbeddedCloud
 from workflow.local.pool import LocalNodePool
 from workflow.local.stack import SOURCE_RULE_NAME, LocalStack, deploy
 from workflow.params import parse_params
+from workflow.progress import progress_of
 
 METRICS_DISABLED_ENV = "POWERTOOLS_METRICS_DISABLED"
 # Local shards last seconds, not minutes: look for Spot notices and write progress more often.
@@ -256,16 +257,15 @@ class LocalSession:
         if mission_id is None:
             return Progress(0, 0, 0, 0, 0, 0, status)
         store = self.services.store
-        shards = store.list_shards(mission_id)
-        units = store.list_units(mission_id)
+        counts = progress_of(store.list_shards(mission_id), store.list_units(mission_id))
         assert self.pool is not None
         return Progress(
-            shards=len(shards),
-            done=sum(1 for s in shards if s.status.value == "DONE"),
-            failed=sum(1 for s in shards if s.status.value == "FAILED"),
+            shards=counts.shards,
+            done=counts.done,
+            failed=counts.failed,
             nodes=len(self.pool.nodes(mission_id=mission_id, running_only=True)),
-            retries=sum(max(u.launches - 1, 0) for u in units),
-            interruptions=sum(len(u.interrupted_attempts) for u in units),
+            retries=counts.retries,
+            interruptions=counts.interruptions,
             status=status,
         )
 
