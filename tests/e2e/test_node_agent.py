@@ -11,11 +11,9 @@ import json
 import os
 import signal
 import sys
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from boto3.dynamodb.types import TypeDeserializer
@@ -24,6 +22,7 @@ from node_agent import proctree
 from node_agent.agent import ExitCode
 from node_agent.runner import CheckpointEvent, ProgressEvent, ShardPool, ShardTask
 from tests.e2e.conftest import NODE_ENV
+from tests.waiting import wait_for
 from workflow.keys import checkpoint_key, final_result_key, shard_result_key
 from workflow.local.emulator import EmbeddedCloud
 from workflow.local.pool import LocalNodePool, NodeHandle
@@ -33,7 +32,6 @@ from workflow.states import ShardStatus, UnitStatus
 from workflow.workloads.base import ShardRange, WorkInputs
 from workflow.workloads.molsim import default_library_path, search_library, write_hits_csv
 
-T = TypeVar("T")
 LIBRARY_LINES = 600
 LIBRARY_KEY = "libraries/nci-first-600.smi"  # outside incoming/: no mission trigger
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
@@ -55,18 +53,6 @@ MID_SHARD = 1  # act as soon as shard 0 has made progress (its first block is 20
 
 
 # ---- helpers ---------------------------------------------------------------------------------
-
-
-def wait_for(predicate: Callable[[], T | None], timeout: float, what: str) -> T:
-    """Poll ``predicate`` until it returns something truthy; fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 def nci_lines() -> list[str]:

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
-import pytest
-
+from tests.waiting import wait_for
 from workflow.local.emulator import EmbeddedCloud
 from workflow.local.lambda_runtime import Handler
 
-T = TypeVar("T")
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
 _TRUST = {
     "Version": "2012-10-17",
@@ -26,18 +23,6 @@ _TRUST = {
         }
     ],
 }
-
-
-def wait_for(predicate: Callable[[], T | None], timeout: float, what: str) -> T:
-    """Poll ``predicate`` every 50 ms until it returns a truthy value; fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 @dataclass

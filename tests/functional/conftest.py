@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from tests.waiting import wait_for
 from workflow.local.emulator import EmbeddedCloud
 from workflow.local.stack import LocalStack, deploy
 
@@ -34,18 +34,6 @@ def shared_stack() -> Iterator[LocalStack]:
         yield deploy(c)
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
-    """Poll ``predicate`` until truthy or fail the test naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
 def wait_execution(stack: LocalStack, arn: str, timeout: float = 60) -> dict[str, Any]:
     sfn = stack.services.sfn
 
@@ -53,7 +41,7 @@ def wait_execution(stack: LocalStack, arn: str, timeout: float = 60) -> dict[str
         desc: dict[str, Any] = sfn.describe_execution(executionArn=arn)
         return desc if desc["status"] in TERMINAL else None
 
-    return wait_for(done, timeout, f"execution {arn} to end")  # type: ignore[no-any-return]
+    return wait_for(done, timeout, f"execution {arn} to end")
 
 
 def executions(stack: LocalStack) -> list[dict[str, Any]]:
@@ -73,7 +61,7 @@ def start_manual(stack: LocalStack, payload: Any) -> str:
 
 
 def notices(stack: LocalStack) -> list[str]:
-    sqs = stack.services.settings and stack_client(stack, "sqs")
+    sqs = stack_client(stack, "sqs")
     out: list[str] = []
     while True:
         resp = sqs.receive_message(QueueUrl=stack.notice_queue_url, MaxNumberOfMessages=10)

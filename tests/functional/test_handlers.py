@@ -87,7 +87,7 @@ def _running_instance(stack: LocalStack, exclude: tuple[str, ...] = ()) -> str:
                     return str(i["InstanceId"])
         return None
 
-    return wait_for(find, 30, "a node to be launched")  # type: ignore[no-any-return]
+    return wait_for(find, 30, "a node to be launched")
 
 
 def test_spot_warning_fails_the_token_at_once_and_next_launch_is_on_demand(
