@@ -7,9 +7,10 @@ reuse it (they re-measure a small mission when it is absent or ``--remeasure`` i
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,14 +40,29 @@ class Instruments:
         self.server.reset()
 
 
-@contextmanager
-def instrumented(session: Any, *, fast_transact: bool = False) -> Iterator[Instruments]:
-    """Hooks on the running session's cloud; removed on exit (before the cloud stops)."""
-    with ExitStack() as stack:
-        if fast_transact:
-            from benchmarks._fast_transact import fast_transactions
+def add_revert_fix_option(ap: argparse.ArgumentParser) -> None:
+    from workflow.local.moto_compat import FIXES_BY_NAME
 
-            stack.enter_context(fast_transactions())
+    ap.add_argument(
+        "--revert-fix",
+        action="append",
+        default=[],
+        choices=sorted(FIXES_BY_NAME),
+        metavar="FIX",
+        help="measure without this moto_compat fix (repeatable), e.g. transaction_item_snapshot",
+    )
+
+
+@contextmanager
+def instrumented(session: Any, *, revert_fixes: Sequence[str] = ()) -> Iterator[Instruments]:
+    """Hooks on the running session's cloud; removed on exit (before the cloud stops).
+
+    ``revert_fixes`` names moto_compat fixes to measure without (e.g. what a fix is worth)."""
+    from workflow.local.moto_compat import FIXES_BY_NAME
+
+    with ExitStack() as stack:
+        for name in revert_fixes:
+            stack.enter_context(FIXES_BY_NAME[name].reverted())
         inst = Instruments(
             children=stack.enter_context(ChildHistory()),
             lambdas=stack.enter_context(LambdaCounter(session.cloud.lambdas)),

@@ -35,7 +35,13 @@ if __package__ in (None, ""):
 
 from benchmarks._common import MACHINE, Observer, emit, log, quiet_stdout, table
 from benchmarks._instrument import Sampler, enable_node_profiles, merge_node_profiles
-from benchmarks._model import instrumented, measure, noop_params, save_model
+from benchmarks._model import (
+    add_revert_fix_option,
+    instrumented,
+    measure,
+    noop_params,
+    save_model,
+)
 
 
 def _noop_shard(args: tuple[int, int, int, int, str]) -> int:
@@ -76,11 +82,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="wall-clock profile of the node agents' main threads (_nodeprof/)",
     )
-    ap.add_argument(
-        "--fast-transact",
-        action="store_true",
-        help="measure with the proposed moto TransactWriteItems fix (_fast_transact.py)",
-    )
+    add_revert_fix_option(ap)
     ap.add_argument("--no-save", action="store_true", help="do not update results/model.json")
     return ap.parse_args(argv)
 
@@ -179,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"starting the local stack ({MACHINE})")
     with (
         LocalSession(workers=args.workers) as session,
-        instrumented(session, fast_transact=args.fast_transact) as inst,
+        instrumented(session, revert_fixes=args.revert_fix) as inst,
     ):
         observer = Observer(session)
         for n in counts:
@@ -193,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     figures = {
         "benchmark": "overhead",
         "machine": MACHINE,
-        "fastTransact": args.fast_transact,
+        "revertedFixes": args.revert_fix,
         "counting": {
             "transitions": "1 per execution start + 1 per *StateEntered event + 1 per task retry",
             "childEvents": "Distributed Map children recorded by _instrument.ChildHistory",
@@ -202,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "cases": results,
     }
-    if not args.no_save and not args.fast_transact:
+    if not args.no_save and not args.revert_fix:
         save_model(figures)
     emit(tables, figures)
     ok = all(f["status"] == "SUCCEEDED" and f["resultCorrect"] for f in results.values())

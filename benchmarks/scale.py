@@ -18,7 +18,7 @@ inline-Map alternative (~8 events per item, DESIGN §9) and the Map's collected 
 (no ResultWriter: ``ResultPath: null`` drops them, but they are assembled first).
 
 Part 2 — ``--local-shards 10000`` noop shards on ``--local-units`` units in local mode
-(LocalNodePool's total_slots = CPU count bounds concurrency: 2 nodes at a time here), with
+(the Map runs as many units at once as the node pool has room for: 2 on 2 cores), with
 a wall-time cap ``--local-timeout`` (s). Reports wall time (or the projection from the
 measured rate when capped), this process's peak RSS (VmHWM: emulator + Lambdas + state
 machine) and the peak of the summed RSS of the node processes (sampled from /proc every
@@ -34,6 +34,8 @@ import json
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +53,14 @@ from benchmarks._common import (
     wait_execution,
 )
 from benchmarks._instrument import ProcessMemory, Sampler, self_peak_rss_mb
-from benchmarks._model import instrumented, load_model, measure_small, noop_params
+from benchmarks._model import (
+    add_revert_fix_option,
+    instrumented,
+    load_model,
+    measure_small,
+    noop_params,
+)
+from workflow.local.moto_compat import FIXES_BY_NAME
 
 KIB = 1024
 PAYLOAD_LIMIT = 256 * KIB
@@ -229,18 +238,15 @@ def local_run(args: argparse.Namespace) -> dict[str, Any]:
     with (
         ProcessMemory() as mem,
         LocalSession(workers=2) as session,
-        instrumented(session, fast_transact=args.fast_transact) as inst,
+        instrumented(session, revert_fixes=args.revert_fix) as inst,
     ):
         observer = Observer(session)
-        undo = clamp_concurrency(session) if args.clamp_concurrency else None
         params = noop_params(
             args.local_shards,
             items_per_shard=1,
             sleep_ms=args.local_sleep_ms,
             maxNodes=args.local_units,
-            # Instances wait for a free local slot (2 at a time here) without heartbeating,
-            # so the heartbeat must outlast the queue: otherwise waiting units time out.
-            heartbeatSeconds=3600,
+            heartbeatSeconds=60,
         )
         key = session.upload_sample(sample_file(), trigger=False)
         started = time.monotonic()
@@ -280,12 +286,11 @@ def local_run(args: argparse.Namespace) -> dict[str, Any]:
             done, failed = states.get("DONE", 0), states.get("FAILED", 0)
         if capped:
             observer.sfn.stop_execution(executionArn=arn)
-        if undo:
-            undo()
         out = {
             "shards": args.local_shards,
             "units": args.local_units,
-            "fastTransact": args.fast_transact,
+            "revertedFixes": args.revert_fix,
+            "mapConcurrency": session.stack.settings.max_concurrent_nodes,
             "status": status,
             "missionStatus": mission.get("status"),
             "resultItems": (mission.get("reduce") or {}).get("items"),
@@ -300,7 +305,6 @@ def local_run(args: argparse.Namespace) -> dict[str, Any]:
             "lambdaByAction": dict(inst.lambdas.counts),
             "lambdaSeconds": {k: round(v, 2) for k, v in inst.lambdas.seconds.items()},
             "lambdaErrors": dict(inst.lambdas.errors.most_common(8)),
-            "clampConcurrency": args.clamp_concurrency,
             "profile": sampler.top(15),
             "samples": sampler.samples,
         }
@@ -311,28 +315,6 @@ def local_run(args: argparse.Namespace) -> dict[str, Any]:
     first = [t for t, n in out["progress"] if n > 0]
     out["firstCommitSeconds"] = round(first[0], 0) if first else None
     return out
-
-
-def clamp_concurrency(session: Any) -> Any:
-    """Emulate a proposed local-mode fix: the Map's maxConcurrency (PlanMission output) is
-    clamped to the node pool's total slots, so units launch as slots free up instead of all
-    at once (here: wraps the plan action's output; the product fix belongs in the local
-    stack's settings, see README)."""
-    from benchmarks._instrument import wrap_handler
-    from workflow.local.stack import FUNCTIONS
-
-    slots = session.pool.total_slots
-
-    def wrap(inner: Any) -> Any:
-        def handler(event: Any, context: Any) -> Any:
-            out = inner(event, context)
-            if isinstance(event, dict) and event.get("action") == "plan":
-                out = {**out, "maxConcurrency": min(out["maxConcurrency"], slots)}
-            return out
-
-        return handler
-
-    return wrap_handler(session.cloud.lambdas, FUNCTIONS["light_scheduler"], wrap)
 
 
 def _projection(out: dict[str, Any]) -> float | None:
@@ -351,21 +333,21 @@ def _projection(out: dict[str, Any]) -> float | None:
 
 
 def transact_cost(
-    sizes: tuple[int, ...] = (100, 1_000, 10_000), *, fast: bool = False
+    sizes: tuple[int, ...] = (100, 1_000, 10_000), *, fixed: bool
 ) -> dict[str, float]:
-    """ms per TransactWriteItems (1 item) in moto's backend vs table size, in-process; with
-    ``fast`` under the proposed fix (``_fast_transact.py``)."""
-    import contextlib
-
+    """ms per TransactWriteItems (1 item) in moto's backend vs table size, in-process, with
+    moto_compat's ``transaction_item_snapshot`` applied (``fixed``) or as moto ships."""
     import boto3
     from moto import mock_aws
 
-    from benchmarks._fast_transact import fast_transactions
+    from workflow.local.emulator import LOCAL_REGION
+
+    fix = FIXES_BY_NAME["transaction_item_snapshot"]
 
     out: dict[str, float] = {}
     for n in sizes:
-        with mock_aws(), fast_transactions() if fast else contextlib.nullcontext():
-            ddb = boto3.client("dynamodb", region_name="us-east-1")
+        with mock_aws(), _fix_state(fix, applied=fixed):
+            ddb = boto3.client("dynamodb", region_name=LOCAL_REGION)
             ddb.create_table(
                 TableName="t",
                 BillingMode="PAY_PER_REQUEST",
@@ -414,9 +396,21 @@ def transact_cost(
                     ]
                 )
             out[str(n)] = round((time.perf_counter() - started) / reps * 1000, 1)
-            label = "with the proposed fix" if fast else "as is"
+            label = "with the fix" if fixed else "as moto ships"
             log(f"moto TransactWriteItems, {n:,} items in the table, {label}: {out[str(n)]} ms")
     return out
+
+
+@contextmanager
+def _fix_state(fix: Any, *, applied: bool) -> Iterator[None]:
+    """Run a block with ``fix`` applied or reverted, then restore its previous state."""
+    was = fix.is_applied()
+    changed = fix.apply() if applied else fix.revert()
+    try:
+        yield
+    finally:
+        if changed:
+            fix.apply() if was else fix.revert()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -427,12 +421,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--local-units", type=int, default=300)
     ap.add_argument("--local-sleep-ms", type=int, default=0)
     ap.add_argument("--local-timeout", type=float, default=900.0, help="cap (s) of the local run")
-    ap.add_argument("--fast-transact", action="store_true", help="see _fast_transact.py")
-    ap.add_argument(
-        "--clamp-concurrency",
-        action="store_true",
-        help="emulate the proposed local fix: Map maxConcurrency <= the pool's total slots",
-    )
+    add_revert_fix_option(ap)
     ap.add_argument("--skip-plan", action="store_true", help="only the local run")
     ap.add_argument("--remeasure", action="store_true", help="ignore results/model.json")
     return ap.parse_args(argv)
@@ -458,12 +447,12 @@ def main(argv: list[str] | None = None) -> int:
             for n, c in plans.items()
         ]
         figures["plans"] = plans
-        as_is, fixed = transact_cost(), transact_cost(fast=True)
+        as_is, fixed = transact_cost(fixed=False), transact_cost(fixed=True)
         figures["transactWriteMsByTableItems"] = as_is
         figures["transactWriteMsByTableItemsWithFix"] = fixed
         tables.append(
             table(
-                "moto TransactWriteItems (ms) vs table size: as is / with the proposed fix",
+                "moto TransactWriteItems (ms) vs table size: moto 5.2.5 / with the fix",
                 [(f"{int(k):,} items", f"{v} / {fixed[k]}") for k, v in as_is.items()],
             )
         )
@@ -482,10 +471,8 @@ def local_rows(local: dict[str, Any]) -> list[tuple[str, Any]]:
     busiest = sorted(local["serverCalls"].items(), key=lambda kv: -kv[1]["seconds"])[:4]
     rows = [
         ("shards / units", f"{local['shards']:,} / {local['units']}"),
-        (
-            "fixes emulated",
-            f"fast-transact={local['fastTransact']}, clamp-concurrency={local['clampConcurrency']}",
-        ),
+        ("Map concurrency cap (pool capacity)", local["mapConcurrency"]),
+        ("moto_compat fixes reverted", ", ".join(local["revertedFixes"]) or "none"),
         ("status (mission)", f"{local['status']} ({local['missionStatus']})"),
         ("wall (s)", local["wallSeconds"]),
         ("projected wall if capped (s)", local["projectedWallSeconds"]),

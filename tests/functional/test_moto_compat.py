@@ -22,6 +22,8 @@ import pytest
 from aws_lambda_powertools import Logger
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.functional._compat_fixtures import (
     Harness,
@@ -719,3 +721,175 @@ def test_bug_still_present_task_failure_cause(harness: Harness, reporter: Report
 def test_task_failure_cause_reaches_the_catcher(harness: Harness, reporter: Reporter) -> None:
     caught = _caught_failure(harness, reporter)
     assert caught == {"Error": "Shard.Failed", "Cause": "exit 3: boom"}
+
+
+# ------------------------------------------------------ 8. transaction_item_snapshot
+
+
+def _keyed_table(harness: Harness) -> str:
+    """A table keyed like tblTrans (hash ``pk`` + range ``sk``)."""
+    name = harness.unique("txn")
+    harness.client("dynamodb").create_table(
+        TableName=name,
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "N"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return name
+
+
+def _moto_table(harness: Harness, name: str) -> Any:
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.dynamodb.models import dynamodb_backends
+
+    return dynamodb_backends[DEFAULT_ACCOUNT_ID][harness.cloud.region].tables[name]
+
+
+def _key(pk: str, sk: int) -> dict[str, Any]:
+    return {"pk": {"S": pk}, "sk": {"N": str(sk)}}
+
+
+def _cancelled_transaction(harness: Harness, table: str) -> None:
+    """Put a new item, bump an existing one, then fail a condition: all must roll back."""
+    with pytest.raises(ClientError, match="TransactionCanceledException"):
+        harness.client("dynamodb").transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": table, "Item": {**_key("new", 0), "v": {"N": "1"}}}},
+                {
+                    "Update": {
+                        "TableName": table,
+                        "Key": _key("old", 0),
+                        "UpdateExpression": "ADD v :one",
+                        "ExpressionAttributeValues": {":one": {"N": "1"}},
+                    }
+                },
+                {
+                    "ConditionCheck": {
+                        "TableName": table,
+                        "Key": _key("old", 1),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+            ]
+        )
+
+
+def _seed(harness: Harness, table: str) -> None:
+    for sk in (0, 1):
+        harness.client("dynamodb").put_item(
+            TableName=table, Item={**_key("old", sk), "v": {"N": "10"}}
+        )
+
+
+def test_bug_still_present_transaction_item_snapshot(harness: Harness) -> None:
+    """Fails once moto stops deep-copying whole tables for a transaction: drop the fix.
+
+    Its rollback swaps in the copy it took, so every item object (touched or not) is new.
+    """
+    table = _keyed_table(harness)
+    _seed(harness, table)
+    before = _moto_table(harness, table)
+    untouched = before.items[_key_type("old")][_key_type(1, "N")]
+    with moto_compat.TRANSACTION_ITEM_SNAPSHOT.reverted():
+        _cancelled_transaction(harness, table)
+    after = _moto_table(harness, table)
+    assert after is not before
+    assert after.items[_key_type("old")][_key_type(1, "N")] is not untouched
+
+
+def _key_type(value: Any, kind: str = "S") -> Any:
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    return DynamoType({kind: str(value)})
+
+
+def test_cancelled_transaction_rolls_back_only_its_items(harness: Harness) -> None:
+    table = _keyed_table(harness)
+    _seed(harness, table)
+    before = _moto_table(harness, table)
+    untouched = before.items[_key_type("old")][_key_type(1, "N")]
+    _cancelled_transaction(harness, table)
+    assert _moto_table(harness, table) is before  # no table copy was made or swapped in
+    assert before.items[_key_type("old")][_key_type(1, "N")] is untouched
+    assert "__deepcopy__" not in vars(before)
+    assert _scan(harness, table) == [("old", 0, 10), ("old", 1, 10)]
+
+
+def _scan(harness: Harness, table: str, prefix: str = "") -> list[tuple[str, int, int | None]]:
+    items = harness.client("dynamodb").scan(TableName=table, ConsistentRead=True)["Items"]
+    rows = [
+        (i["pk"]["S"], int(i["sk"]["N"]), int(i["v"]["N"]) if "v" in i else None)
+        for i in items
+        if i["pk"]["S"].startswith(prefix)
+    ]
+    return sorted(rows)
+
+
+_PKS = ("a", "b")
+_op = st.tuples(
+    st.sampled_from(["Put", "Update", "Delete", "ConditionCheck"]),
+    st.sampled_from(_PKS),
+    st.integers(0, 2),  # sk
+    st.integers(1, 5),  # value
+    st.booleans(),  # with a condition
+)
+
+
+def _transaction(table: str, ns: str, ops: list[tuple[str, str, int, int, bool]]) -> list[Any]:
+    items: list[Any] = []
+    for kind, pk, sk, value, conditional in ops:
+        op: dict[str, Any] = {"TableName": table, "Key": _key(ns + pk, sk)}
+        if kind == "Put":
+            op = {"TableName": table, "Item": {**_key(ns + pk, sk), "v": {"N": str(value)}}}
+            if conditional:
+                op["ConditionExpression"] = "attribute_not_exists(pk)"
+        elif kind == "Update":
+            op["UpdateExpression"] = "ADD v :n"
+            op["ExpressionAttributeValues"] = {":n": {"N": str(value)}}
+            if conditional:
+                op["ConditionExpression"] = "attribute_not_exists(v) OR v < :limit"
+                op["ExpressionAttributeValues"][":limit"] = {"N": "6"}
+        elif kind == "Delete" and conditional:
+            op["ConditionExpression"] = "attribute_exists(pk)"
+        elif kind == "ConditionCheck":
+            op["ConditionExpression"] = (
+                "attribute_exists(pk)" if conditional else "attribute_not_exists(pk)"
+            )
+        items.append({kind: op})
+    return items
+
+
+def _outcome(harness: Harness, transact_items: list[Any]) -> tuple[str, ...]:
+    try:
+        harness.client("dynamodb").transact_write_items(TransactItems=transact_items)
+    except ClientError as exc:
+        reasons = exc.response.get("CancellationReasons", [])
+        return (exc.response["Error"]["Code"], *(str(r.get("Code")) for r in reasons))
+    return ("ok",)
+
+
+@pytest.fixture(scope="module")
+def twin_tables(harness: Harness) -> tuple[str, str]:
+    return _keyed_table(harness), _keyed_table(harness)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(transactions=st.lists(st.lists(_op, min_size=1, max_size=4), min_size=1, max_size=6))
+def test_transactions_behave_as_with_moto_own_rollback(
+    harness: Harness, twin_tables: tuple[str, str], transactions: list[list[Any]]
+) -> None:
+    """Differential: any transaction sequence leaves the same items and outcomes as moto's
+    own whole-table rollback (the fix reverted) does."""
+    plain, fixed = twin_tables
+    ns = uuid.uuid4().hex[:8] + "-"
+    for ops in transactions:
+        with moto_compat.TRANSACTION_ITEM_SNAPSHOT.reverted():
+            expected = _outcome(harness, _transaction(plain, ns, ops))
+        assert _outcome(harness, _transaction(fixed, ns, ops)) == expected
+        assert _scan(harness, fixed, ns) == _scan(harness, plain, ns)
