@@ -83,6 +83,16 @@ class CheckpointStore:
     def newest(self, shard_id: str, start: int, end: int) -> CheckpointRef | None:
         return pick_newest(self.candidates(shard_id), start, end)
 
+    def resume_point(
+        self, shard_id: str, start: int, end: int, *, claimed_before: bool
+    ) -> tuple[CheckpointRef | None, bytes | None]:
+        """The newest usable checkpoint and its payload. A shard no attempt ever claimed
+        cannot have one, so it costs no request (every shard of a first attempt)."""
+        if not claimed_before:
+            return None, None
+        ref = self.newest(shard_id, start, end)
+        return (None, None) if ref is None else (ref, self.download(ref))
+
     def download(self, ref: CheckpointRef) -> bytes:
         body = self._s3.get_object(Bucket=self.bucket, Key=ref.key)["Body"]
         return bytes(body.read())

@@ -4,6 +4,9 @@ Every write is conditional on this attempt (``move_shard``): a refused claim, pr
 or commit means a later attempt owns the unit, so the node stops and stays silent. Results go
 to attempt-specific keys and count only once committed; checkpoints are uploaded as they come
 and a shard resumes from the newest checkpoint any attempt left behind.
+
+Commits (upload + conditional transaction) run on one committer thread while the next shard is
+claimed and started, so a slot does not idle through the bookkeeping round trips.
 """
 
 from __future__ import annotations
@@ -12,14 +15,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from node_agent.checkpoints import CheckpointRef, CheckpointStore, CheckpointUploader
+from node_agent.checkpoints import CheckpointStore, CheckpointUploader
 from node_agent.identity import NodeIdentity
 from node_agent.logs import get_logger
 from node_agent.runner import (
@@ -109,15 +112,38 @@ class UnitRun:
         self.report = UnitReport()
         self._active: dict[str, _Active] = {}
         self._active_lock = threading.Lock()
+        self._committer = ThreadPoolExecutor(1, thread_name_prefix="commit")
+        self._commits: list[Future[None]] = []
 
     # ---- the loop ------------------------------------------------------------------------
 
     def run(self, shards: list[ShardItem]) -> UnitReport:
+        """Run the shards; returns once every outcome is recorded (commits included)."""
+        try:
+            self._run(shards)
+        finally:
+            self._committer.shutdown(wait=True)
+        for commit in self._commits:
+            commit.result()  # a commit that raised fails the attempt, as it did inline
+        return self.report
+
+    def _settle_commits(self, most_pending: int) -> None:
+        """Keep the commit backlog short (results count only once committed) and raise a
+        commit's error here, as the inline commit did."""
+        unsettled = [f for f in self._commits if not f.done()]
+        if len(unsettled) > most_pending:
+            wait(unsettled[: len(unsettled) - most_pending])  # FIFO: the oldest finish first
+        for commit in [f for f in self._commits if f.done()]:
+            self._commits.remove(commit)
+            commit.result()
+
+    def _run(self, shards: list[ShardItem]) -> None:
         pending = deque(sorted(shards, key=lambda s: s.index))
         running: dict[Future[WorkerOutcome], ShardItem] = {}
         deadline: float | None = None
         while pending or running:
             while pending and len(running) < self._pool.slots and not self._shutdown.stopping:
+                self._settle_commits(most_pending=self._pool.slots)
                 shard = pending.popleft()
                 future = self._start(shard)
                 if future is None:
@@ -145,20 +171,15 @@ class UnitRun:
                 self._finish(running.pop(future), future.result())
         self.report.unstarted = [s.shard_id for s in pending]
         self.report.abandoned = [s.shard_id for s in running.values()]
-        return self.report
 
     # ---- start ---------------------------------------------------------------------------
-
-    def _resume_point(self, shard: ShardItem) -> tuple[CheckpointRef | None, bytes | None]:
-        ref = self.checkpoints.newest(shard.shard_id, shard.start, shard.end)
-        if ref is None:
-            return None, None
-        return ref, self.checkpoints.download(ref)
 
     def _start(self, shard: ShardItem) -> Future[WorkerOutcome] | None:
         """Claim the shard (conditional) and hand it to a worker; None when refused."""
         ident = self._ident
-        ref, resume = self._resume_point(shard)
+        ref, resume = self.checkpoints.resume_point(
+            shard.shard_id, shard.start, shard.end, claimed_before=shard.position is not None
+        )
         resumed_from = ref.position if ref else shard.start
         redo = redo_items(shard.position, resumed_from)
         fields: dict[str, Any] = {
@@ -219,7 +240,12 @@ class UnitRun:
         self.report.shard_seconds += outcome.seconds
         if outcome.kind == "stopped":
             self._stopped(shard, outcome)
-        elif self._shutdown.superseded:
+        else:
+            self._commits.append(self._committer.submit(self._record, shard, outcome))
+
+    def _record(self, shard: ShardItem, outcome: WorkerOutcome) -> None:
+        """On the committer thread: commit a result or record a failure, in finish order."""
+        if self._shutdown.superseded:
             log.warning(
                 "superseded: outcome not committed",
                 extra={"shardId": shard.shard_id, "outcome": outcome.kind},

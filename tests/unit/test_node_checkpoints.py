@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import boto3
 from hypothesis import given
 from hypothesis import strategies as st
+from moto import mock_aws
 
 from node_agent.checkpoints import (
     CheckpointRef,
@@ -16,6 +18,7 @@ from node_agent.checkpoints import (
     pick_newest,
 )
 from workflow.keys import checkpoint_key
+from workflow.local.emulator import LOCAL_REGION
 
 
 def ref(attempt: int, position: int) -> CheckpointRef:
@@ -70,3 +73,23 @@ def test_uploader_never_replaces_a_newer_checkpoint_with_an_older_one() -> None:
     assert uploader.latest("s1") == (key, 30)
     assert uploader.latest("s2") == (None, -1)
     assert uploader.uploads == 1 and uploader.bytes_uploaded == 5
+
+
+def test_resume_point_asks_s3_only_for_shards_claimed_before() -> None:
+    with mock_aws():
+        s3 = boto3.client("s3", region_name=LOCAL_REGION)
+        s3.create_bucket(Bucket="bucket")
+        calls: list[str] = []
+        s3.meta.events.register("before-call.s3.*", lambda model, **_: calls.append(model.name))
+        store = CheckpointStore(s3, "bucket", "m")
+        assert store.resume_point("s1", 0, 100, claimed_before=False) == (None, None)
+        assert calls == []
+        assert store.resume_point("s1", 0, 100, claimed_before=True) == (None, None)
+        assert calls == ["ListObjectsV2"]
+        key = CheckpointUploader(store, attempt=1).offer("s1", b"at-40", 40)
+        calls.clear()
+        assert store.resume_point("s1", 0, 100, claimed_before=True) == (
+            CheckpointRef(str(key), 40, 1),
+            b"at-40",
+        )
+        assert calls == ["ListObjectsV2", "HeadObject", "GetObject"]
