@@ -38,6 +38,7 @@ class PlanResult:
     manifest_bucket: str
     manifest_key: str
     params: MissionParams
+    max_concurrency: int = 1
 
     def as_output(self) -> dict[str, Any]:
         """The state output of PlanMission (small: the manifest stays in S3)."""
@@ -47,10 +48,17 @@ class PlanResult:
             "manifest": {"bucket": self.manifest_bucket, "key": self.manifest_key},
             "units": self.units,
             "shards": self.shards,
-            "maxConcurrency": min(self.params.max_nodes, max(self.units, 1)),
+            "maxConcurrency": self.max_concurrency,
             "heartbeatSeconds": self.params.heartbeat_seconds,
             "timeoutSeconds": self.params.timeout_seconds,
         }
+
+
+def map_concurrency(max_nodes: int, units: int, node_cap: int = 0) -> int:
+    """Work units the Map runs at once: one node each, at most maxNodes, and at most the
+    deployment's ``max_concurrent_nodes`` when set (0: no cap)."""
+    concurrency = min(max_nodes, max(units, 1))
+    return min(concurrency, node_cap) if node_cap > 0 else concurrency
 
 
 def expires_at(svc: Services) -> int:
@@ -85,6 +93,9 @@ def plan_mission(event: Any, execution_arn: str, svc: Services) -> PlanResult:
         manifest_bucket=svc.settings.result_bucket,
         manifest_key=manifest_key(mission_id),
         params=params,
+        max_concurrency=map_concurrency(
+            params.max_nodes, len(units), svc.settings.max_concurrent_nodes
+        ),
     )
     record = _mission_record(
         mission_id,

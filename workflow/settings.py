@@ -22,6 +22,7 @@ ENV_SUBNET_IDS = "LIGHTHPC_SUBNET_IDS"
 ENV_NODE_MAX_LIFETIME = "LIGHTHPC_NODE_MAX_LIFETIME_SECONDS"
 ENV_DEFAULT_PROFILE = "LIGHTHPC_DEFAULT_PROFILE"
 ENV_RETENTION_DAYS = "LIGHTHPC_RETENTION_DAYS"
+ENV_MAX_CONCURRENT_NODES = "LIGHTHPC_MAX_CONCURRENT_NODES"
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,9 @@ class Settings:
     node_max_lifetime_seconds: int = 6 * 3600
     default_profile: str = "default"
     retention_days: int = 90  # tblMission/tblTrans items expire (TTL ``expiresAt``) after this
+    # Nodes one mission may run at once, whatever its maxNodes (0: no cap). The local mode
+    # sets its pool's capacity: units launched beyond it would queue, their heartbeats ticking.
+    max_concurrent_nodes: int = 0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -74,12 +78,13 @@ _ENV_KEYS = {
     "node_max_lifetime_seconds": ENV_NODE_MAX_LIFETIME,
     "default_profile": ENV_DEFAULT_PROFILE,
     "retention_days": ENV_RETENTION_DAYS,
+    "max_concurrent_nodes": ENV_MAX_CONCURRENT_NODES,
 }
 
 
 def _coerce(name: str, raw: str) -> Any:
     if name == "subnet_ids":
         return tuple(s for s in raw.split(",") if s)
-    if name in {"node_max_lifetime_seconds", "retention_days"}:
+    if name in {"node_max_lifetime_seconds", "retention_days", "max_concurrent_nodes"}:
         return int(raw)
     return raw

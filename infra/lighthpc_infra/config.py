@@ -44,6 +44,7 @@ class InfraConfig:
     source_prefix: str = Settings.source_prefix
     instance_types: tuple[str, ...] = ("c6i.large", "c7i.large", "m6i.large")
     max_nodes: int = 4
+    max_concurrent_nodes: int = Settings.max_concurrent_nodes  # per mission; 0: maxNodes rules
     default_profile: str = Settings.default_profile
     vpc_id: str | None = None
     subnet_ids: tuple[str, ...] = ()
@@ -108,6 +109,7 @@ class InfraConfig:
             (self.checkpoint_expiration_days >= 1, "checkpointExpirationDays >= 1"),
             (self.intermediate_expiration_days >= 1, "intermediateExpirationDays >= 1"),
             (self.log_retention_days >= 1, "logRetentionDays >= 1"),
+            (self.max_concurrent_nodes >= 0, "maxConcurrentNodes >= 0 (0: no cap)"),
         ]
         bad = [message for ok, message in checks if not ok]
         if bad:
@@ -169,6 +171,7 @@ _COERCE: Final[Mapping[str, Callable[[str, Any], Any]]] = {
     "instance_types": _str_list,
     "subnet_ids": _str_list,
     "max_nodes": _int,
+    "max_concurrent_nodes": _int,
     "node_volume_gib": _int,
     "log_retention_days": _int,
     "checkpoint_expiration_days": _int,

@@ -120,6 +120,7 @@ class LightHpcStack(cdk.Stack):
             launch_template="",  # the nodes do not launch nodes
             node_max_lifetime_seconds=config.node_max_lifetime_seconds,
             default_profile=config.default_profile,
+            max_concurrent_nodes=config.max_concurrent_nodes,
         )
         self.compute = Compute(
             self,

@@ -38,11 +38,19 @@ class Attempt:
 
 class NodeSim:
     def __init__(
-        self, svc: Services, behaviour: Callable[[Attempt], Behaviour] | None = None
+        self,
+        svc: Services,
+        behaviour: Callable[[Attempt], Behaviour] | None = None,
+        *,
+        hold_seconds: float = 0.0,
     ) -> None:
         self.svc = svc
         self.behaviour = behaviour or (lambda _a: "succeed")
+        self.hold_seconds = hold_seconds  # each node 'boots' this long: makes overlap visible
         self.attempts: list[Attempt] = []
+        self.live = 0
+        self.peak_live = 0
+        self._live_lock = threading.Lock()
         self._seen: set[str] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="node-sim", daemon=True)
@@ -91,6 +99,17 @@ class NodeSim:
         return found
 
     def _run(self, a: Attempt) -> None:
+        with self._live_lock:
+            self.live += 1
+            self.peak_live = max(self.peak_live, self.live)
+        try:
+            self._stop.wait(self.hold_seconds)
+            self._attempt(a)
+        finally:
+            with self._live_lock:
+                self.live -= 1
+
+    def _attempt(self, a: Attempt) -> None:
         store = self.svc.store
         unit = store.get_unit(a.mission_id, a.unit_id)
         if unit.attempt != a.attempt or not unit.task_token:

@@ -14,7 +14,9 @@ from tests.functional.conftest import (
     wait_for,
 )
 from tests.functional.simnode import NodeSim, first_attempt_only, unit_scripted
-from workflow.local.stack import SOURCE_RULE_NAME, LocalStack
+from workflow.local.emulator import EmbeddedCloud
+from workflow.local.stack import SOURCE_RULE_NAME, LocalStack, deploy
+from workflow.settings import Settings
 from workflow.states import ShardStatus
 
 SAMPLE = "".join(f"item-{i}\n" for i in range(120)).encode()
@@ -182,6 +184,32 @@ def test_duplicate_s3_event_starts_one_mission(stack: LocalStack) -> None:
     assert len(nodes.attempts) == 2  # one set of instances
     missions = list(stack.services.store.scan_missions())
     assert len(missions) == 1
+
+
+def test_deployment_node_cap_bounds_the_map_concurrency(cloud: EmbeddedCloud) -> None:
+    """``max_concurrent_nodes`` (the local pool's capacity) caps units running at once
+    below the mission's maxNodes; every unit still runs, one after another."""
+    capped = deploy(cloud, Settings(max_concurrent_nodes=1))
+    noop_profile(capped, shards=6, maxNodes=3)
+    _upload(capped, "incoming/capped.txt")
+    with NodeSim(capped.services, hold_seconds=0.5) as nodes:
+        arn = manual(capped, "incoming/capped.txt")
+        desc = wait_execution(capped, arn)
+    assert desc["status"] == "SUCCEEDED", desc
+    mission = mission_of(capped, arn)
+    assert (mission["units"], mission["shardsDone"], len(nodes.attempts)) == (3, 6, 3)
+    assert nodes.peak_live == 1
+    [plan] = [o for o in _task_outputs(capped, arn) if "maxConcurrency" in o]
+    assert plan["maxConcurrency"] == 1
+
+
+def _task_outputs(stack: LocalStack, arn: str) -> list[dict[str, Any]]:
+    history = stack.services.sfn.get_execution_history(executionArn=arn, maxResults=1000)
+    return [
+        json.loads(e["taskSucceededEventDetails"]["output"]).get("Payload") or {}
+        for e in history["events"]
+        if "taskSucceededEventDetails" in e
+    ]
 
 
 def _upload(stack: LocalStack, key: str) -> None:

@@ -45,6 +45,7 @@ def test_command_line_strings_are_coerced() -> None:
         FakeNode(  # type: ignore[arg-type]
             {
                 "maxNodes": "8",
+                "maxConcurrentNodes": "3",
                 "instanceTypes": "c6i.xlarge, m6i.xlarge",
                 "subnetIds": '["subnet-0aaa1111bbbb2222c"]',
                 "vpcId": "vpc-0abc12345def67890",
@@ -54,6 +55,7 @@ def test_command_line_strings_are_coerced() -> None:
         )
     )
     assert config.max_nodes == 8
+    assert config.max_concurrent_nodes == 3
     assert config.instance_types == ("c6i.xlarge", "m6i.xlarge")
     assert config.subnet_ids == ("subnet-0aaa1111bbbb2222c",)
     assert config.log_execution_data is True
@@ -69,6 +71,7 @@ def test_command_line_strings_are_coerced() -> None:
     [
         ({"maxNodes": "many"}, "maxNodes must be an integer"),
         ({"maxNodes": 0}, "context.maxNodes"),
+        ({"maxConcurrentNodes": -1}, "maxConcurrentNodes >= 0"),
         ({"instanceTypes": "c6i.lrage"}, "unknown instance type(s) c6i.lrage"),
         ({"vpcId": "default"}, "vpcId must be vpc-"),
         ({"subnetIds": "subnet-0aaa1111bbbb2222c"}, "subnetIds needs vpcId"),

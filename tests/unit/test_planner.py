@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from workflow.errors import MissionInvalidInput
 from workflow.planner import pack_units, plan_shards
+from workflow.planning import map_concurrency
 
 
 @st.composite
@@ -57,3 +58,17 @@ def test_units_never_exceed_max_nodes_and_hold_every_shard_once(
 def test_impossible_plans_are_named_errors(items: int, shards: int, needle: str) -> None:
     with pytest.raises(MissionInvalidInput, match=needle):
         plan_shards(items, shards)
+
+
+@given(
+    max_nodes=st.integers(1, 5_000),
+    units=st.integers(0, 5_000),
+    cap=st.integers(0, 5_000),
+)
+def test_map_concurrency_respects_every_bound_and_no_more(
+    max_nodes: int, units: int, cap: int
+) -> None:
+    got = map_concurrency(max_nodes, units, cap)
+    bounds = [max_nodes, max(units, 1)] + ([cap] if cap else [])
+    assert 1 <= got <= min(bounds)
+    assert got in bounds  # as many as the tightest bound allows, never fewer

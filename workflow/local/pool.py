@@ -101,6 +101,12 @@ def _endpoint(cloud: CloudEndpoint | Services) -> tuple[str, str, Any]:
     return cloud.endpoint_url, cloud.region, session.client("ec2", endpoint_url=cloud.endpoint_url)
 
 
+def node_capacity(total_slots: int, slots_per_node: int | None) -> int:
+    """Nodes the pool runs at once when each takes its full ``slots_per_node``."""
+    per_node = slots_per_node or os.cpu_count() or 1
+    return max(1, total_slots // per_node)
+
+
 class LocalNodePool:
     """Runs a node agent subprocess per tagged instance in the embedded cloud."""
 

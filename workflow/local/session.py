@@ -21,10 +21,11 @@ from typing import IO, Any
 from workflow.errors import LightHpcError, MissionInvalidInput
 from workflow.local.chaos import ChaosMonkey, ChaosSpec
 from workflow.local.emulator import EmbeddedCloud
-from workflow.local.pool import LocalNodePool
+from workflow.local.pool import LocalNodePool, node_capacity
 from workflow.local.stack import SOURCE_RULE_NAME, LocalStack, deploy
 from workflow.params import parse_params
 from workflow.progress import progress_of
+from workflow.settings import Settings
 
 METRICS_DISABLED_ENV = "POWERTOOLS_METRICS_DISABLED"
 # Local shards last seconds, not minutes: look for Spot notices and write progress more often.
@@ -92,13 +93,18 @@ class LocalSession:
         try:
             self._quiet_handlers()
             self.cloud.start()
-            self.stack = deploy(self.cloud)
+            slots_per_node = max((os.cpu_count() or 2) // self.workers, 1)
+            total_slots = max(os.cpu_count() or 2, self.workers)
+            # The Map launches no more units than the pool can run: a queued node's
+            # heartbeat clock would run while it waits for a slot.
+            cap = node_capacity(total_slots, slots_per_node)
+            self.stack = deploy(self.cloud, Settings(max_concurrent_nodes=cap))
             self.pool = LocalNodePool(
                 self.stack.services,
                 self.stack.settings,
-                slots_per_node=max((os.cpu_count() or 2) // self.workers, 1),
+                slots_per_node=slots_per_node,
                 log_dir=self.log_dir,
-                total_slots=max(os.cpu_count() or 2, self.workers),
+                total_slots=total_slots,
                 env=LOCAL_NODE_ENV,
             ).start()
         except BaseException:
