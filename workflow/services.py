@@ -15,7 +15,8 @@ from botocore.config import Config
 from workflow.repository import DynamoMissionStore
 from workflow.settings import Settings
 
-_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
+# 16 connections: RsltProc fetches shard results 16 at a time (aggregation.FETCH_WORKERS).
+_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=16)
 
 
 @dataclass(frozen=True)
