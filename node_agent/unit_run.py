@@ -202,7 +202,9 @@ class UnitRun:
             self._supersede(f"claim of {shard.shard_id} refused")
             return None
         with self._active_lock:
-            self._active[shard.shard_id] = _Active()
+            # The claim wrote the position: the first progress write waits a full interval
+            # (a shard shorter than that costs no progress write at all).
+            self._active[shard.shard_id] = _Active(last_write=time.monotonic())
         if ref is not None:
             self.report.resumed[shard.shard_id] = resumed_from
             self.report.redo_items += redo

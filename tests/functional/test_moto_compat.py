@@ -893,3 +893,103 @@ def test_transactions_behave_as_with_moto_own_rollback(
             expected = _outcome(harness, _transaction(plain, ns, ops))
         assert _outcome(harness, _transaction(fixed, ns, ops)) == expected
         assert _scan(harness, fixed, ns) == _scan(harness, plain, ns)
+
+
+# ------------------------------------------------------------ 9. dynamodb_wire_values
+
+
+def _attribute_value() -> st.SearchStrategy[dict[str, Any]]:
+    scalars = st.one_of(
+        st.text(max_size=8).map(lambda s: {"S": s}),
+        st.integers(-(10**12), 10**12).map(lambda n: {"N": str(n)}),
+        st.booleans().map(lambda b: {"BOOL": b}),
+        st.just({"NULL": True}),
+        st.binary(min_size=1, max_size=8).map(lambda b: {"B": b}),
+        st.sets(st.text(min_size=1, max_size=4), min_size=1, max_size=3).map(
+            lambda s: {"SS": sorted(s)}
+        ),
+    )
+    return st.recursive(
+        scalars,
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=3).map(lambda v: {"L": v}),
+            st.dictionaries(st.text(min_size=1, max_size=4), inner, max_size=3).map(
+                lambda v: {"M": v}
+            ),
+        ),
+        max_leaves=6,
+    )
+
+
+@pytest.fixture(scope="module")
+def plain_table(harness: Harness) -> str:
+    return _keyed_table(harness)
+
+
+def _read_back(harness: Harness, table: str, pk: str) -> tuple[Any, Any]:
+    ddb = harness.client("dynamodb")
+    got = ddb.get_item(TableName=table, Key=_key(pk, 0), ConsistentRead=True)["Item"]
+    queried = ddb.query(
+        TableName=table,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": pk}},
+    )["Items"]
+    return got, queried
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(attributes=st.dictionaries(st.sampled_from("abcdef"), _attribute_value(), max_size=4))
+def test_dynamodb_responses_are_the_same_with_wire_values(
+    harness: Harness, plain_table: str, attributes: dict[str, Any]
+) -> None:
+    """Differential: GetItem and Query return exactly what moto's own serializer returns."""
+    pk = uuid.uuid4().hex
+    harness.client("dynamodb").put_item(TableName=plain_table, Item={**_key(pk, 0), **attributes})
+    fast = _read_back(harness, plain_table, pk)
+    with moto_compat.DYNAMODB_WIRE_VALUES.reverted():
+        slow = _read_back(harness, plain_table, pk)
+    assert fast == slow
+    assert fast[0] == {**_key(pk, 0), **attributes}
+
+
+def _value_lookups(harness: Harness, table: str) -> int:
+    """moto's generic member lookups while serialising a 20-item Query."""
+    from moto.core.serialize import ResponseSerializer
+
+    calls = 0
+    original = ResponseSerializer.get_value
+
+    def counting(self: Any, *args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return original(self, *args, **kwargs)
+
+    ResponseSerializer.get_value = counting  # type: ignore[method-assign]
+    try:
+        harness.client("dynamodb").query(
+            TableName=table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": "many"}},
+        )
+    finally:
+        ResponseSerializer.get_value = original  # type: ignore[method-assign]
+    return calls
+
+
+def test_bug_still_present_dynamodb_wire_values(harness: Harness, plain_table: str) -> None:
+    """Fails once moto stops resolving every member of every AttributeValue: drop the fix."""
+    _many_items(harness, plain_table)
+    with moto_compat.DYNAMODB_WIRE_VALUES.reverted():
+        assert _value_lookups(harness, plain_table) >= 20 * 3 * 10  # 3 attributes, 10 members
+
+
+def test_wire_values_skip_the_member_walk(harness: Harness, plain_table: str) -> None:
+    _many_items(harness, plain_table)
+    assert _value_lookups(harness, plain_table) < 20
+
+
+def _many_items(harness: Harness, table: str) -> None:
+    for sk in range(20):
+        harness.client("dynamodb").put_item(
+            TableName=table, Item={**_key("many", sk), "v": {"N": str(sk)}}
+        )

@@ -880,6 +880,66 @@ TRANSACTION_ITEM_SNAPSHOT = Fix(
 )
 
 
+# ------------------------------------ 9. DynamoDB attribute values serialised as they are
+
+
+def is_wire_attribute_value(value: Any) -> bool:
+    """True for a DynamoDB AttributeValue already in its JSON wire form (binary excluded:
+    moto's serializer base64-encodes it)."""
+    if not isinstance(value, dict) or len(value) != 1:
+        return False
+    ((kind, inner),) = value.items()
+    check = _WIRE_CHECKS.get(kind)
+    return check is not None and check(inner)
+
+
+_WIRE_CHECKS: Final[dict[str, Callable[[Any], bool]]] = {
+    "S": lambda v: isinstance(v, str),
+    "N": lambda v: isinstance(v, str),
+    "BOOL": lambda v: isinstance(v, bool),
+    "NULL": lambda v: isinstance(v, bool),
+    "SS": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+    "NS": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+    "M": lambda v: (
+        isinstance(v, dict)
+        and all(isinstance(k, str) and is_wire_attribute_value(x) for k, x in v.items())
+    ),
+    "L": lambda v: isinstance(v, list) and all(is_wire_attribute_value(x) for x in v),
+}
+
+
+def _wrap_json_structure(inner: Impl) -> Impl:
+    def _serialize_type_structure(
+        self: Any, serialized: Any, value: Any, shape: Any, key: str
+    ) -> None:
+        """Emit an AttributeValue in wire form as it is. moto resolved each of its ten
+        members through alias lookups: ~1 ms per item, 0.9 s for a 1,000-item Query."""
+        if key and shape.name == "AttributeValue" and is_wire_attribute_value(value):
+            self._default_serialize(serialized, value, shape, key)
+            return
+        inner(self, serialized, value, shape, key)
+
+    return _serialize_type_structure
+
+
+DYNAMODB_WIRE_VALUES = Fix(
+    name="dynamodb_wire_values",
+    design_ref="DESIGN §6 (found by benchmarks/overhead.py)",
+    description=(
+        "DynamoDB responses emit attribute values already in wire form directly instead of "
+        "walking each through moto's generic shape serializer (same JSON, ~10x faster)."
+    ),
+    patches=(
+        Patch(
+            "moto.core.serialize:BaseJSONSerializer",
+            "_serialize_type_structure",
+            _wrap_json_structure,
+            ("self", "serialized", "value", "shape", "key"),
+        ),
+    ),
+)
+
+
 # --------------------------------------------------------------------- public entry
 
 FIXES: Final[tuple[Fix, ...]] = (
@@ -892,6 +952,7 @@ FIXES: Final[tuple[Fix, ...]] = (
     S3_EVENTBRIDGE_EVENT_SHAPE,
     TASK_FAILURE_CAUSE,
     TRANSACTION_ITEM_SNAPSHOT,
+    DYNAMODB_WIRE_VALUES,
 )
 FIXES_BY_NAME: Final[dict[str, Fix]] = {fix.name: fix for fix in FIXES}
 
