@@ -115,8 +115,8 @@ def aggregate_mission(
     shards = store.list_shards(mission_id)
     if not shards:
         raise MissionNotFound(f"mission {mission_id} has no shards in tblTrans")
-    _fail_unfinished(mission_id, shards, svc)
-    shards = store.list_shards(mission_id)
+    if _fail_unfinished(mission_id, shards, svc):
+        shards = store.list_shards(mission_id)  # re-read: the moves' outcomes are the truth
     done = [s for s in shards if s.status is ShardStatus.DONE]
     failed = [s for s in shards if s.status is not ShardStatus.DONE]
     status = decide_status(len(done), len(failed), params.max_failed_shard_percent)
@@ -145,18 +145,20 @@ def aggregate_mission(
     return summary
 
 
-def _fail_unfinished(mission_id: str, shards: Sequence[ShardItem], svc: Services) -> None:
-    """Shards still open when the Map ended (e.g. the Map itself failed) count as FAILED."""
-    for s in shards:
-        if s.status not in (ShardStatus.DONE, ShardStatus.FAILED):
-            svc.store.move_shard(
-                mission_id,
-                s.shard_id,
-                ShardStatus.FAILED,
-                attempt=s.attempt,
-                fields={"error": f"unfinished ({s.status.value}) when the work units ended"},
-                counters={"shardsFailed": 1},
-            )
+def _fail_unfinished(mission_id: str, shards: Sequence[ShardItem], svc: Services) -> int:
+    """Shards still open when the Map ended (e.g. the Map itself failed) count as FAILED;
+    returns how many were open."""
+    unfinished = [s for s in shards if s.status not in (ShardStatus.DONE, ShardStatus.FAILED)]
+    for s in unfinished:
+        svc.store.move_shard(
+            mission_id,
+            s.shard_id,
+            ShardStatus.FAILED,
+            attempt=s.attempt,
+            fields={"error": f"unfinished ({s.status.value}) when the work units ended"},
+            counters={"shardsFailed": 1},
+        )
+    return len(unfinished)
 
 
 def _reduce(

@@ -100,9 +100,9 @@ def _run(command: Sequence[str], what: str) -> None:
         raise BundlingError(f"{what} failed (exit {proc.returncode}):\n{tail}")
 
 
-@jsii.implements(cdk.ILocalBundling)
-class LambdaBundling:
-    """``pip install --target`` for the Lambda runtime, then the project's packages."""
+class _PipBundling:
+    """What both bundles need: the runtime's Python and glibc, and the pip that fetches for
+    them (wheels only, so the bundle runs on Lambda / the node AMI, not on this machine)."""
 
     def __init__(
         self,
@@ -118,6 +118,11 @@ class LambdaBundling:
         self.glibc_minor = glibc_minor
         self.requirements = list(requirements or runtime_requirements())
         self.python = python
+
+
+@jsii.implements(cdk.ILocalBundling)
+class LambdaBundling(_PipBundling):
+    """``pip install --target`` for the Lambda runtime, then the project's packages."""
 
     def command(self, output_dir: str) -> list[str]:
         return [
@@ -173,23 +178,8 @@ def tree_size(root: Path) -> int:
 
 
 @jsii.implements(cdk.ILocalBundling)
-class NodeBundling:
+class NodeBundling(_PipBundling):
     """A wheelhouse the node installs offline: the project's wheel and its dependencies."""
-
-    def __init__(
-        self,
-        *,
-        project_root: Path,
-        python_version: str,
-        glibc_minor: int,
-        requirements: Sequence[str] | None = None,
-        python: str = sys.executable,
-    ) -> None:
-        self.project_root = project_root
-        self.python_version = python_version
-        self.glibc_minor = glibc_minor
-        self.requirements = list(requirements or runtime_requirements())
-        self.python = python
 
     def try_bundle(self, output_dir: str, options: Any = None, **_kwargs: Any) -> bool:
         del options  # jsii passes the BundlingOptions positionally; none of them apply
