@@ -93,6 +93,18 @@ def apply_template(template: dict[str, Any], state: Any, context: dict[str, Any]
     return out
 
 
+def state_output(state: dict[str, Any], state_input: Any, result: Any) -> Any:
+    """A state's output from its input and result: ``ResultPath`` then ``OutputPath``."""
+    result_path = state.get("ResultPath", "$")
+    if result_path is None:
+        doc = state_input
+    elif result_path == "$":
+        doc = result
+    else:
+        doc = {**state_input, result_path.removeprefix("$."): result}
+    return _jsonpath(doc, state.get("OutputPath", "$"))
+
+
 def size(doc: Any) -> int:
     return len(json.dumps(doc, separators=(",", ":")).encode())
 
@@ -104,7 +116,7 @@ def launch_wait_seconds(launches: int) -> float:
 def plan_case(shards: int, max_nodes: int, model: dict[str, Any]) -> dict[str, Any]:
     from workflow.params import parse_params
     from workflow.planner import pack_units, plan_shards
-    from workflow.planning import PlanResult
+    from workflow.planning import PlanResult, map_concurrency
 
     started = time.perf_counter()
     items = shards
@@ -126,6 +138,7 @@ def plan_case(shards: int, max_nodes: int, model: dict[str, Any]) -> dict[str, A
         manifest_bucket="lighthpc-results-123456789012-us-east-1",
         manifest_key="missions/m-0123456789abcdef/manifest.json",
         params=params,
+        max_concurrency=map_concurrency(max_nodes, len(units)),
     )
     plan_output = apply_template(
         states["PlanMission"]["ResultSelector"], {"Payload": result.as_output()}, {}
@@ -159,7 +172,11 @@ def plan_case(shards: int, max_nodes: int, model: dict[str, Any]) -> dict[str, A
         "bytesDownloaded": 123456789,
         "bytesUploaded": 123456789,
     }
-    child_output = {**item_input, "report": report}
+    processor = map_state["ItemProcessor"]["States"]
+    child_output = max(  # what each child returns to the Map, success or caught failure
+        (state_output(processor[name], item_input, report) for name in processor),
+        key=size,
+    )
     n_units = len(units)
     per_unit_events = float(model["childEventsPerUnit"])
     per_unit_trans = float(model["childTransitionsPerUnit"])

@@ -993,3 +993,106 @@ def _many_items(harness: Harness, table: str) -> None:
         harness.client("dynamodb").put_item(
             TableName=table, Item={**_key("many", sk), "v": {"N": str(sk)}}
         )
+
+
+# --------------------------------------------------------- 10. dynamodb_query_partition
+
+_CONDITIONS = {
+    "none": ("pk = :pk", {}),
+    "eq": ("pk = :pk AND sk = :a", {":a"}),
+    "lt": ("pk = :pk AND sk < :a", {":a"}),
+    "le": ("pk = :pk AND sk <= :a", {":a"}),
+    "gt": ("pk = :pk AND sk > :a", {":a"}),
+    "ge": ("pk = :pk AND sk >= :a", {":a"}),
+    "between": ("pk = :pk AND sk BETWEEN :a AND :b", {":a", ":b"}),
+}
+
+
+def _query_all(harness: Harness, table: str, pk: str, how: tuple[str, int, int, bool, int]) -> Any:
+    """Every page of one Query: (keys per page, last keys) as the client sees them."""
+    condition, low, high, forward, limit = how
+    expression, names = _CONDITIONS[condition]
+    values: dict[str, Any] = {":pk": {"S": pk}, ":a": {"N": str(low)}, ":b": {"N": str(high)}}
+    kwargs: dict[str, Any] = {
+        "TableName": table,
+        "KeyConditionExpression": expression,
+        "ExpressionAttributeValues": {k: v for k, v in values.items() if k == ":pk" or k in names},
+        "ScanIndexForward": forward,
+        "Limit": limit,
+        "ConsistentRead": True,
+    }
+    pages = []
+    while True:
+        page = harness.client("dynamodb").query(**kwargs)
+        pages.append(([i["sk"]["N"] for i in page["Items"]], page.get("LastEvaluatedKey")))
+        if "LastEvaluatedKey" not in page:
+            return pages
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    sks=st.sets(st.integers(0, 30), max_size=12),
+    others=st.sets(st.integers(0, 30), max_size=6),
+    how=st.tuples(
+        st.sampled_from(sorted(_CONDITIONS)),
+        st.integers(-1, 31),
+        st.integers(-1, 31),
+        st.booleans(),
+        st.integers(1, 5),
+    ),
+)
+def test_queries_return_what_moto_returns_without_the_fix(
+    harness: Harness,
+    plain_table: str,
+    sks: set[int],
+    others: set[int],
+    how: tuple[str, int, int, bool, int],
+) -> None:
+    """Differential: conditions, direction, limits and paging give the same pages."""
+    ns = uuid.uuid4().hex
+    for pk, keys in ((ns, sks), (ns + "-other", others)):
+        for sk in keys:
+            harness.client("dynamodb").put_item(TableName=plain_table, Item=_key(pk, sk))
+    fast = _query_all(harness, plain_table, ns, how)
+    with moto_compat.DYNAMODB_QUERY_PARTITION.reverted():
+        assert fast == _query_all(harness, plain_table, ns, how)
+
+
+def _items_moto_considers(harness: Harness, table: str) -> int:
+    """How many items moto's Query walks for a 2-item key range (3..4) of a 20-item partition."""
+    from moto.dynamodb.models.table import Table
+
+    seen = 0
+    original = Table.all_items
+
+    def counting(self: Any) -> Any:
+        nonlocal seen
+        items = original(self)
+        seen += len(items)
+        return items
+
+    Table.all_items = counting  # type: ignore[method-assign]
+    try:
+        harness.client("dynamodb").query(
+            TableName=table,
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :a AND :b",
+            ExpressionAttributeValues={":pk": {"S": "many"}, ":a": {"N": "3"}, ":b": {"N": "4"}},
+        )
+    finally:
+        Table.all_items = original  # type: ignore[method-assign]
+    return seen
+
+
+def test_bug_still_present_dynamodb_query_partition(harness: Harness, plain_table: str) -> None:
+    """Fails once moto's Query stops walking the whole table: drop the fix."""
+    _many_items(harness, plain_table)
+    for sk in range(5):  # another partition, which moto walks too
+        harness.client("dynamodb").put_item(TableName=plain_table, Item=_key("elsewhere", sk))
+    with moto_compat.DYNAMODB_QUERY_PARTITION.reverted():
+        assert _items_moto_considers(harness, plain_table) >= 25
+
+
+def test_query_walks_only_its_key_range(harness: Harness, plain_table: str) -> None:
+    _many_items(harness, plain_table)
+    assert _items_moto_considers(harness, plain_table) == 4  # sk 3, 4 and neighbours 2, 5

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from benchmarks._instrument import ChildRecord, _write_units, transitions_of
-from benchmarks.scale import apply_template, launch_wait_seconds, plan_case
+from benchmarks.scale import apply_template, launch_wait_seconds, plan_case, state_output
 
 MODEL = {"childEventsPerUnit": 8.0, "childTransitionsPerUnit": 2.0, "parentEvents": 29}
 
@@ -38,6 +38,16 @@ def test_a_large_plan_keeps_every_state_payload_small() -> None:
     assert case["largestStatePayloadBytes"] < 4096
     assert case["quota"]["history"] and case["quota"]["payload"]
     assert not case["quota"]["inlineMapWouldPass"]
+    assert case["quota"]["mapCollectedOutputUnder256KiB"]  # children return only their unit id
+
+
+def test_state_output_applies_result_path_then_output_path() -> None:
+    asl = json.loads((Path(__file__).parents[2] / "statemachine.asl.json").read_text())
+    launch = asl["States"]["RunWorkUnits"]["ItemProcessor"]["States"]["LaunchNode"]
+    item = {"unitId": "u0007", "missionId": "m-1"}
+    assert state_output(launch, item, {"report": "large"}) == "u0007"
+    assert state_output({"ResultPath": "$.r"}, {"a": 1}, 2) == {"a": 1, "r": 2}
+    assert state_output({}, {"a": 1}, {"b": 2}) == {"b": 2}
 
 
 def test_transactional_writes_count_double() -> None:

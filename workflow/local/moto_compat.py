@@ -940,6 +940,81 @@ DYNAMODB_WIRE_VALUES = Fix(
 )
 
 
+# ------------------------------------------------ 10. Query reads its partition's key range
+
+
+def _is_base_key_query(table: Any, arg: dict[str, Any]) -> bool:
+    """A Query on the table's own hash + range key: no index, no legacy QueryFilter."""
+    if arg.get("index_name") or arg.get("filter_kwargs") or not table.range_key_attr:
+        return False
+    hash_names = [c[0] for c in arg.get("hash_key_conditions") or []]
+    range_names = [c[0] for c in arg.get("range_key_conditions") or []]
+    return hash_names in ([], [table.hash_key_attr]) and range_names in (
+        [],
+        [table.range_key_attr],
+    )
+
+
+def _key_range(partition: dict[Any, Any], comparison: str, objs: Any) -> dict[Any, Any]:
+    """The items whose range key matches, plus the nearest item on either side.
+
+    Matches are contiguous in key order; the neighbours keep moto's paging exact (it
+    reports a LastEvaluatedKey when the Limit is reached and any item follows).
+    """
+    matching = {k: v for k, v in partition.items() if v.range_key.compare(comparison, objs)}
+    if not matching:
+        return {}
+    low, high = min(matching), max(matching)
+    below = [k for k in partition if k not in matching and k < low]
+    above = [k for k in partition if k not in matching and k > high]
+    for neighbour in (max(below, default=None), min(above, default=None)):
+        if neighbour is not None:
+            matching[neighbour] = partition[neighbour]
+    return matching
+
+
+def _wrap_table_query(inner: Impl) -> Impl:
+    signature = inspect.signature(inner)
+
+    def query(self: Any, *args: Any, **kwargs: Any) -> Any:
+        """Give moto's Query only the partition's items in the key range.
+
+        moto sorted every item of the table, then computed the size of every item of the
+        partition, on every Query: ~1 s at 10,000 items, for a unit's 33 shards.
+        """
+        arg = signature.bind(self, *args, **kwargs).arguments
+        hash_key = arg.get("hash_key")
+        if hash_key is None or not _is_base_key_query(self, arg):
+            return inner(self, *args, **kwargs)
+        partition = dict(self.items.get(hash_key, {}))
+        comparison = arg.get("range_comparison")
+        if comparison:
+            partition = _key_range(partition, comparison, arg.get("range_objs"))
+        view = copy.copy(self)  # shares everything but ``items``: moto's query only reads
+        view.items = {hash_key: partition}
+        return inner(view, *args, **kwargs)
+
+    return query
+
+
+DYNAMODB_QUERY_PARTITION = Fix(
+    name="dynamodb_query_partition",
+    design_ref="DESIGN §6 (found by benchmarks/scale.py)",
+    description=(
+        "A base-table Query reads only its partition's items in the key range (moto sorted "
+        "the whole table and sized the whole partition on every Query)."
+    ),
+    patches=(
+        Patch(
+            "moto.dynamodb.models.table:Table",
+            "query",
+            _wrap_table_query,
+            ("self", "hash_key", "range_comparison", "range_objs"),
+        ),
+    ),
+)
+
+
 # --------------------------------------------------------------------- public entry
 
 FIXES: Final[tuple[Fix, ...]] = (
@@ -953,6 +1028,7 @@ FIXES: Final[tuple[Fix, ...]] = (
     TASK_FAILURE_CAUSE,
     TRANSACTION_ITEM_SNAPSHOT,
     DYNAMODB_WIRE_VALUES,
+    DYNAMODB_QUERY_PARTITION,
 )
 FIXES_BY_NAME: Final[dict[str, Fix]] = {fix.name: fix for fix in FIXES}
 
