@@ -12,7 +12,7 @@ of one shard of ``--shard-minutes`` (10) on a Spot instance (``--instance-type``
 A second table re-packs the same per-unit and per-shard counts for other shard-per-unit
 ratios (e.g. 10 shards per unit: a 10,000-shard mission on 1,000 nodes).
 
-    /work/venv/bin/python benchmarks/cost.py
+    .venv/bin/python benchmarks/cost.py
 """
 
 from __future__ import annotations

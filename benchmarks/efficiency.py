@@ -21,7 +21,7 @@ floor, so the direct reference is slower per query than the mission's own code: 
 figure runs that code in one process (one shard over the whole library + reduce) and gives
 the ratio e2e / same-code, the honest parallel-efficiency figure.
 
-    /work/venv/bin/python benchmarks/efficiency.py
+    .venv/bin/python benchmarks/efficiency.py
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ per unit (``tblTrans`` unit ``launches``), ``relaunches`` = the mission counter 
 launched nothing). Any lost or double-counted shard, orphan, failed
 mission or accepted racing commit makes the exit status 1.
 
-    /work/venv/bin/python benchmarks/faults.py --missions 20 --seed 1
+    .venv/bin/python benchmarks/faults.py --missions 20 --seed 1
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ transitions of the parent and of the Distributed Map children (recorded by
 ``EmbeddedCloud.lambdas``), DynamoDB write units and read requests (counted at moto's
 request dispatcher), each per shard and per work unit.
 
-    /work/venv/bin/python benchmarks/overhead.py --shards 100,1000
+    .venv/bin/python benchmarks/overhead.py --shards 100,1000
 """
 
 from __future__ import annotations

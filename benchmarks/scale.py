@@ -24,7 +24,7 @@ measured rate when capped), this process's peak RSS (VmHWM: emulator + Lambdas +
 machine) and the peak of the summed RSS of the node processes (sampled from /proc every
 0.5 s), and where the time goes (moto request time per action, a thread sampler).
 
-    /work/venv/bin/python benchmarks/scale.py
+    .venv/bin/python benchmarks/scale.py
 """
 
 from __future__ import annotations
