@@ -796,7 +796,10 @@ class _TransactionSnapshot:
 
     @contextmanager
     def tables_not_copied(self) -> Iterator[None]:
-        """moto deep-copies each named table for its rollback: make that copy the table."""
+        """moto deep-copies each named table for its rollback: make that copy the table.
+
+        Only for the transaction's duration, under the DynamoDB lock (a CreateBackup in that
+        window would share the table; the product never makes one)."""
         for table in self.tables.values():
             vars(table)["__deepcopy__"] = lambda _memo, same=table: same
         try:
