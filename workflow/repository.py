@@ -26,6 +26,7 @@ from workflow.workloads.base import ShardRange
 PROFILE_PREFIX = "CONFIG#"
 SHARD_PREFIX = "shard#"
 UNIT_PREFIX = "unit#"
+FIRST_ATTEMPT = 1  # the first LaunchNode call: RetryCount 0 + 1 (launching.LaunchCommand)
 EXECUTION_INDEX = "byExecution"
 TTL_ATTRIBUTE = (
     "expiresAt"  # DynamoDB TTL on both tables  # GSI on tblMission: executionArn -> missionId
@@ -289,7 +290,10 @@ class DynamoMissionStore:
     ) -> None:
         """Batch-write every shard and unit item (idempotent: same plan, same items).
 
-        ``expires_at`` (epoch seconds) is the TTL: finished missions clean themselves up."""
+        Shards are written QUEUED for attempt 1: no node can claim them before the unit's
+        first launch makes attempt 1 current, so that launch moves no shard (one write per
+        shard less, none on the path to the first node). ``expires_at`` (epoch seconds) is
+        the TTL: finished missions clean themselves up."""
         items: list[dict[str, Any]] = []
         for unit in units:
             items.append(
@@ -314,8 +318,8 @@ class DynamoMissionStore:
                     "index": s.index,
                     "start": s.start,
                     "end": s.end,
-                    "status": ShardStatus.PENDING.value,
-                    "attempt": 0,
+                    "status": ShardStatus.QUEUED.value,
+                    "attempt": FIRST_ATTEMPT,
                 }
                 for s in unit.shards
             )
@@ -415,7 +419,8 @@ class DynamoMissionStore:
     def begin_attempt(
         self, mission_id: str, unit_id: str, attempt: int, task_token: str, capacity: str
     ) -> tuple[UnitItem, list[ShardItem]]:
-        """Make ``attempt`` the unit's current one and queue its shards that are not finished.
+        """Make ``attempt`` the unit's current one; returns its shards to run: those not
+        finished, queued for it now or already (the plan queues them for attempt 1).
 
         Refused (``AttemptSuperseded``) when the unit already has this or a later attempt.
         """
@@ -463,8 +468,11 @@ class DynamoMissionStore:
             s
             for s in self.unit_shards(unit)
             if s.status not in (ShardStatus.DONE, ShardStatus.FAILED)
-            and self.move_shard(
-                mission_id, s.shard_id, ShardStatus.QUEUED, attempt=attempt, older_attempts=True
+            and (
+                (s.status is ShardStatus.QUEUED and s.attempt == attempt)
+                or self.move_shard(
+                    mission_id, s.shard_id, ShardStatus.QUEUED, attempt=attempt, older_attempts=True
+                )
             )
         ]
         return unit, queued

@@ -11,7 +11,7 @@ from enum import StrEnum
 
 
 class ShardStatus(StrEnum):
-    PENDING = "PENDING"  # planned, no attempt launched yet
+    PENDING = "PENDING"  # planned before attempt 1 was queued at plan time (older items)
     QUEUED = "QUEUED"  # assigned to attempt n, waiting for its node
     RUNNING = "RUNNING"  # claimed by the node of attempt n
     DONE = "DONE"  # result committed (terminal, exactly once)
