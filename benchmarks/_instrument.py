@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 OBSERVER_HEADER = "x-lighthpc-bench"
 _DMAP_MODULE = (
@@ -435,23 +435,15 @@ def mark_observer(client: Any) -> Any:
 # ------------------------------------------------------------------------------- sampler
 
 
-class Sampler:
-    """Samples every thread's stack; ``top()`` gives the hottest frames (self and inclusive)."""
+class _Periodic:
+    """A daemon thread calling ``_sample()`` every ``interval`` seconds inside a ``with``."""
 
-    def __init__(
-        self, interval: float = 0.01, *, main_only: bool = False, include_blocked: bool = False
-    ) -> None:
-        """``main_only`` + ``include_blocked`` gives a wall-clock profile of the main thread."""
+    def __init__(self, interval: float, name: str) -> None:
         self.interval = interval
-        self.main_only = main_only
-        self.include_blocked = include_blocked
-        self.samples = 0
-        self.inclusive: collections.Counter[str] = collections.Counter()
-        self.leaf: collections.Counter[str] = collections.Counter()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="bench-sampler", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
-    def __enter__(self) -> Sampler:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -460,26 +452,47 @@ class Sampler:
         self._thread.join()
 
     def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def _sample(self) -> None:
+        raise NotImplementedError
+
+
+class Sampler(_Periodic):
+    """Samples every thread's stack; ``top()`` gives the hottest frames (self and inclusive)."""
+
+    def __init__(
+        self, interval: float = 0.01, *, main_only: bool = False, include_blocked: bool = False
+    ) -> None:
+        """``main_only`` + ``include_blocked`` gives a wall-clock profile of the main thread."""
+        super().__init__(interval, "bench-sampler")
+        self.main_only = main_only
+        self.include_blocked = include_blocked
+        self.samples = 0
+        self.inclusive: collections.Counter[str] = collections.Counter()
+        self.leaf: collections.Counter[str] = collections.Counter()
+
+    def _sample(self) -> None:
         me = threading.get_ident()
         main = threading.main_thread().ident
-        while not self._stop.wait(self.interval):
-            for tid, frame in sys._current_frames().items():
-                if tid == me or (self.main_only and tid != main):
-                    continue
-                if not self.include_blocked and _blocked(frame):
-                    continue
-                names = []
-                f: Any = frame
-                while f is not None:
-                    code = f.f_code
-                    names.append(f"{_short(code.co_filename)}:{code.co_name}")
-                    f = f.f_back
-                if not names:
-                    continue
-                self.samples += 1
-                self.leaf[names[0]] += 1
-                for n in set(names):
-                    self.inclusive[n] += 1
+        for tid, frame in sys._current_frames().items():
+            if tid == me or (self.main_only and tid != main):
+                continue
+            if not self.include_blocked and _blocked(frame):
+                continue
+            names = []
+            f: Any = frame
+            while f is not None:
+                code = f.f_code
+                names.append(f"{_short(code.co_filename)}:{code.co_name}")
+                f = f.f_back
+            if not names:
+                continue
+            self.samples += 1
+            self.leaf[names[0]] += 1
+            for n in set(names):
+                self.inclusive[n] += 1
 
     def top(self, n: int = 15) -> dict[str, list[tuple[str, int]]]:
         return {"inclusive": self.inclusive.most_common(n), "self": self.leaf.most_common(n)}
@@ -559,31 +572,19 @@ def descendants(root: int) -> list[int]:
     return out
 
 
-class ProcessMemory:
+class ProcessMemory(_Periodic):
     """Peak of the summed RSS of this process's descendants (node agents, their workers)."""
 
     def __init__(self, interval: float = 0.5) -> None:
-        self.interval = interval
+        super().__init__(interval, "bench-memory")
         self.peak_children_mb = 0.0
         self.peak_children_count = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="bench-memory", daemon=True)
 
-    def __enter__(self) -> ProcessMemory:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        me = os.getpid()
-        while not self._stop.wait(self.interval):
-            kids = descendants(me)
-            total = sum(_status_kb(pid, "VmRSS") for pid in kids) / 1024.0
-            self.peak_children_mb = max(self.peak_children_mb, total)
-            self.peak_children_count = max(self.peak_children_count, len(kids))
+    def _sample(self) -> None:
+        kids = descendants(os.getpid())
+        total = sum(_status_kb(pid, "VmRSS") for pid in kids) / 1024.0
+        self.peak_children_mb = max(self.peak_children_mb, total)
+        self.peak_children_count = max(self.peak_children_count, len(kids))
 
 
 @contextmanager

@@ -123,8 +123,7 @@ class UnitRun:
             self._run(shards)
         finally:
             self._committer.shutdown(wait=True)
-        for commit in self._commits:
-            commit.result()  # a commit that raised fails the attempt, as it did inline
+        self._settle_commits(most_pending=0)  # all done now; one that raised fails the attempt
         return self.report
 
     def _settle_commits(self, most_pending: int) -> None:
