@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._instrument import mark_observer
-from workflow.ec2_launcher import TAG_MISSION
+from workflow.aws.ec2 import TAG_MISSION
 
 MACHINE = f"{os.cpu_count()} cores"
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
@@ -75,7 +75,7 @@ class Observer:
         self.sfn = mark_observer(cloud.client("stepfunctions"))
         self.ec2 = mark_observer(cloud.client("ec2"))
         self.ddb = mark_observer(cloud.client("dynamodb"))
-        from workflow.repository import DynamoMissionStore
+        from workflow.aws.dynamodb import DynamoMissionStore
 
         settings = session.stack.settings
         self.store = DynamoMissionStore(self.ddb, settings.mission_table, settings.trans_table)

@@ -41,7 +41,7 @@ class Instruments:
 
 
 def add_revert_fix_option(ap: argparse.ArgumentParser) -> None:
-    from workflow.local.moto_compat import FIXES_BY_NAME
+    from localcloud.moto_compat import FIXES_BY_NAME
 
     ap.add_argument(
         "--revert-fix",
@@ -58,7 +58,7 @@ def instrumented(session: Any, *, revert_fixes: Sequence[str] = ()) -> Iterator[
     """Hooks on the running session's cloud; removed on exit (before the cloud stops).
 
     ``revert_fixes`` names moto_compat fixes to measure without (e.g. what a fix is worth)."""
-    from workflow.local.moto_compat import FIXES_BY_NAME
+    from localcloud.moto_compat import FIXES_BY_NAME
 
     with ExitStack() as stack:
         for name in revert_fixes:
@@ -158,7 +158,7 @@ def load_model() -> dict[str, Any] | None:
 
 def measure_small(shards: int = 40, units: int = 2) -> dict[str, Any]:
     """A fresh local session and one small instrumented noop mission."""
-    from workflow.local.session import LocalSession
+    from localcloud.session import LocalSession
 
     log(f"measuring a {shards}-shard noop mission on {units} units")
     with LocalSession(workers=2) as session, instrumented(session) as inst:

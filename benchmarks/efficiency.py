@@ -115,7 +115,7 @@ def sha(path: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     quiet_stdout()
-    from workflow.local.session import LocalSession
+    from localcloud.session import LocalSession
 
     work = Path(tempfile.mkdtemp(prefix="lighthpc-efficiency-"))
     q = (

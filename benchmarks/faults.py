@@ -451,8 +451,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     quiet_stdout()
-    from workflow.local.session import LocalSession
-    from workflow.local.stack import FUNCTIONS
+    from localcloud.session import LocalSession
+    from localcloud.stack import FUNCTIONS
 
     rng = random.Random(args.seed)
     plans = [draw(rng, i) for i in range(args.missions)]

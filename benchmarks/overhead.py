@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     quiet_stdout()
     counts = [int(x) for x in args.shards.split(",") if x.strip()]
-    from workflow.local.session import LocalSession
+    from localcloud.session import LocalSession
 
     node_profiles = tempfile.mkdtemp(prefix="lighthpc-nodeprof-") if args.profile_nodes else None
     if node_profiles:

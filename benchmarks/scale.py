@@ -60,7 +60,7 @@ from benchmarks._model import (
     measure_small,
     noop_params,
 )
-from workflow.local.moto_compat import FIXES_BY_NAME
+from localcloud.moto_compat import FIXES_BY_NAME
 
 KIB = 1024
 PAYLOAD_LIMIT = 256 * KIB
@@ -249,7 +249,7 @@ def plan_rows(c: dict[str, Any]) -> list[tuple[str, Any]]:
 
 
 def local_run(args: argparse.Namespace) -> dict[str, Any]:
-    from workflow.local.session import LocalSession
+    from localcloud.session import LocalSession
 
     log(f"local: {args.local_shards:,} noop shards on {args.local_units} units ...")
     with (
@@ -357,7 +357,7 @@ def transact_cost(
     import boto3
     from moto import mock_aws
 
-    from workflow.local.emulator import LOCAL_REGION
+    from localcloud.emulator import LOCAL_REGION
 
     fix = FIXES_BY_NAME["transaction_item_snapshot"]
 

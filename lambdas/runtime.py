@@ -8,7 +8,7 @@ from typing import IO
 
 from aws_lambda_powertools import Logger, Metrics
 
-from workflow.services import Services, make_services
+from workflow.aws.services import Services, make_services
 
 SERVICE = "lighthpc"
 logger = Logger(service=SERVICE)

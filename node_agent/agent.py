@@ -34,12 +34,12 @@ from node_agent.liveness import Heartbeat, heartbeat_interval
 from node_agent.runner import EventPump, ShardPool
 from node_agent.shutdown import Shutdown, StopCause
 from node_agent.unit_run import UnitReport, UnitRun
+from workflow.aws.dynamodb import ShardItem, UnitItem
+from workflow.aws.services import Services
+from workflow.aws.tokens import report_failure, report_success
 from workflow.errors import NodeLost, ShardFailed, SpotInterrupted
 from workflow.params import MissionParams
-from workflow.repository import ShardItem, UnitItem
-from workflow.services import Services
 from workflow.states import TERMINAL, ShardStatus, UnitStatus
-from workflow.tokens import report_failure, report_success
 
 MAX_CAUSE_SHARDS: Final = 5
 log = logs.get_logger("agent")

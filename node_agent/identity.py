@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from workflow.ec2_launcher import TAG_ATTEMPT, TAG_MISSION, TAG_UNIT, instance_tags
+from workflow.aws.ec2 import TAG_ATTEMPT, TAG_MISSION, TAG_UNIT, instance_tags
 
 ENV_IMDS_ENDPOINT: Final = "AWS_EC2_METADATA_SERVICE_ENDPOINT"
 DEFAULT_IMDS_ENDPOINT: Final = "http://169.254.169.254"

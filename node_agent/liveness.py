@@ -14,7 +14,7 @@ from typing import Any, Final
 from botocore.exceptions import BotoCoreError, ClientError
 
 from node_agent.logs import get_logger
-from workflow.tokens import heartbeat
+from workflow.aws.tokens import heartbeat
 
 MIN_INTERVAL_SECONDS: Final = 1.0
 log = get_logger("liveness")

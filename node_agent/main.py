@@ -14,7 +14,7 @@ from node_agent import logs
 from node_agent.agent import ExitCode, NodeAgent
 from node_agent.config import AgentConfig, ConfigError
 from node_agent.identity import ImdsClient, ImdsError
-from workflow.services import make_services
+from workflow.aws.services import make_services
 from workflow.settings import Settings
 
 

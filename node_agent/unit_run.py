@@ -34,10 +34,10 @@ from node_agent.runner import (
     WorkerOutcome,
 )
 from node_agent.shutdown import Shutdown, StopCause
+from workflow.aws.dynamodb import ShardItem
+from workflow.aws.services import Services
 from workflow.keys import KIND_SHARD_RESULT, kind_tagging, shard_result_key
 from workflow.params import MissionParams
-from workflow.repository import ShardItem
-from workflow.services import Services
 from workflow.states import ShardStatus
 from workflow.workloads.base import WorkInputs
 

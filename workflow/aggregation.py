@@ -16,14 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from workflow.aws.dynamodb import ShardItem, UnitItem
+from workflow.aws.services import Services
 from workflow.cost import Capacity, CostBreakdown, PriceList, Usage, estimate
 from workflow.errors import MissionNotFound
 from workflow.instance_types import CATALOG
 from workflow.keys import final_result_key
 from workflow.params import MissionParams
 from workflow.progress import progress_of
-from workflow.repository import ShardItem, UnitItem
-from workflow.services import Services
 from workflow.states import MissionStatus, ShardStatus
 from workflow.workloads import load_workload
 from workflow.workloads.base import WorkInputs

@@ -21,6 +21,16 @@ PLACEHOLDER = re.compile(r"\$\{([A-Za-z][A-Za-z0-9_]*)\}")
 DEFINITION_FILE = "statemachine.asl.json"
 
 
+def placeholder_values(arns: Mapping[str, str], topic_arn: str) -> dict[str, str]:
+    """The placeholder values of ``statemachine.asl.json``; the CDK stack and the local
+    stack both call this, so they substitute exactly the same names."""
+    return {
+        "LightSchedulerFunctionArn": arns["light_scheduler"],
+        "RsltProcFunctionArn": arns["rslt_proc"],
+        "MissionTopicArn": topic_arn,
+    }
+
+
 def definition_path() -> Path:
     """The packaged definition (a link to the repository's top-level file in a checkout)."""
     return Path(str(resources.files("workflow").joinpath(DEFINITION_FILE)))

@@ -12,12 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from workflow.ec2_launcher import LaunchRequest, launch_node, terminate
+from workflow.aws.ec2 import LaunchRequest, launch_node, terminate
+from workflow.aws.services import Services
+from workflow.aws.tokens import report_success
 from workflow.errors import MissionInvalidInput
 from workflow.params import MissionParams
-from workflow.services import Services
 from workflow.states import ShardStatus, UnitStatus
-from workflow.tokens import report_success
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from workflow.aws.dynamodb import TTL_ATTRIBUTE
+from workflow.aws.services import Services
 from workflow.errors import MissionInvalidInput
 from workflow.keys import manifest_key
 from workflow.params import MissionParams, parse_params
 from workflow.planner import WorkUnit, pack_units, plan_shards
-from workflow.repository import TTL_ATTRIBUTE
 from workflow.request import MissionRequest, SampleRef, parse_execution_input
-from workflow.services import Services
 from workflow.states import MissionStatus
 from workflow.workloads import load_workload
 from workflow.workloads.base import WorkInputs

@@ -10,9 +10,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from workflow.aws.dynamodb import DynamoMissionStore
 from workflow.errors import MissionInvalidInput, ProfileInvalid, ProfileNotFound
 from workflow.params import parse_params
-from workflow.repository import DynamoMissionStore
 from workflow.request import validate_profile_name
 
 

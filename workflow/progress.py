@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from workflow.repository import ShardItem, UnitItem
+from workflow.aws.dynamodb import ShardItem, UnitItem
 from workflow.states import ShardStatus, UnitStatus
 
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from workflow.ec2_launcher import (
+from workflow.aws.ec2 import (
     TAG_ATTEMPT,
     TAG_MISSION,
     TAG_UNIT,
@@ -20,10 +20,10 @@ from workflow.ec2_launcher import (
     mission_instances,
     terminate,
 )
+from workflow.aws.services import Services
+from workflow.aws.tokens import report_failure
 from workflow.errors import MissionNotFound, NodeLost, SpotInterrupted
-from workflow.services import Services
 from workflow.states import MissionStatus, UnitStatus
-from workflow.tokens import report_failure
 
 SPOT_WARNING = "EC2 Spot Instance Interruption Warning"
 STATE_CHANGE = "EC2 Instance State-change Notification"

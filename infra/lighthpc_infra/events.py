@@ -1,7 +1,7 @@
 """EventBridge rules: the S3 trigger and the signals ``node_watch`` reacts to.
 
 Patterns come from the code that consumes the events: the S3 pattern from
-``workflow.local.stack.source_event_pattern`` (the local mode's rule), the detail types and
+``workflow.trigger.source_event_pattern`` (the local mode's rule too), the detail types and
 states from ``workflow.watch`` (node_watch's dispatcher).
 """
 

@@ -12,7 +12,7 @@ import aws_cdk as cdk
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import IConstruct
 
-from workflow.ec2_launcher import TAG_MISSION
+from workflow.aws.ec2 import TAG_MISSION
 
 if TYPE_CHECKING:
     from lighthpc_infra.stack import LightHpcStack

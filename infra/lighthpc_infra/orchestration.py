@@ -1,7 +1,7 @@
 """The mission state machine: ``statemachine.asl.json`` inlined as the DefinitionString (so
 synth and cfn-lint see it), its ``${Placeholders}`` filled by ``DefinitionSubstitutions``.
 
-The placeholder names come from ``workflow.local.stack.asl_values``: the local mode and the
+The placeholder names come from ``workflow.asl.placeholder_values``: the local mode and the
 deployed stack substitute exactly the same names.
 """
 
@@ -15,8 +15,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from workflow.asl import read_definition
-from workflow.local.stack import asl_values
+from workflow.asl import placeholder_values, read_definition
 
 
 class MissionStateMachine(Construct):
@@ -53,7 +52,7 @@ class MissionStateMachine(Construct):
             assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
             description=f"Step Functions state machine {name}",
         )
-        substitutions = asl_values(
+        substitutions = placeholder_values(
             {"light_scheduler": light_scheduler.function_arn, "rslt_proc": rslt_proc.function_arn},
             topic.topic_arn,
         )

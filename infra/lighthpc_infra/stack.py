@@ -27,12 +27,12 @@ from lighthpc_infra.network import Network
 from lighthpc_infra.notifications import Notifications
 from lighthpc_infra.orchestration import MissionStateMachine
 from lighthpc_infra.storage import MISSIONS_PREFIX, Storage
-from workflow.ec2_launcher import TAG_MISSION
+from workflow.aws.dynamodb import EXECUTION_INDEX, PROFILE_PREFIX
+from workflow.aws.ec2 import TAG_MISSION
 from workflow.keys import manifest_key
-from workflow.local.stack import source_event_pattern
-from workflow.repository import EXECUTION_INDEX, PROFILE_PREFIX
 from workflow.settings import Settings
 from workflow.stack_outputs import DESCRIPTIONS, outputs_for
+from workflow.trigger import source_event_pattern
 
 PROJECT_ROOT: Final = Path(__file__).resolve().parents[2]
 LAMBDA_RUNTIMES: Final = {"3.11": lambda_.Runtime.PYTHON_3_11, "3.12": lambda_.Runtime.PYTHON_3_12}

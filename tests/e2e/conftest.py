@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from workflow.local.emulator import EmbeddedCloud
-from workflow.local.pool import LocalNodePool
-from workflow.local.stack import LocalStack, deploy
+from localcloud.emulator import EmbeddedCloud
+from localcloud.pool import LocalNodePool
+from localcloud.stack import LocalStack, deploy
 
 # Fast knobs for tests: notices polled every 0.1 s, progress written every 0.2 s per shard.
 NODE_ENV = {

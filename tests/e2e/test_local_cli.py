@@ -27,7 +27,7 @@ from rdkit.Chem import MolFromSmiles, rdFingerprintGenerator
 ROOT = Path(__file__).parents[2]
 QUERIES = ROOT / "examples" / "molsim" / "queries.smi"
 NCI = Path(RDConfig.RDDataDir) / "NCI" / "first_5K.smi"
-CLI = [sys.executable, "-m", "workflow.cli"]
+CLI = [sys.executable, "-m", "cli.main"]
 RUN_TIMEOUT = 240
 
 

@@ -19,16 +19,16 @@ from typing import Any
 import pytest
 from boto3.dynamodb.types import TypeDeserializer
 
+from localcloud.emulator import EmbeddedCloud
+from localcloud.pool import LocalNodePool, NodeHandle
+from localcloud.stack import DEFAULT_LOCAL_PROFILE, SOURCE_RULE_NAME, LocalStack
 from node_agent import proctree
 from node_agent.agent import ExitCode
 from node_agent.runner import CheckpointEvent, ProgressEvent, ShardPool, ShardTask
 from tests.e2e.conftest import NODE_ENV
 from tests.waiting import wait_for
+from workflow.aws.dynamodb import SHARD_PREFIX, ShardItem
 from workflow.keys import checkpoint_key, final_result_key, shard_result_key
-from workflow.local.emulator import EmbeddedCloud
-from workflow.local.pool import LocalNodePool, NodeHandle
-from workflow.local.stack import DEFAULT_LOCAL_PROFILE, SOURCE_RULE_NAME, LocalStack
-from workflow.repository import SHARD_PREFIX, ShardItem
 from workflow.states import ShardStatus, UnitStatus
 from workflow.workloads.base import ShardRange, WorkInputs
 from workflow.workloads.molsim import default_library_path, search_library, write_hits_csv

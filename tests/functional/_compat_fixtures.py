@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from localcloud.emulator import EmbeddedCloud
+from localcloud.lambda_runtime import Handler
 from tests.waiting import wait_for
-from workflow.local.emulator import EmbeddedCloud
-from workflow.local.lambda_runtime import Handler
 
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
 _TRUST = {

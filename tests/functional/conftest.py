@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from localcloud.emulator import EmbeddedCloud
+from localcloud.stack import LocalStack, deploy
 from tests.waiting import wait_for
-from workflow.local.emulator import EmbeddedCloud
-from workflow.local.stack import LocalStack, deploy
 
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 

@@ -15,12 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from workflow.ec2_launcher import TAG_ATTEMPT, TAG_MISSION, TAG_UNIT
+from workflow.aws.ec2 import TAG_ATTEMPT, TAG_MISSION, TAG_UNIT
+from workflow.aws.services import Services
+from workflow.aws.tokens import report_failure, report_success
 from workflow.errors import ShardFailed, SpotInterrupted
 from workflow.keys import shard_result_key
-from workflow.services import Services
 from workflow.states import ShardStatus, UnitStatus
-from workflow.tokens import report_failure, report_success
 
 Behaviour = Literal["succeed", "interrupt", "silent", "fail"]
 

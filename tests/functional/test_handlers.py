@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from lambdas import mission_cfg, node_watch
+from localcloud.stack import SOURCE_RULE_NAME, LocalStack
 from tests.functional.conftest import start_manual, wait_execution, wait_for
 from tests.functional.simnode import NodeSim
 from workflow.errors import ProfileInvalid, ProfileNotFound
-from workflow.local.stack import SOURCE_RULE_NAME, LocalStack
 from workflow.states import MissionStatus
 
 

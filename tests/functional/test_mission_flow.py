@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from localcloud.emulator import EmbeddedCloud
+from localcloud.stack import SOURCE_RULE_NAME, LocalStack, deploy
 from tests.functional.conftest import (
     executions,
     notices,
@@ -14,8 +16,6 @@ from tests.functional.conftest import (
     wait_for,
 )
 from tests.functional.simnode import NodeSim, first_attempt_only, unit_scripted
-from workflow.local.emulator import EmbeddedCloud
-from workflow.local.stack import SOURCE_RULE_NAME, LocalStack, deploy
 from workflow.settings import Settings
 from workflow.states import ShardStatus
 

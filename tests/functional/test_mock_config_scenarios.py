@@ -16,11 +16,11 @@ from typing import Any
 import boto3
 import pytest
 
+from localcloud.emulator import EmbeddedCloud
+from localcloud.sfn_mock_config import SFN_MOCK_CONFIG_ENV, load_mock_config
+from localcloud.stack import STATE_MACHINE_NAME
 from tests.functional.conftest import wait_for
-from workflow.asl import load_definition
-from workflow.local.emulator import EmbeddedCloud
-from workflow.local.sfn_mock_config import SFN_MOCK_CONFIG_ENV, load_mock_config
-from workflow.local.stack import STATE_MACHINE_NAME, asl_values
+from workflow.asl import load_definition, placeholder_values
 
 MOCK_CONFIG = Path(__file__).parents[1] / "sfn" / "mock_config.json"
 SFN_LOCAL_ENDPOINT = os.environ.get("SFN_LOCAL_ENDPOINT")
@@ -54,7 +54,7 @@ def test_the_mock_config_covers_every_scenario_and_only_real_states() -> None:
 
 def _values() -> dict[str, str]:
     fn = "arn:aws:lambda:us-east-1:123456789012:function:"
-    return asl_values(
+    return placeholder_values(
         {
             "light_scheduler": fn + "lighthpc-light-scheduler",
             "rslt_proc": fn + "lighthpc-rslt-proc",

@@ -25,6 +25,9 @@ from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from localcloud import moto_compat
+from localcloud.emulator import MOTO_PORT_ENV, EmbeddedCloud
+from localcloud.lambda_runtime import LambdaContext
 from tests.functional._compat_fixtures import (
     Harness,
     open_harness,
@@ -33,9 +36,6 @@ from tests.functional._compat_fixtures import (
     wait_for,
 )
 from workflow.errors import MissionInvalidInput
-from workflow.local import moto_compat
-from workflow.local.emulator import MOTO_PORT_ENV, EmbeddedCloud
-from workflow.local.lambda_runtime import LambdaContext
 
 HEARTBEAT_SECONDS = 1
 ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from localcloud.stack import SOURCE_RULE_NAME, LocalStack
 from tests.functional.conftest import notices, start_manual, wait_execution
-from workflow.local.stack import SOURCE_RULE_NAME, LocalStack
 
 GOOD_KEY = "incoming/good.txt"
 

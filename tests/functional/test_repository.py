@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from localcloud.stack import LocalStack
 from workflow.errors import AttemptSuperseded
-from workflow.local.stack import LocalStack
 from workflow.planner import pack_units, plan_shards
 from workflow.states import ShardStatus
 

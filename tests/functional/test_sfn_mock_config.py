@@ -10,9 +10,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.functional._compat_fixtures import Harness, open_harness, output_of
-from workflow.local.lambda_runtime import LambdaContext
-from workflow.local.sfn_mock_config import (
+from localcloud.lambda_runtime import LambdaContext
+from localcloud.sfn_mock_config import (
     SFN_MOCK_CONFIG_ENV,
     MockConfigError,
     MockedReturn,
@@ -20,6 +19,7 @@ from workflow.local.sfn_mock_config import (
     load_mock_config,
     parse_mock_config,
 )
+from tests.functional._compat_fixtures import Harness, open_harness, output_of
 
 LAUNCH_OK = {"StatusCode": 200, "Payload": {"unitId": "u0001", "instance": "i-mocked"}}
 AGGREGATE_OK = {"StatusCode": 200, "Payload": {"status": "SUCCEEDED", "shardsDone": 4}}

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from workflow.cli_remote import config, cost, start, status
-from workflow.local.emulator import EmbeddedCloud
-from workflow.local.pool import LocalNodePool
-from workflow.local.stack import SOURCE_RULE_NAME, LocalStack, deploy
+from cli.remote_commands import config, cost, start, status
+from localcloud.emulator import EmbeddedCloud
+from localcloud.pool import LocalNodePool
+from localcloud.stack import SOURCE_RULE_NAME, LocalStack, deploy
 from workflow.settings import Settings
 from workflow.stack_outputs import ENV_STATE_MACHINE_ARN
 

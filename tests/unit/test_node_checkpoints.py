@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from moto import mock_aws
 
+from localcloud.emulator import LOCAL_REGION
 from node_agent.checkpoints import (
     CheckpointRef,
     CheckpointStore,
@@ -18,7 +19,6 @@ from node_agent.checkpoints import (
     pick_newest,
 )
 from workflow.keys import checkpoint_key
-from workflow.local.emulator import LOCAL_REGION
 
 
 def ref(attempt: int, position: int) -> CheckpointRef:

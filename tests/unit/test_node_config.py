@@ -17,7 +17,7 @@ from node_agent.runner import (
     coalesce,
 )
 from node_agent.unit_run import numeric_stats, redo_items
-from workflow.repository import ShardItem
+from workflow.aws.dynamodb import ShardItem
 from workflow.states import ShardStatus
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from localcloud.imds import ImdsEmulator
 from node_agent.identity import (
     ENV_IMDS_ENDPOINT,
     IdentityError,
@@ -23,8 +24,7 @@ from node_agent.interruption import (
     parse_instance_action,
     parse_rebalance,
 )
-from workflow.ec2_launcher import TAG_ATTEMPT, TAG_MISSION, TAG_UNIT
-from workflow.local.imds import ImdsEmulator
+from workflow.aws.ec2 import TAG_ATTEMPT, TAG_MISSION, TAG_UNIT
 
 TAGS = {TAG_MISSION: "m-1234", TAG_UNIT: "u0003", TAG_ATTEMPT: "2", "Name": "lighthpc node"}
 

@@ -32,12 +32,12 @@ from typing import Any, Final, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from localcloud.imds import ImdsEmulator
 from node_agent import proctree
 from node_agent.config import ENV_CACHE_DIR, ENV_MAX_SLOTS, ENV_SLOTS, ENV_WORK_DIR
 from node_agent.identity import ENV_IMDS_ENDPOINT
-from workflow.ec2_launcher import TAG_ATTEMPT, TAG_MISSION, TAG_UNIT
-from workflow.local.imds import ImdsEmulator
-from workflow.services import Services
+from workflow.aws.ec2 import TAG_ATTEMPT, TAG_MISSION, TAG_UNIT
+from workflow.aws.services import Services
 from workflow.settings import Settings
 
 LOGGER = logging.getLogger(__name__)

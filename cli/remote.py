@@ -5,7 +5,7 @@ environment when ``LIGHTHPC_STATE_MACHINE_ARN`` is set (together with the ``Sett
 variables the Lambdas get). ``endpoint_url`` points every client at another endpoint, so
 the same operations run against the embedded local stack (``lighthpc local up``).
 
-Everything here returns data; ``workflow.cli_remote`` renders it.
+Everything here returns data; ``cli.remote_commands`` renders it.
 """
 
 from __future__ import annotations
@@ -25,14 +25,14 @@ from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from workflow.aggregation import mission_usage
+from workflow.aws.dynamodb import UNIT_PREFIX, ShardItem, UnitItem
+from workflow.aws.services import Services, make_services
 from workflow.cost import CAPACITIES, Capacity, PriceList, Usage, estimate
 from workflow.errors import LightHpcError, MissionInvalidInput
 from workflow.params import MissionParams, parse_params
 from workflow.planning import parse_s3_uri
 from workflow.progress import Progress, progress_of
-from workflow.repository import UNIT_PREFIX, ShardItem, UnitItem
 from workflow.request import validate_profile_name
-from workflow.services import Services, make_services
 from workflow.settings import Settings
 from workflow.stack_outputs import (
     API_URL,

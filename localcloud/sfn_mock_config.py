@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from workflow.local.moto_compat import SFN_PARSER_BACKEND, Fix, Impl, Patch
+from localcloud.moto_compat import SFN_PARSER_BACKEND, Fix, Impl, Patch
 
 SFN_MOCK_CONFIG_ENV: Final = "SFN_MOCK_CONFIG"
 TEST_CASE_SEPARATOR: Final = "#"

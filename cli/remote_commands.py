@@ -19,9 +19,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from workflow import profiles
-from workflow.errors import LightHpcError, MissionInvalidInput, ProfileInvalid
-from workflow.remote import (
+from cli.options import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from cli.remote import (
     MissionCost,
     MissionView,
     RemoteStack,
@@ -31,10 +30,11 @@ from workflow.remote import (
     start_mission,
     wait_view,
 )
-from workflow.services import Services
+from workflow import profiles
+from workflow.aws.services import Services
+from workflow.errors import LightHpcError, MissionInvalidInput, ProfileInvalid
 from workflow.stack_outputs import DEFAULT_STACK_NAME, ENV_STACK_NAME
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # Input errors (exit 2); every other LightHpcError is a failed request (exit 1).
 _USAGE_ERRORS: tuple[type[LightHpcError], ...] = (MissionInvalidInput, ProfileInvalid)
 
@@ -110,7 +110,7 @@ def start(
     The params are validated here, merged over the profile exactly as PlanMission will merge
     them, so a typo fails at once instead of in the execution.
     """
-    from workflow.cli import parse_param_options
+    from cli.options import parse_param_options
 
     try:
         parsed = parse_param_options(params)
@@ -178,8 +178,8 @@ def status(
 
 
 def _print_view(view: MissionView) -> None:
+    from cli.views import execution_table, state_runs, summary_table, units_table
     from workflow.asl import state_names
-    from workflow.views import execution_table, state_runs, summary_table, units_table
 
     console = Console(width=max(Console().width, 100))
     ex = view.execution
@@ -240,7 +240,7 @@ def config_put(
     region: str | None,
 ) -> None:
     """Create or replace a profile (validated as a mission would see it)."""
-    from workflow.cli import parse_param_options
+    from cli.options import parse_param_options
 
     try:
         body = _read_params_file(params_file)
@@ -285,7 +285,7 @@ def _read_params_file(path: Path | None) -> dict[str, Any]:
 def _profile_call(call: Callable[[], Mapping[str, Any]]) -> None:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from workflow.remote import aws_error
+    from cli.remote import aws_error
 
     try:
         result = call()

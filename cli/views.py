@@ -14,7 +14,7 @@ from typing import Any
 from rich.table import Table
 from rich.tree import Tree
 
-from workflow.repository import UnitItem
+from workflow.aws.dynamodb import UnitItem
 
 _STYLE = {
     "Succeeded": "green",

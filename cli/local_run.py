@@ -10,10 +10,10 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from cli.views import execution_table, state_runs, summary_table, units_table
+from localcloud.session import LocalSession, MissionRequestLocal
+from localcloud.session import Progress as Snapshot
 from workflow.asl import state_names
-from workflow.local.session import LocalSession, MissionRequestLocal
-from workflow.local.session import Progress as Snapshot
-from workflow.views import execution_table, state_runs, summary_table, units_table
 
 EXIT_OK, EXIT_FAILED = 0, 1
 DEFAULT_OUT = Path("lighthpc-out")

@@ -35,7 +35,7 @@ def outputs_template(outputs: dict[str, str]) -> dict[str, Any]:
 def register_outputs(cloud: Any, stack: Any, stack_name: str = DEFAULT_STACK_NAME) -> str:
     """Create (or replace) ``stack_name`` in the emulator with the outputs of ``stack``.
 
-    ``stack`` is a ``workflow.local.stack.LocalStack``; returns the CloudFormation stack id.
+    ``stack`` is a ``localcloud.stack.LocalStack``; returns the CloudFormation stack id.
     """
     outputs = outputs_for(stack.settings, stack.state_machine_arn)
     body = json.dumps(outputs_template(outputs))

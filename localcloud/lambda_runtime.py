@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from workflow.local.moto_compat import Fix, Impl, Patch
+from localcloud.moto_compat import Fix, Impl, Patch
 
 LOGGER = logging.getLogger(__name__)
 

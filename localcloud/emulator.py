@@ -26,15 +26,15 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from workflow.local import moto_compat
-from workflow.local.lambda_runtime import (
+from localcloud import moto_compat
+from localcloud.lambda_runtime import (
     DEFAULT_MEMORY_MB,
     DEFAULT_TIMEOUT_SECONDS,
     Handler,
     LambdaRegistry,
     create_stub_function,
 )
-from workflow.local.sfn_mock_config import MOCK_CONFIG_WIRING
+from localcloud.sfn_mock_config import MOCK_CONFIG_WIRING
 
 LOGGER = logging.getLogger(__name__)
 

@@ -11,10 +11,11 @@ from typing import Any
 
 import boto3
 
-from workflow.asl import load_definition
-from workflow.repository import EXECUTION_INDEX
-from workflow.services import Services, make_services
+from workflow.asl import load_definition, placeholder_values
+from workflow.aws.dynamodb import EXECUTION_INDEX
+from workflow.aws.services import Services, make_services
 from workflow.settings import Settings
+from workflow.trigger import source_event_pattern
 
 STATE_MACHINE_NAME = "lighthpc-mission"
 SOURCE_RULE_NAME = "lighthpc-source-object-created"
@@ -78,19 +79,10 @@ def deploy(
     _source_rule(cloud, settings, sm_arn)
     svc.store.put_profile(settings.default_profile, dict(profile or DEFAULT_LOCAL_PROFILE), 0.0)
     stack = LocalStack(settings, svc, sm_arn, topic_arn, queue_url, arns)
-    from workflow.local.outputs import register_outputs  # the remote CLI finds it by name
+    from localcloud.outputs import register_outputs  # the remote CLI finds it by name
 
     register_outputs(cloud, stack)
     return stack
-
-
-def asl_values(arns: Mapping[str, str], topic_arn: str) -> dict[str, str]:
-    """The placeholder values of ``statemachine.asl.json`` (the CDK passes the same names)."""
-    return {
-        "LightSchedulerFunctionArn": arns["light_scheduler"],
-        "RsltProcFunctionArn": arns["rslt_proc"],
-        "MissionTopicArn": topic_arn,
-    }
 
 
 def _topic(cloud: Any) -> str:
@@ -183,7 +175,7 @@ def _notice_queue(cloud: Any, topic_arn: str) -> str:
 
 
 def _state_machine(cloud: Any, arns: Mapping[str, str], topic_arn: str) -> str:
-    definition = load_definition(asl_values(arns, topic_arn))
+    definition = load_definition(placeholder_values(arns, topic_arn))
     role = _role(cloud)
     resp = cloud.client("stepfunctions").create_state_machine(
         name=STATE_MACHINE_NAME, definition=json.dumps(definition), roleArn=role
@@ -228,15 +220,3 @@ def _source_rule(cloud: Any, settings: Settings, state_machine_arn: str) -> None
             }
         ],
     )
-
-
-def source_event_pattern(settings: Settings) -> dict[str, Any]:
-    """The EventBridge pattern of the S3 trigger (the CDK rule uses the same function)."""
-    return {
-        "source": ["aws.s3"],
-        "detail-type": ["Object Created"],
-        "detail": {
-            "bucket": {"name": [settings.source_bucket]},
-            "object": {"key": [{"prefix": settings.source_prefix}]},
-        },
-    }

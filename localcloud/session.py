@@ -18,11 +18,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
+from localcloud.chaos import ChaosMonkey, ChaosSpec
+from localcloud.emulator import EmbeddedCloud
+from localcloud.pool import LocalNodePool, node_capacity
+from localcloud.stack import SOURCE_RULE_NAME, LocalStack, deploy
 from workflow.errors import LightHpcError, MissionInvalidInput
-from workflow.local.chaos import ChaosMonkey, ChaosSpec
-from workflow.local.emulator import EmbeddedCloud
-from workflow.local.pool import LocalNodePool, node_capacity
-from workflow.local.stack import SOURCE_RULE_NAME, LocalStack, deploy
 from workflow.params import parse_params
 from workflow.progress import progress_of
 from workflow.settings import Settings

@@ -12,38 +12,16 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
-from rich.console import Console
 
-from workflow.errors import LightHpcError, MissionInvalidInput
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-err_console = Console(stderr=True, soft_wrap=True)
-out_console = Console()
-
-
-def fail(error: str, message: str, code: int = EXIT_USAGE) -> NoReturn:
-    err_console.print(f"lighthpc: {error}: {message}", markup=False, highlight=False)
-    sys.exit(code)
-
-
-def parse_param_options(items: Sequence[str]) -> dict[str, Any]:
-    """``k=v`` pairs; ``v`` is JSON when it parses (numbers, lists), else a plain string."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise MissionInvalidInput(f"--param needs key=value, got {item!r}")
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = raw
-    return out
+from cli.options import EXIT_FAILED, err_console, fail, out_console, parse_param_options
+from cli.remote_commands import config, cost, start, status
+from workflow.errors import LightHpcError
 
 
 @contextmanager
@@ -91,9 +69,9 @@ def local_run(
     as_json: bool,
 ) -> None:
     """Upload SAMPLE to the local source bucket and run the mission it starts."""
-    from workflow.local.chaos import parse_chaos
-    from workflow.local.run_command import run_local
-    from workflow.local.session import MissionRequestLocal
+    from cli.local_run import run_local
+    from localcloud.chaos import parse_chaos
+    from localcloud.session import MissionRequestLocal
 
     try:
         request = MissionRequestLocal(
@@ -122,7 +100,7 @@ def local_run(
 @click.option("--workers", default=2, show_default=True, type=int, help="Local nodes at once.")
 def local_up(workers: int) -> None:
     """Run the emulator and node pool until Ctrl-C; drive it with the stock AWS CLI."""
-    from workflow.local.session import LocalSession
+    from localcloud.session import LocalSession
 
     try:
         with sigterm_as_interrupt(), LocalSession(workers=workers) as session:
@@ -153,7 +131,7 @@ def show(execution_arn: str, endpoint_url: str | None, svg: Path | None) -> None
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from workflow.views import dot_source, execution_table, state_graph, state_runs
+    from cli.views import dot_source, execution_table, state_graph, state_runs
 
     try:
         sfn = boto3.client("stepfunctions", endpoint_url=endpoint_url)
@@ -177,8 +155,6 @@ def write_svg(dot: str, target: Path) -> None:
     target.write_bytes(svg.stdout)
     out_console.print(f"graph written to {target}")
 
-
-from workflow.cli_remote import config, cost, start, status  # noqa: E402 - after `main`
 
 main.add_command(start)
 main.add_command(status)

@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from localcloud.pool import LocalNodePool, NodeHandle
+from workflow.aws.services import Services
 from workflow.errors import LightHpcError
-from workflow.local.pool import LocalNodePool, NodeHandle
-from workflow.services import Services
 from workflow.states import ShardStatus
 
 STRIKE_AFTER_SECONDS = 1.5

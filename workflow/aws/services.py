@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from workflow.repository import DynamoMissionStore
+from workflow.aws.dynamodb import DynamoMissionStore
 from workflow.settings import Settings
 
 # 16 connections: RsltProc fetches shard results 16 at a time (aggregation.FETCH_WORKERS).
