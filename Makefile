@@ -25,6 +25,7 @@ demo: $(BIN)/.installed-local
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	PYTHONPATH=infra $(BIN)/lint-imports --no-cache
 
 typecheck: install
 	$(BIN)/mypy
