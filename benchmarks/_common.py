@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks._instrument import mark_observer
+from benchmarks.instruments import mark_observer
 from workflow.aws.ec2 import TAG_MISSION
 
 MACHINE = f"{os.cpu_count()} cores"

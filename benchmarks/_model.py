@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._common import Observer, log, run_mission, sample_file
-from benchmarks._instrument import (
+from benchmarks.instruments import (
     ChildHistory,
     LambdaCounter,
     ServerCalls,

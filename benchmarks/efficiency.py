@@ -38,7 +38,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import MACHINE, Observer, emit, log, quiet_stdout, run_mission, table
-from benchmarks._instrument import LambdaCounter
+from benchmarks.instruments import LambdaCounter
 
 PROBE_QUERIES = 300
 MARGIN = 1.25

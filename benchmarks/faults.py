@@ -58,7 +58,7 @@ from benchmarks._common import (
     sample_file,
     table,
 )
-from benchmarks._instrument import wrap_handler
+from benchmarks.instruments import wrap_handler
 
 SETTLE_SECONDS = 10.0
 MISSION_TIMEOUT = 180.0

@@ -12,7 +12,7 @@ the other:
 Figures: wall times and their ratio, per-shard scheduling overhead
 ``(mission wall - baseline wall) / N`` in ms, execution history events and billed state
 transitions of the parent and of the Distributed Map children (recorded by
-``_instrument.ChildHistory``), Lambda invocations (counted by wrapping the handlers in
+``instruments.ChildHistory``), Lambda invocations (counted by wrapping the handlers in
 ``EmbeddedCloud.lambdas``), DynamoDB write units and read requests (counted at moto's
 request dispatcher), each per shard and per work unit.
 
@@ -34,7 +34,6 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import MACHINE, Observer, emit, log, quiet_stdout, table
-from benchmarks._instrument import Sampler, enable_node_profiles, merge_node_profiles
 from benchmarks._model import (
     add_revert_fix_option,
     instrumented,
@@ -42,6 +41,7 @@ from benchmarks._model import (
     noop_params,
     save_model,
 )
+from benchmarks.instruments import Sampler, enable_node_profiles, merge_node_profiles
 
 
 def _noop_shard(args: tuple[int, int, int, int, str]) -> int:
@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         "revertedFixes": args.revert_fix,
         "counting": {
             "transitions": "1 per execution start + 1 per *StateEntered event + 1 per task retry",
-            "childEvents": "Distributed Map children recorded by _instrument.ChildHistory",
+            "childEvents": "Distributed Map children recorded by instruments.ChildHistory",
             "lambda": "handler wrappers in EmbeddedCloud.lambdas (every invocation)",
             "ddbWriteUnits": "1 per Put/Update/Delete item, 2 per transactional item, <1 KB",
         },

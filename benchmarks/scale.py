@@ -52,7 +52,6 @@ from benchmarks._common import (
     table,
     wait_execution,
 )
-from benchmarks._instrument import ProcessMemory, Sampler, self_peak_rss_mb
 from benchmarks._model import (
     add_revert_fix_option,
     instrumented,
@@ -60,6 +59,7 @@ from benchmarks._model import (
     measure_small,
     noop_params,
 )
+from benchmarks.instruments import ProcessMemory, Sampler, self_peak_rss_mb
 from localcloud.moto_compat import FIXES_BY_NAME
 
 KIB = 1024

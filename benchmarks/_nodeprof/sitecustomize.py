@@ -17,7 +17,7 @@ if _OUT:
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from benchmarks._instrument import Sampler
+    from benchmarks.instruments import Sampler
 
     _sampler = Sampler(0.005, main_only=True, include_blocked=True)
     _sampler.__enter__()

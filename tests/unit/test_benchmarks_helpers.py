@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
-from benchmarks._instrument import ChildRecord, _write_units, transitions_of
+from benchmarks.instruments import ChildRecord, transitions_of
+from benchmarks.instruments.server import _write_units
 from benchmarks.scale import apply_template, launch_wait_seconds, plan_case, state_output
 
 MODEL = {"childEventsPerUnit": 8.0, "childTransitionsPerUnit": 2.0, "parentEvents": 29}
@@ -51,9 +53,9 @@ def test_state_output_applies_result_path_then_output_path() -> None:
 
 
 def test_transactional_writes_count_double() -> None:
-    body = {"TransactItems": [{"Update": {}}, {"Update": {}}]}
+    body: dict[str, Any] = {"TransactItems": [{"Update": {}}, {"Update": {}}]}
     assert _write_units("TransactWriteItems", json.dumps(body)) == 4
-    batch = {"RequestItems": {"t": [{"PutRequest": {}}] * 25}}
+    batch: dict[str, Any] = {"RequestItems": {"t": [{"PutRequest": {}}] * 25}}
     assert _write_units("BatchWriteItem", batch) == 25
     assert _write_units("UpdateItem", "{}") == 1
 

@@ -1,0 +1,130 @@
+"""Guarded, reversible compatibility fixes for moto (pinned: ``MOTO_VERSION_PINNED``).
+
+Each :class:`Fix` repairs one measured difference between moto's emulation and AWS
+(DESIGN §6) as layers of :class:`Patch` over moto (``machinery``). The functional tests
+(``tests/functional/test_moto_compat*.py``) revert one fix at a time to prove the bug is
+still in moto, and fail the day it is not, telling us to drop the fix.
+
+AWS parity: moto behaves differently from AWS where the product relies on AWS.
+
+- ``parity_sfn``: 1 ``early_task_outcome``, 2 ``heartbeat_timeout_error``,
+  4 ``fresh_task_token_per_attempt``, 5 ``execution_name_default``,
+  7 ``task_failure_cause``.
+- ``parity_dynamodb``: 3 ``dynamodb_write_lock`` (concurrent ``ADD`` writes were lost).
+- ``parity_events``: 6a ``eventbridge_sfn_target``, 6b ``s3_eventbridge_event_shape``.
+
+Performance (``performance``): moto answers right but does O(table) work per call.
+
+- 8 ``transaction_item_snapshot``, 9 ``dynamodb_wire_values``,
+  10 ``dynamodb_query_partition``.
+
+Nothing is patched at import time: call :func:`apply_all` (``EmbeddedCloud`` does).
+moto is imported lazily, so this package imports without the ``local`` extra installed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+from typing import Final
+
+from localcloud.moto_compat.machinery import Fix, Impl, MotoCompatWarning, Patch, Wrapper
+from localcloud.moto_compat.parity_dynamodb import DYNAMODB_WRITE_LOCK
+from localcloud.moto_compat.parity_events import (
+    EVENTBRIDGE_SFN_TARGET,
+    S3_EVENTBRIDGE_EVENT_SHAPE,
+)
+from localcloud.moto_compat.parity_sfn import (
+    EARLY_TASK_OUTCOME,
+    EXECUTION_NAME_DEFAULT,
+    FRESH_TASK_TOKEN_PER_ATTEMPT,
+    HEARTBEAT_TIMEOUT_ERROR,
+    SFN_PARSER_BACKEND,
+    TASK_FAILURE_CAUSE,
+)
+from localcloud.moto_compat.performance import (
+    DYNAMODB_QUERY_PARTITION,
+    DYNAMODB_WIRE_VALUES,
+    TRANSACTION_ITEM_SNAPSHOT,
+    is_wire_attribute_value,
+)
+
+__all__ = [
+    "DYNAMODB_QUERY_PARTITION",
+    "DYNAMODB_WIRE_VALUES",
+    "DYNAMODB_WRITE_LOCK",
+    "EARLY_TASK_OUTCOME",
+    "EVENTBRIDGE_SFN_TARGET",
+    "EXECUTION_NAME_DEFAULT",
+    "FIXES",
+    "FIXES_BY_NAME",
+    "FRESH_TASK_TOKEN_PER_ATTEMPT",
+    "HEARTBEAT_TIMEOUT_ERROR",
+    "MOTO_VERSION_PINNED",
+    "S3_EVENTBRIDGE_EVENT_SHAPE",
+    "SFN_PARSER_BACKEND",
+    "TASK_FAILURE_CAUSE",
+    "TRANSACTION_ITEM_SNAPSHOT",
+    "Fix",
+    "Impl",
+    "MotoCompatWarning",
+    "Patch",
+    "Wrapper",
+    "apply_all",
+    "check_moto_version",
+    "installed_moto_version",
+    "is_wire_attribute_value",
+    "revert_all",
+]
+
+MOTO_VERSION_PINNED: Final = "5.2.5"
+
+FIXES: Final[tuple[Fix, ...]] = (
+    EARLY_TASK_OUTCOME,
+    HEARTBEAT_TIMEOUT_ERROR,
+    DYNAMODB_WRITE_LOCK,
+    FRESH_TASK_TOKEN_PER_ATTEMPT,
+    EXECUTION_NAME_DEFAULT,
+    EVENTBRIDGE_SFN_TARGET,
+    S3_EVENTBRIDGE_EVENT_SHAPE,
+    TASK_FAILURE_CAUSE,
+    TRANSACTION_ITEM_SNAPSHOT,
+    DYNAMODB_WIRE_VALUES,
+    DYNAMODB_QUERY_PARTITION,
+)
+FIXES_BY_NAME: Final[dict[str, Fix]] = {fix.name: fix for fix in FIXES}
+
+
+def installed_moto_version() -> str | None:
+    try:
+        module = importlib.import_module("moto")
+    except ImportError:
+        return None
+    return str(getattr(module, "__version__", "")) or None
+
+
+def check_moto_version() -> bool:
+    """Warn (never fail) when moto is not the version these fixes were measured on."""
+    version = installed_moto_version()
+    if version == MOTO_VERSION_PINNED:
+        return True
+    warnings.warn(
+        f"moto {version} is installed; the compatibility fixes were measured on "
+        f"{MOTO_VERSION_PINNED}. Run tests/functional/test_moto_compat*.py to see which "
+        "fixes are still needed.",
+        MotoCompatWarning,
+        stacklevel=2,
+    )
+    return False
+
+
+def apply_all() -> list[str]:
+    """Apply every fix that still fits moto; return the names newly applied."""
+    check_moto_version()
+    return [fix.name for fix in FIXES if fix.apply()]
+
+
+def revert_all(names: list[str] | None = None) -> list[str]:
+    """Revert the named fixes (default: all); return the names actually reverted."""
+    selected = FIXES if names is None else tuple(FIXES_BY_NAME[name] for name in names)
+    return [fix.name for fix in reversed(selected) if fix.revert()]
