@@ -27,7 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from workflow.aggregation import mission_usage
 from workflow.aws.dynamodb import UNIT_PREFIX, ShardItem, UnitItem
 from workflow.aws.services import Services, make_services
-from workflow.cost import CAPACITIES, Capacity, PriceList, Usage, estimate
+from workflow.cost import CAPACITIES, PriceList, Usage, estimate
 from workflow.errors import LightHpcError, MissionInvalidInput
 from workflow.params import MissionParams, parse_params
 from workflow.planning import parse_s3_uri
@@ -41,10 +41,14 @@ from workflow.stack_outputs import (
     missing_outputs,
     settings_from_outputs,
 )
-from workflow.states import MissionStatus, ShardStatus
+from workflow.states import (
+    FAILED_EXECUTION,
+    TERMINAL_EXECUTION,
+    Capacity,
+    MissionStatus,
+    ShardStatus,
+)
 
-TERMINAL_EXECUTION = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
-FAILED_EXECUTION = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
 FAILED_MISSION = frozenset({MissionStatus.FAILED.value, MissionStatus.ABORTED.value})
 EXECUTION_NAME_PREFIX = "manual"
 HISTORY_PAGE = 1000

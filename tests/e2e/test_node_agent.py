@@ -29,13 +29,12 @@ from tests.e2e.conftest import NODE_ENV
 from tests.waiting import wait_for
 from workflow.aws.dynamodb import SHARD_PREFIX, ShardItem
 from workflow.keys import checkpoint_key, final_result_key, shard_result_key
-from workflow.states import ShardStatus, UnitStatus
+from workflow.states import TERMINAL_EXECUTION, ShardStatus, UnitStatus
 from workflow.workloads.base import ShardRange, WorkInputs
 from workflow.workloads.molsim import default_library_path, search_library, write_hits_csv
 
 LIBRARY_LINES = 600
 LIBRARY_KEY = "libraries/nci-first-600.smi"  # outside incoming/: no mission trigger
-TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 UNIT = "u0000"
 S0 = "s000000"
 # A slow-enough molsim unit for mid-shard events: 2 shards of 300 library molecules, run one
@@ -85,7 +84,7 @@ def wait_execution(stack: LocalStack, arn: str, timeout: float = 90) -> dict[str
 
     def ended() -> dict[str, Any] | None:
         desc: dict[str, Any] = sfn.describe_execution(executionArn=arn)
-        return desc if desc["status"] in TERMINAL else None
+        return desc if desc["status"] in TERMINAL_EXECUTION else None
 
     return wait_for(ended, timeout, f"execution {arn} to end")
 
