@@ -23,7 +23,7 @@ from localcloud.emulator import EmbeddedCloud
 from localcloud.pool import LocalNodePool, node_capacity
 from localcloud.stack import SOURCE_RULE_NAME, LocalStack, deploy
 from workflow.errors import LightHpcError, MissionInvalidInput
-from workflow.params import parse_params
+from workflow.params import LOCAL_RUN_HEARTBEAT_SECONDS, parse_params
 from workflow.progress import progress_of
 from workflow.settings import Settings
 from workflow.states import TERMINAL_EXECUTION
@@ -31,7 +31,7 @@ from workflow.states import TERMINAL_EXECUTION
 METRICS_DISABLED_ENV = "POWERTOOLS_METRICS_DISABLED"
 # Local shards last seconds, not minutes: look for Spot notices and write progress more often.
 LOCAL_NODE_ENV = {"LIGHTHPC_NODE_POLL_SECONDS": "0.5", "LIGHTHPC_NODE_PROGRESS_SECONDS": "0.5"}
-LOCAL_DEFAULTS: Mapping[str, Any] = {"heartbeatSeconds": 10, "shards": 8}
+LOCAL_DEFAULTS: Mapping[str, Any] = {"heartbeatSeconds": LOCAL_RUN_HEARTBEAT_SECONDS}
 SAMPLE_PREFIX = "incoming/"
 LIBRARY_PREFIX = "libraries/"
 
