@@ -26,13 +26,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from workflow.aggregation import mission_usage
 from workflow.aws.dynamodb import UNIT_PREFIX, ShardItem, UnitItem
+from workflow.aws.samples import s3_head_sample
 from workflow.aws.services import Services, make_services
 from workflow.cost import CAPACITIES, PriceList, Usage, estimate
-from workflow.errors import LightHpcError, MissionInvalidInput
-from workflow.params import MissionParams, parse_params
+from workflow.errors import LightHpcError
+from workflow.params import MissionParams
 from workflow.planning import parse_s3_uri
 from workflow.progress import Progress, progress_of
-from workflow.request import validate_profile_name
+from workflow.request import parse_execution_input
 from workflow.settings import Settings
 from workflow.stack_outputs import (
     API_URL,
@@ -41,6 +42,7 @@ from workflow.stack_outputs import (
     missing_outputs,
     settings_from_outputs,
 )
+from workflow.start_checks import stored_profiles, validate_start
 from workflow.states import (
     FAILED_EXECUTION,
     TERMINAL_EXECUTION,
@@ -187,29 +189,23 @@ def start_mission(
     profile: str | None = None,
     name: str | None = None,
 ) -> StartedMission:
-    """Validate locally exactly as PlanMission will, then StartExecution.
+    """Validate locally exactly as PlanMission will (``validate_start`` on the very input
+    that is sent), then StartExecution.
 
     Refused before anything is sent (``Mission.InvalidInput``): a URI outside the watched
     source bucket/prefix, an unknown profile, params that do not validate when merged over
-    the profile, a sample that cannot be read.
+    the profile, a sample that cannot be read, is empty or is too large.
     """
     bucket, key = parse_s3_uri(uri)
-    settings = stack.settings
-    if bucket != settings.source_bucket:
-        raise MissionInvalidInput(
-            f"bucket {bucket!r} is not the mission source bucket {settings.source_bucket!r}"
-        )
-    if not key.startswith(settings.source_prefix):
-        raise MissionInvalidInput(
-            f"key {key!r} is outside the watched prefix {settings.source_prefix!r}"
-        )
-    if profile is not None:
-        profile = validate_profile_name(profile)
+    payload = manual_input(bucket, key, params, profile)
+    request = parse_execution_input(payload)
     try:
-        base = _profile_params(svc, profile)
-        effective = parse_params(base, params)
-        _check_sample(svc, bucket, key)
-        payload = manual_input(bucket, key, params, profile)
+        start = validate_start(
+            request,
+            settings=stack.settings,
+            profile_params=stored_profiles(svc.store),
+            head_sample=s3_head_sample(svc.s3),
+        )
         exec_name = name or execution_name()
         resp = svc.sfn.start_execution(
             stateMachineArn=stack.state_machine_arn,
@@ -218,31 +214,7 @@ def start_mission(
         )
     except (BotoCoreError, ClientError) as exc:
         raise aws_error(exc, "StartExecution") from exc
-    return StartedMission(str(resp["executionArn"]), exec_name, payload, effective)
-
-
-def _profile_params(svc: Services, profile: str | None) -> dict[str, Any]:
-    name = profile or svc.settings.default_profile
-    item = svc.store.get_profile(name)
-    if item is None:
-        if profile is not None:
-            raise MissionInvalidInput(f"unknown MissionCfg profile {name!r}")
-        return {}
-    return dict(item.get("params", {}))
-
-
-def _check_sample(svc: Services, bucket: str, key: str) -> None:
-    try:
-        head = svc.s3.head_object(Bucket=bucket, Key=key)
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code in {"404", "NoSuchKey", "NotFound", "403", "AccessDenied"}:
-            raise MissionInvalidInput(
-                f"sample s3://{bucket}/{key} cannot be read ({code})"
-            ) from exc
-        raise
-    if int(head.get("ContentLength", 0)) == 0:
-        raise MissionInvalidInput(f"sample s3://{bucket}/{key} is empty")
+    return StartedMission(str(resp["executionArn"]), exec_name, payload, start.params)
 
 
 # ---- status -----------------------------------------------------------------------------
