@@ -137,7 +137,7 @@ def aggregate_mission(
         interruptions=counts.interruptions,
         result_uri=result_uri,
         duration_seconds=time.time() - (started_at or float(mission["createdAt"])),
-        cost=estimate(mission_usage(shards, units, mission.get("instanceSeconds")), PriceList()),
+        cost=price_mission(mission, shards, units),
         cause=_cause(failed, params),
         reduce_summary=reduced,
     )
@@ -218,6 +218,17 @@ def mission_usage(
         ddb_reads=2 * len(shards) + 2 * launches,
         instance_seconds=_instance_keys(instance_seconds or {}),
     )
+
+
+def price_mission(
+    mission: Mapping[str, Any],
+    shards: Sequence[ShardItem],
+    units: Sequence[UnitItem],
+    prices: PriceList | None = None,
+) -> CostBreakdown:
+    """The one cost model: RsltProc records it, ``lighthpc cost`` shows it. Compute is what
+    every node billed (``instanceSeconds``, all attempts, interrupted ones too)."""
+    return estimate(mission_usage(shards, units, mission.get("instanceSeconds")), prices)
 
 
 def _instance_keys(raw: Mapping[str, float]) -> dict[tuple[str, Capacity], float]:

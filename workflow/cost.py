@@ -109,12 +109,16 @@ class Usage:
 
 @dataclass(frozen=True)
 class CostBreakdown:
-    """USD per service, grouped as orchestration versus compute."""
+    """USD per service, grouped as orchestration versus compute; ``instance_seconds`` are
+    the billed seconds behind ``instances`` (a bill shows the quantity with the price)."""
 
     step_functions: float
     lambda_: float
     dynamodb: float
     instances: Mapping[InstanceKey, float]
+    instance_seconds: Mapping[InstanceKey, float] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
     @property
     def orchestration(self) -> float:
@@ -161,4 +165,5 @@ def estimate(usage: Usage, prices: PriceList | None = None) -> CostBreakdown:
         lambda_=lambda_cost,
         dynamodb=dynamodb,
         instances=MappingProxyType(instances),
+        instance_seconds=MappingProxyType({key: usage.instance_seconds[key] for key in instances}),
     )
