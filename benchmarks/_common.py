@@ -14,9 +14,9 @@ from typing import Any
 
 from benchmarks.instruments import mark_observer
 from workflow.aws.ec2 import TAG_MISSION
+from workflow.states import TERMINAL_EXECUTION
 
 MACHINE = f"{os.cpu_count()} cores"
-TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
 
 
 def log(msg: str) -> None:
@@ -145,7 +145,7 @@ def wait_execution(
     while True:
         status = observer.status(arn)
         now = time.monotonic()
-        if status in TERMINAL:
+        if status in TERMINAL_EXECUTION:
             return status
         if now - started > timeout:
             raise TimeoutError(f"{arn} still {status} after {timeout:.0f} s")

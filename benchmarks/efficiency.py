@@ -39,6 +39,7 @@ if __package__ in (None, ""):
 
 from benchmarks._common import MACHINE, Observer, emit, log, quiet_stdout, run_mission, table
 from benchmarks.instruments import LambdaCounter
+from workflow.states import ExecutionStatus
 
 PROBE_QUERIES = 300
 MARGIN = 1.25
@@ -195,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         *[(f"in e2e: Lambda {k} (s)", v) for k, v in figures["lambdaSeconds"].items()],
     ]
     emit([table("efficiency: molsim, local mode vs one piece", rows)], figures)
-    return 0 if identical and run.status == "SUCCEEDED" else 1
+    return 0 if identical and run.status == ExecutionStatus.SUCCEEDED else 1
 
 
 if __name__ == "__main__":

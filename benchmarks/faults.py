@@ -50,7 +50,6 @@ if __package__ in (None, ""):
 
 from benchmarks._common import (
     MACHINE,
-    TERMINAL,
     Observer,
     emit,
     log,
@@ -59,6 +58,7 @@ from benchmarks._common import (
     table,
 )
 from benchmarks.instruments import wrap_handler
+from workflow.states import TERMINAL_EXECUTION, ExecutionStatus, MissionStatus
 
 SETTLE_SECONDS = 10.0
 MISSION_TIMEOUT = 180.0
@@ -350,7 +350,7 @@ def run_one(  # noqa: PLR0917
     status = "TIMEOUT"
     while time.monotonic() - started < MISSION_TIMEOUT:
         status = observer.status(owner)
-        if status in TERMINAL:
+        if status in TERMINAL_EXECUTION:
             break
         time.sleep(0.2)
     wall = time.monotonic() - started
@@ -415,7 +415,7 @@ def check(  # noqa: PLR0917
         "nodeRelaunches": sum(max(u.launches - 1, 0) for u in units),
         "interruptions": int(mission.get("interruptions") or 0),
         "duplicateExecutions": len(others),
-        "duplicatesIgnored": dup_status.get("SUCCEEDED", 0),
+        "duplicatesIgnored": dup_status.get(ExecutionStatus.SUCCEEDED, 0),
         "interrupted": len(driver.log.interrupted),
         "killed": len(driver.log.killed),
         "paused": len(driver.log.paused),
@@ -426,8 +426,8 @@ def check(  # noqa: PLR0917
         "driverErrors": driver.log.errors[:3],
     }
     result["ok"] = (
-        status == "SUCCEEDED"
-        and mission.get("status") == "SUCCEEDED"
+        status == ExecutionStatus.SUCCEEDED
+        and mission.get("status") == MissionStatus.SUCCEEDED
         and result["resultIdentical"]
         and lost == 0
         and double == 0
@@ -435,7 +435,7 @@ def check(  # noqa: PLR0917
         and not orphans
         and not orphan_procs
         and driver.log.race_accepted == 0
-        and dup_status.get("SUCCEEDED", 0) == len(others) == plan.dup
+        and dup_status.get(ExecutionStatus.SUCCEEDED, 0) == len(others) == plan.dup
     )
     return result
 
@@ -491,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
     total = time.monotonic() - started
     summary = {
         "missions": len(results),
-        "completed": sum(1 for r in results if r.get("missionStatus") == "SUCCEEDED"),
+        "completed": sum(1 for r in results if r.get("missionStatus") == MissionStatus.SUCCEEDED),
         "identicalResults": sum(1 for r in results if r.get("resultIdentical")),
         "shardsLost": sum(r.get("lost", 0) for r in results),
         "shardsDoubleCounted": sum(r.get("doubleCounted", 0) for r in results),

@@ -42,6 +42,7 @@ from benchmarks._model import (
     save_model,
 )
 from benchmarks.instruments import Sampler, enable_node_profiles, merge_node_profiles
+from workflow.states import ExecutionStatus
 
 
 def _noop_shard(args: tuple[int, int, int, int, str]) -> int:
@@ -207,7 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_save and not args.revert_fix:
         save_model(figures)
     emit(tables, figures)
-    ok = all(f["status"] == "SUCCEEDED" and f["resultCorrect"] for f in results.values())
+    ok = all(
+        f["status"] == ExecutionStatus.SUCCEEDED and f["resultCorrect"] for f in results.values()
+    )
     return 0 if ok else 1
 
 

@@ -61,6 +61,7 @@ from benchmarks._model import (
 )
 from benchmarks.instruments import ProcessMemory, Sampler, self_peak_rss_mb
 from localcloud.moto_compat import FIXES_BY_NAME
+from workflow.states import ShardStatus
 
 KIB = 1024
 PAYLOAD_LIMIT = 256 * KIB
@@ -300,7 +301,7 @@ def local_run(args: argparse.Namespace) -> dict[str, Any]:
         if mission_id:
             mission = observer.store.get_mission(mission_id)
             states = Counter(s.status.value for s in observer.store.list_shards(mission_id))
-            done, failed = states.get("DONE", 0), states.get("FAILED", 0)
+            done, failed = states.get(ShardStatus.DONE, 0), states.get(ShardStatus.FAILED, 0)
         if capped:
             observer.sfn.stop_execution(executionArn=arn)
         out = {

@@ -14,6 +14,7 @@ from cli.views import execution_table, state_runs, summary_table, units_table
 from localcloud.session import LocalSession, MissionRequestLocal
 from localcloud.session import Progress as Snapshot
 from workflow.asl import state_names
+from workflow.states import MissionStatus, ShardStatus
 
 EXIT_OK, EXIT_FAILED = 0, 1
 DEFAULT_OUT = Path("lighthpc-out")
@@ -49,7 +50,11 @@ def run_local(
             console.print_json(data=report)
         else:
             _print(console, session, mission=mission, desc=desc, wall=wall, report=report)
-        return EXIT_OK if mission["status"] in {"SUCCEEDED", "PARTIAL"} else EXIT_FAILED
+        return (
+            EXIT_OK
+            if mission["status"] in {MissionStatus.SUCCEEDED, MissionStatus.PARTIAL}
+            else EXIT_FAILED
+        )
 
 
 def _start(session: LocalSession, request: MissionRequestLocal) -> tuple[str, str]:
@@ -159,7 +164,7 @@ def _print(
     counts: dict[str, tuple[int, int]] = {}
     for s in shards:
         done, total = counts.get(s.unit_id, (0, 0))
-        counts[s.unit_id] = (done + (s.status.value == "DONE"), total + 1)
+        counts[s.unit_id] = (done + (s.status is ShardStatus.DONE), total + 1)
     console.print(summary_table(mission, wall))
     console.print(execution_table(state_runs(history), state_names(definition)))
     console.print(units_table(store.list_units(mission["missionId"]), counts))

@@ -14,25 +14,24 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 import boto3
-from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from workflow.aggregation import mission_usage
-from workflow.aws.dynamodb import UNIT_PREFIX, ShardItem, UnitItem
+from workflow.aggregation import price_mission
+from workflow.aws.dynamodb import ShardItem, UnitItem
+from workflow.aws.samples import s3_head_sample
 from workflow.aws.services import Services, make_services
-from workflow.cost import CAPACITIES, Capacity, PriceList, Usage, estimate
-from workflow.errors import LightHpcError, MissionInvalidInput
-from workflow.params import MissionParams, parse_params
+from workflow.cost import CostBreakdown, InstanceKey, PriceList
+from workflow.errors import LightHpcError
+from workflow.params import MissionParams
 from workflow.planning import parse_s3_uri
 from workflow.progress import Progress, progress_of
-from workflow.request import validate_profile_name
+from workflow.request import parse_execution_input
 from workflow.settings import Settings
 from workflow.stack_outputs import (
     API_URL,
@@ -41,15 +40,17 @@ from workflow.stack_outputs import (
     missing_outputs,
     settings_from_outputs,
 )
-from workflow.states import MissionStatus, ShardStatus
+from workflow.start_checks import stored_profiles, validate_start
+from workflow.states import (
+    FAILED_EXECUTION,
+    TERMINAL_EXECUTION,
+    MissionStatus,
+    ShardStatus,
+)
 
-TERMINAL_EXECUTION = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
-FAILED_EXECUTION = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
 FAILED_MISSION = frozenset({MissionStatus.FAILED.value, MissionStatus.ABORTED.value})
 EXECUTION_NAME_PREFIX = "manual"
 HISTORY_PAGE = 1000
-
-_de = TypeDeserializer()
 
 
 class StackNotFound(LightHpcError):
@@ -183,29 +184,23 @@ def start_mission(
     profile: str | None = None,
     name: str | None = None,
 ) -> StartedMission:
-    """Validate locally exactly as PlanMission will, then StartExecution.
+    """Validate locally exactly as PlanMission will (``validate_start`` on the very input
+    that is sent), then StartExecution.
 
     Refused before anything is sent (``Mission.InvalidInput``): a URI outside the watched
     source bucket/prefix, an unknown profile, params that do not validate when merged over
-    the profile, a sample that cannot be read.
+    the profile, a sample that cannot be read, is empty or is too large.
     """
     bucket, key = parse_s3_uri(uri)
-    settings = stack.settings
-    if bucket != settings.source_bucket:
-        raise MissionInvalidInput(
-            f"bucket {bucket!r} is not the mission source bucket {settings.source_bucket!r}"
-        )
-    if not key.startswith(settings.source_prefix):
-        raise MissionInvalidInput(
-            f"key {key!r} is outside the watched prefix {settings.source_prefix!r}"
-        )
-    if profile is not None:
-        profile = validate_profile_name(profile)
+    payload = manual_input(bucket, key, params, profile)
+    request = parse_execution_input(payload)
     try:
-        base = _profile_params(svc, profile)
-        effective = parse_params(base, params)
-        _check_sample(svc, bucket, key)
-        payload = manual_input(bucket, key, params, profile)
+        start = validate_start(
+            request,
+            settings=stack.settings,
+            profile_params=stored_profiles(svc.store),
+            head_sample=s3_head_sample(svc.s3),
+        )
         exec_name = name or execution_name()
         resp = svc.sfn.start_execution(
             stateMachineArn=stack.state_machine_arn,
@@ -214,31 +209,7 @@ def start_mission(
         )
     except (BotoCoreError, ClientError) as exc:
         raise aws_error(exc, "StartExecution") from exc
-    return StartedMission(str(resp["executionArn"]), exec_name, payload, effective)
-
-
-def _profile_params(svc: Services, profile: str | None) -> dict[str, Any]:
-    name = profile or svc.settings.default_profile
-    item = svc.store.get_profile(name)
-    if item is None:
-        if profile is not None:
-            raise MissionInvalidInput(f"unknown MissionCfg profile {name!r}")
-        return {}
-    return dict(item.get("params", {}))
-
-
-def _check_sample(svc: Services, bucket: str, key: str) -> None:
-    try:
-        head = svc.s3.head_object(Bucket=bucket, Key=key)
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code in {"404", "NoSuchKey", "NotFound", "403", "AccessDenied"}:
-            raise MissionInvalidInput(
-                f"sample s3://{bucket}/{key} cannot be read ({code})"
-            ) from exc
-        raise
-    if int(head.get("ContentLength", 0)) == 0:
-        raise MissionInvalidInput(f"sample s3://{bucket}/{key} is empty")
+    return StartedMission(str(resp["executionArn"]), exec_name, payload, start.params)
 
 
 # ---- status -----------------------------------------------------------------------------
@@ -372,29 +343,49 @@ def wait_view(
 
 @dataclass(frozen=True)
 class MissionCost:
+    """``price_mission``'s breakdown (RsltProc's model, not a second one), with what a bill
+    adds: hours, the instance types without a list price, and what RsltProc recorded."""
+
     mission_id: str
     shards: int
-    step_functions: float
-    lambda_: float
-    dynamodb: float
-    instances: Mapping[tuple[str, str], float]
-    instance_hours: Mapping[tuple[str, str], float]
+    cost: CostBreakdown
     unpriced: tuple[str, ...]
     recorded: float | None
 
     @property
+    def step_functions(self) -> float:
+        return self.cost.step_functions
+
+    @property
+    def lambda_(self) -> float:
+        return self.cost.lambda_
+
+    @property
+    def dynamodb(self) -> float:
+        return self.cost.dynamodb
+
+    @property
+    def instances(self) -> Mapping[InstanceKey, float]:
+        return self.cost.instances
+
+    @property
+    def instance_hours(self) -> Mapping[InstanceKey, float]:
+        return {key: secs / 3600.0 for key, secs in self.cost.instance_seconds.items()}
+
+    @property
     def orchestration(self) -> float:
-        return self.step_functions + self.lambda_ + self.dynamodb
+        return self.cost.orchestration
 
     @property
     def compute(self) -> float:
-        return sum(self.instances.values())
+        return self.cost.compute
 
     @property
     def total(self) -> float:
-        return self.orchestration + self.compute
+        return self.cost.total
 
     def as_json(self) -> dict[str, Any]:
+        hours = self.instance_hours
         return {
             "missionId": self.mission_id,
             "currency": "USD",
@@ -409,7 +400,7 @@ class MissionCost:
                     {
                         "instanceType": itype,
                         "capacity": cap,
-                        "hours": round(self.instance_hours[(itype, cap)], 4),
+                        "hours": round(hours[(itype, cap)], 4),
                         "cost": round(cost, 6),
                     }
                     for (itype, cap), cost in sorted(self.instances.items())
@@ -423,72 +414,23 @@ class MissionCost:
         }
 
 
-def mission_cost(
-    svc: Services, mission_id: str, prices: PriceList | None = None, now: float | None = None
-) -> MissionCost:
-    """Modelled cost: orchestration from the recorded launches (``mission_usage``) and
-    compute from each unit's last attempt (launch → finish, or the mission's end, or now)."""
-    prices = prices or PriceList()
+def mission_cost(svc: Services, mission_id: str, prices: PriceList | None = None) -> MissionCost:
+    """The mission's cost by ``price_mission``, from the same records RsltProc reads: for an
+    ended mission its total is the one RsltProc recorded; while nodes run, their seconds
+    count once they end (a node bills itself when it exits)."""
     try:
         mission = svc.store.get_mission(mission_id)
         shards = svc.store.list_shards(mission_id)
         units = svc.store.list_units(mission_id)
-        raw_units = _raw_unit_items(svc, mission_id)
     except (BotoCoreError, ClientError) as exc:
         raise aws_error(exc, f"reading mission {mission_id}") from exc
-    end_default = float(mission.get("finishedAt") or (now if now is not None else time.time()))
-    seconds: dict[tuple[str, Capacity], float] = {}
-    for item in raw_units:
-        itype, start = item.get("instanceType"), item.get("launchedAt")
-        capacity = next((c for c in CAPACITIES if c == item.get("capacity")), None)
-        if not itype or capacity is None or start is None:
-            continue
-        end = float(item.get("finishedAt") or end_default)
-        key = (str(itype), capacity)
-        seconds[key] = seconds.get(key, 0.0) + max(end - float(start), 0.0)
-    priced: dict[tuple[str, str], float] = {}
-    unpriced: list[str] = []
-    for (itype, capacity), secs in sorted(seconds.items()):
-        try:
-            priced[(itype, capacity)] = secs / 3600.0 * prices.hourly(itype, capacity)
-        except LightHpcError:
-            unpriced.append(itype)
-    orchestration = estimate(_orchestration_usage(shards, units), prices)
+    cost = price_mission(mission, shards, units, prices)
+    billed = {str(key).partition("|")[0] for key in mission.get("instanceSeconds") or {}}
     recorded = mission.get("cost")
     return MissionCost(
         mission_id=mission_id,
         shards=len(shards) or int(mission.get("shards", 0)),
-        step_functions=orchestration.step_functions,
-        lambda_=orchestration.lambda_,
-        dynamodb=orchestration.dynamodb,
-        instances=priced,
-        instance_hours={k: v / 3600.0 for k, v in seconds.items()},
-        unpriced=tuple(sorted(set(unpriced))),
+        cost=cost,
+        unpriced=tuple(sorted(billed - {itype for itype, _ in cost.instances})),
         recorded=None if recorded is None else float(recorded),
     )
-
-
-def _orchestration_usage(shards: Sequence[ShardItem], units: Sequence[UnitItem]) -> Usage:
-    return mission_usage(shards, units) if units else Usage()
-
-
-def _raw_unit_items(svc: Services, mission_id: str) -> list[dict[str, Any]]:
-    """The unit items with the fields ``UnitItem`` leaves out (instance type, timings)."""
-    paginator = svc.ddb.get_paginator("query")
-    out: list[dict[str, Any]] = []
-    for page in paginator.paginate(
-        TableName=svc.settings.trans_table,
-        KeyConditionExpression="missionId = :m AND begins_with(shardId, :p)",
-        ExpressionAttributeValues={":m": {"S": mission_id}, ":p": {"S": UNIT_PREFIX}},
-        ConsistentRead=True,
-    ):
-        out.extend(
-            {k: _plain(_de.deserialize(v)) for k, v in item.items()} for item in page["Items"]
-        )
-    return out
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return float(value)
-    return value

@@ -337,10 +337,12 @@ def _cost_table(c: MissionCost) -> Table:
         table.add_row(f"EC2 {itype}", f"{capacity}, {hours:.3f} h", f"{usd:.6f}")
     for itype in c.unpriced:
         table.add_row(f"EC2 {itype}", "no list price known", "-")
-    table.add_row("[bold]Compute[/]", "last attempt of each unit", f"[bold]{c.compute:.6f}[/]")
+    table.add_row(
+        "[bold]Compute[/]", "billed by ended nodes, all attempts", f"[bold]{c.compute:.6f}[/]"
+    )
     table.add_row("[bold]Total[/]", "", f"[bold]{c.total:.6f}[/]")
     if c.shards:
         table.add_row("Per shard", f"{c.shards} shards", f"{c.total / c.shards:.6f}")
     if c.recorded is not None:
-        table.add_row("Recorded by RsltProc", "orchestration model", f"{c.recorded:.6f}")
+        table.add_row("Recorded by RsltProc", "same model, when it ran", f"{c.recorded:.6f}")
     return table

@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from workflow.aws.dynamodb import UnitItem
+from workflow.states import MissionStatus
 
 _STYLE = {
     "Succeeded": "green",
@@ -22,6 +23,10 @@ _STYLE = {
     "Caught": "yellow",
     "Running": "cyan",
     "Not run": "dim",
+}
+_MISSION_COLOUR: Mapping[str, str] = {
+    MissionStatus.SUCCEEDED: "green",
+    MissionStatus.PARTIAL: "yellow",
 }
 
 
@@ -116,7 +121,7 @@ def summary_table(mission: Mapping[str, Any], wall_seconds: float | None = None)
     table.add_column("what", style="bold")
     table.add_column("value", overflow="fold")
     status = str(mission.get("status", "?"))
-    colour = {"SUCCEEDED": "green", "PARTIAL": "yellow"}.get(status, "red")
+    colour = _MISSION_COLOUR.get(status, "red")
     rows = [
         ("Status", f"[{colour}]{status}[/]"),
         (

@@ -23,15 +23,15 @@ from localcloud.emulator import EmbeddedCloud
 from localcloud.pool import LocalNodePool, node_capacity
 from localcloud.stack import SOURCE_RULE_NAME, LocalStack, deploy
 from workflow.errors import LightHpcError, MissionInvalidInput
-from workflow.params import parse_params
+from workflow.params import LOCAL_RUN_HEARTBEAT_SECONDS, parse_params
 from workflow.progress import progress_of
 from workflow.settings import Settings
+from workflow.states import TERMINAL_EXECUTION
 
 METRICS_DISABLED_ENV = "POWERTOOLS_METRICS_DISABLED"
 # Local shards last seconds, not minutes: look for Spot notices and write progress more often.
 LOCAL_NODE_ENV = {"LIGHTHPC_NODE_POLL_SECONDS": "0.5", "LIGHTHPC_NODE_PROGRESS_SECONDS": "0.5"}
-TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
-LOCAL_DEFAULTS: Mapping[str, Any] = {"heartbeatSeconds": 10, "shards": 8}
+LOCAL_DEFAULTS: Mapping[str, Any] = {"heartbeatSeconds": LOCAL_RUN_HEARTBEAT_SECONDS}
 SAMPLE_PREFIX = "incoming/"
 LIBRARY_PREFIX = "libraries/"
 
@@ -244,7 +244,7 @@ class LocalSession:
             for ex in executions:
                 if self.mission_id(str(ex["executionArn"])) is not None:
                     return str(ex["executionArn"])
-            if all(ex["status"] in TERMINAL for ex in executions):
+            if all(ex["status"] in TERMINAL_EXECUTION for ex in executions):
                 return first
             time.sleep(0.1)
         raise LocalRunError(f"no execution planned a mission within {timeout:.0f} s")
@@ -282,7 +282,7 @@ class LocalSession:
         while True:
             snapshot = self.progress(arn)
             on_tick(snapshot)
-            if snapshot.status in TERMINAL:
+            if snapshot.status in TERMINAL_EXECUTION:
                 return self.describe(arn)
             if time.monotonic() > deadline:
                 raise LocalRunError(f"mission did not finish within {timeout:.0f} s")

@@ -14,6 +14,7 @@ import boto3
 from workflow.asl import load_definition, placeholder_values
 from workflow.aws.dynamodb import EXECUTION_INDEX
 from workflow.aws.services import Services, make_services
+from workflow.params import LOCAL_HEARTBEAT_SECONDS
 from workflow.settings import Settings
 from workflow.trigger import source_event_pattern
 
@@ -26,7 +27,7 @@ FUNCTIONS = {
     "mission_cfg": "lighthpc-mission-cfg",
     "node_watch": "lighthpc-node-watch",
 }
-DEFAULT_LOCAL_PROFILE: Mapping[str, Any] = {"heartbeatSeconds": 60}
+DEFAULT_LOCAL_PROFILE: Mapping[str, Any] = {"heartbeatSeconds": LOCAL_HEARTBEAT_SECONDS}
 
 
 @dataclass

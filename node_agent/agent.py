@@ -39,7 +39,7 @@ from workflow.aws.services import Services
 from workflow.aws.tokens import report_failure, report_success
 from workflow.errors import NodeLost, ShardFailed, SpotInterrupted
 from workflow.params import MissionParams
-from workflow.states import TERMINAL, ShardStatus, UnitStatus
+from workflow.states import SETTLED_SHARD, ShardStatus, UnitStatus
 
 MAX_CAUSE_SHARDS: Final = 5
 log = logs.get_logger("agent")
@@ -231,7 +231,7 @@ class NodeAgent:
             log.warning("superseded: no report", extra={"why": self.shutdown.detail})
             return ExitCode.SUPERSEDED
         shards = self.svc.store.unit_shards(unit)
-        open_shards = [s for s in shards if s.status not in TERMINAL]
+        open_shards = [s for s in shards if s.status not in SETTLED_SHARD]
         if not open_shards:
             return self._finished(ident, shards, report)
         if any(s.attempt != ident.attempt for s in open_shards):

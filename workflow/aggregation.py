@@ -18,13 +18,13 @@ from typing import Any
 
 from workflow.aws.dynamodb import ShardItem, UnitItem
 from workflow.aws.services import Services
-from workflow.cost import Capacity, CostBreakdown, PriceList, Usage, estimate
+from workflow.cost import CostBreakdown, PriceList, Usage, estimate
 from workflow.errors import MissionNotFound
 from workflow.instance_types import CATALOG
 from workflow.keys import final_result_key
 from workflow.params import MissionParams
 from workflow.progress import progress_of
-from workflow.states import MissionStatus, ShardStatus
+from workflow.states import SETTLED_SHARD, Capacity, MissionStatus, ShardStatus, UnitStatus
 from workflow.workloads import load_workload
 from workflow.workloads.base import WorkInputs
 
@@ -137,7 +137,7 @@ def aggregate_mission(
         interruptions=counts.interruptions,
         result_uri=result_uri,
         duration_seconds=time.time() - (started_at or float(mission["createdAt"])),
-        cost=estimate(mission_usage(shards, units, mission.get("instanceSeconds")), PriceList()),
+        cost=price_mission(mission, shards, units),
         cause=_cause(failed, params),
         reduce_summary=reduced,
     )
@@ -148,7 +148,7 @@ def aggregate_mission(
 def _fail_unfinished(mission_id: str, shards: Sequence[ShardItem], svc: Services) -> int:
     """Shards still open when the Map ended (e.g. the Map itself failed) count as FAILED;
     returns how many were open."""
-    unfinished = [s for s in shards if s.status not in (ShardStatus.DONE, ShardStatus.FAILED)]
+    unfinished = [s for s in shards if s.status not in SETTLED_SHARD]
     for s in unfinished:
         svc.store.move_shard(
             mission_id,
@@ -209,7 +209,7 @@ def mission_usage(
     plus the instance-seconds the nodes reported, by (type, capacity)."""
     launches = sum(u.launches for u in units)
     transitions = PARENT_TRANSITIONS + sum(2 * max(u.launches, 1) for u in units)
-    invocations = 2 + launches + sum(1 for u in units if u.status.value == "FAILED")
+    invocations = 2 + launches + sum(1 for u in units if u.status is UnitStatus.FAILED)
     return Usage(
         state_transitions=transitions,
         lambda_invocations=invocations,
@@ -220,11 +220,22 @@ def mission_usage(
     )
 
 
+def price_mission(
+    mission: Mapping[str, Any],
+    shards: Sequence[ShardItem],
+    units: Sequence[UnitItem],
+    prices: PriceList | None = None,
+) -> CostBreakdown:
+    """The one cost model: RsltProc records it, ``lighthpc cost`` shows it. Compute is what
+    every node billed (``instanceSeconds``, all attempts, interrupted ones too)."""
+    return estimate(mission_usage(shards, units, mission.get("instanceSeconds")), prices)
+
+
 def _instance_keys(raw: Mapping[str, float]) -> dict[tuple[str, Capacity], float]:
     out: dict[tuple[str, Capacity], float] = {}
     for key, seconds in raw.items():
         itype, _, capacity = key.partition("|")
-        cap: Capacity = "spot" if capacity == "spot" else "on-demand"
+        cap = Capacity.SPOT if capacity == Capacity.SPOT else Capacity.ON_DEMAND
         if itype in CATALOG:  # a type outside the catalog cannot be priced: left out, not fatal
             out[(itype, cap)] = out.get((itype, cap), 0.0) + float(seconds)
     return out

@@ -12,13 +12,12 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Literal, get_args
 
 from workflow.errors import LightHpcError
 from workflow.instance_types import CATALOG
+from workflow.states import Capacity
 
-Capacity = Literal["spot", "on-demand"]
-CAPACITIES: tuple[Capacity, ...] = get_args(Capacity)
+CAPACITIES: tuple[Capacity, ...] = tuple(Capacity)
 InstanceKey = tuple[str, Capacity]
 
 SECONDS_PER_HOUR = 3600.0
@@ -65,7 +64,7 @@ class PriceList:
         """$/hour of one instance; ``UnknownInstanceType`` when the list has no price."""
         if capacity not in CAPACITIES:
             raise ValueError(f"capacity must be one of {CAPACITIES}, got {capacity!r}")
-        if capacity == "spot" and instance_type in self.spot_hourly:
+        if capacity == Capacity.SPOT and instance_type in self.spot_hourly:
             return self.spot_hourly[instance_type]
         try:
             on_demand = self.on_demand_hourly[instance_type]
@@ -75,7 +74,7 @@ class PriceList:
                 f"no {capacity} price for instance type {instance_type!r}; "
                 f"known: {known or 'none'} (pass a PriceList with its price)"
             ) from None
-        return on_demand * self.spot_fraction if capacity == "spot" else on_demand
+        return on_demand * self.spot_fraction if capacity == Capacity.SPOT else on_demand
 
 
 @dataclass(frozen=True)
@@ -110,12 +109,16 @@ class Usage:
 
 @dataclass(frozen=True)
 class CostBreakdown:
-    """USD per service, grouped as orchestration versus compute."""
+    """USD per service, grouped as orchestration versus compute; ``instance_seconds`` are
+    the billed seconds behind ``instances`` (a bill shows the quantity with the price)."""
 
     step_functions: float
     lambda_: float
     dynamodb: float
     instances: Mapping[InstanceKey, float]
+    instance_seconds: Mapping[InstanceKey, float] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
     @property
     def orchestration(self) -> float:
@@ -162,4 +165,5 @@ def estimate(usage: Usage, prices: PriceList | None = None) -> CostBreakdown:
         lambda_=lambda_cost,
         dynamodb=dynamodb,
         instances=MappingProxyType(instances),
+        instance_seconds=MappingProxyType({key: usage.instance_seconds[key] for key in instances}),
     )

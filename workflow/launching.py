@@ -17,7 +17,7 @@ from workflow.aws.services import Services
 from workflow.aws.tokens import report_success
 from workflow.errors import MissionInvalidInput
 from workflow.params import MissionParams
-from workflow.states import ShardStatus, UnitStatus
+from workflow.states import SETTLED_SHARD, Capacity, ShardStatus, UnitStatus
 
 
 @dataclass(frozen=True)
@@ -40,9 +40,9 @@ class LaunchCommand:
             raise MissionInvalidInput(f"launch payload is missing or malformed: {exc}") from exc
 
 
-def choose_capacity(interruptions: int, spot_attempts: int) -> str:
+def choose_capacity(interruptions: int, spot_attempts: int) -> Capacity:
     """Spot until ``spot_attempts`` interruptions happened, then On-Demand."""
-    return "on-demand" if interruptions >= spot_attempts else "spot"
+    return Capacity.ON_DEMAND if interruptions >= spot_attempts else Capacity.SPOT
 
 
 def launch_unit(cmd: LaunchCommand, svc: Services) -> dict[str, Any]:
@@ -58,7 +58,9 @@ def launch_unit(cmd: LaunchCommand, svc: Services) -> dict[str, Any]:
         store.add_counters(cmd.mission_id, {"relaunches": 1})
     if not queued:
         # Every shard is already DONE (a previous node finished but its report was lost).
-        store.set_unit(cmd.mission_id, cmd.unit_id, cmd.attempt, {"status": "SUCCEEDED"})
+        store.set_unit(
+            cmd.mission_id, cmd.unit_id, cmd.attempt, {"status": UnitStatus.SUCCEEDED.value}
+        )
         report_success(svc.sfn, cmd.task_token, {"unitId": cmd.unit_id, "alreadyDone": True})
         return {"unitId": cmd.unit_id, "attempt": cmd.attempt, "launched": False}
     node = launch_node(
@@ -67,7 +69,7 @@ def launch_unit(cmd: LaunchCommand, svc: Services) -> dict[str, Any]:
             mission_id=cmd.mission_id,
             unit_id=cmd.unit_id,
             attempt=cmd.attempt,
-            capacity="spot" if capacity == "spot" else "on-demand",
+            capacity=capacity,
             instance_types=params.instance_types,
             launch_template=svc.settings.launch_template,
             subnet_ids=svc.settings.subnet_ids,
@@ -99,7 +101,7 @@ def record_unit_failure(payload: Mapping[str, Any], svc: Services) -> dict[str, 
     unit = store.get_unit(mission_id, unit_id)
     failed = 0
     for shard in store.unit_shards(unit):
-        if shard.status in (ShardStatus.DONE, ShardStatus.FAILED):
+        if shard.status in SETTLED_SHARD:
             continue
         if store.move_shard(
             mission_id,

@@ -3,11 +3,14 @@
 Params arrive from three places (the MissionCfg profile in ``tblMission``, a manual
 StartExecution's ``params`` object, the CLI's ``--param k=v``) and are always validated by
 this one model, so the same mistake gives the same ``Mission.InvalidInput`` message everywhere.
+Every default and bound is in ``PARAMS``, the one table: hosts import it, never repeat it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -16,8 +19,59 @@ from workflow.errors import MissionInvalidInput
 from workflow.instance_types import CATALOG
 from workflow.workloads import available_workloads
 
-MAX_SHARDS = 100_000
-MAX_NODES = 1_000
+
+@dataclass(frozen=True)
+class Bound:
+    """One parameter's default and inclusive limits: of its value, or of its length when
+    ``length`` (strings and lists); ``None`` is no limit."""
+
+    default: Any
+    low: int | None = None
+    high: int | None = None
+    length: bool = False
+
+
+# name (as users type it) -> default and limits. The only place they are written.
+PARAMS: Mapping[str, Bound] = MappingProxyType(
+    {
+        "workload": Bound("molsim"),
+        "shards": Bound(8, 1, 100_000),
+        "maxNodes": Bound(4, 1, 1_000),
+        "instanceTypes": Bound(("c6i.large", "c7i.large", "m6i.large"), 1, 20, length=True),
+        # At most the ASL's Spot.Interrupted MaxAttempts (8): the launch after the 8th
+        # interruption is the last one Step Functions makes, so a unit that needed a 9th
+        # before On-Demand would fail instead (tests/unit/test_param_reach.py).
+        "spotAttempts": Bound(2, 0, 8),
+        "heartbeatSeconds": Bound(120, 1, 3600),
+        "timeoutSeconds": Bound(6 * 3600, 10, 7 * 24 * 3600),
+        "maxFailedShardPercent": Bound(0.0, 0, 100),
+        "checkpointEvery": Bound(250, 1, 1_000_000),
+        "slotsPerNode": Bound(None, 1, 256),
+        "topK": Bound(10, 1, 1000),
+        "library": Bound(None, None, 1024, length=True),
+        "argv": Bound(None, 1, 256, length=True),
+        "items": Bound(None, 1, 100_000_000),
+        "sleepMs": Bound(0, 0, 3_600_000),
+    }
+)
+
+MAX_SHARDS: int = PARAMS["shards"].high or 0
+MAX_NODES: int = PARAMS["maxNodes"].high or 0
+
+# The embedded local mode's deliberate departures from the table, named here so no host
+# repeats a literal. ``local up`` (and the local stack's tests) seed the default profile with
+# LOCAL_HEARTBEAT_SECONDS; ``local run`` missions last seconds, so a SIGKILLed node (chaos
+# ``kill=N``) is noticed after LOCAL_RUN_HEARTBEAT_SECONDS, not after the table's two minutes.
+LOCAL_HEARTBEAT_SECONDS = 60
+LOCAL_RUN_HEARTBEAT_SECONDS = 10
+
+
+def _field(name: str) -> Any:
+    """The pydantic ``Field`` of table row ``name`` (its default, alias and limits)."""
+    row = PARAMS[name]
+    if row.length:
+        return Field(row.default, alias=name, min_length=row.low, max_length=row.high)
+    return Field(row.default, alias=name, ge=row.low, le=row.high)
 
 
 class MissionParams(BaseModel):
@@ -25,23 +79,21 @@ class MissionParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    workload: str = "molsim"
-    shards: int = Field(8, ge=1, le=MAX_SHARDS)
-    max_nodes: int = Field(4, alias="maxNodes", ge=1, le=MAX_NODES)
-    instance_types: tuple[str, ...] = Field(
-        ("c6i.large", "c7i.large", "m6i.large"), alias="instanceTypes", min_length=1, max_length=20
-    )
-    spot_attempts: int = Field(2, alias="spotAttempts", ge=0, le=10)
-    heartbeat_seconds: int = Field(120, alias="heartbeatSeconds", ge=1, le=3600)
-    timeout_seconds: int = Field(6 * 3600, alias="timeoutSeconds", ge=10, le=7 * 24 * 3600)
-    max_failed_shard_percent: float = Field(0.0, alias="maxFailedShardPercent", ge=0, le=100)
-    checkpoint_every: int = Field(250, alias="checkpointEvery", ge=1, le=1_000_000)
-    slots_per_node: int | None = Field(None, alias="slotsPerNode", ge=1, le=256)
-    top_k: int = Field(10, alias="topK", ge=1, le=1000)
-    library: str | None = Field(None, max_length=1024)
-    argv: tuple[str, ...] | None = Field(None, min_length=1, max_length=256)
-    items: int | None = Field(None, ge=1, le=100_000_000)
-    sleep_ms: int = Field(0, alias="sleepMs", ge=0, le=3_600_000)
+    workload: str = _field("workload")
+    shards: int = _field("shards")
+    max_nodes: int = _field("maxNodes")
+    instance_types: tuple[str, ...] = _field("instanceTypes")
+    spot_attempts: int = _field("spotAttempts")
+    heartbeat_seconds: int = _field("heartbeatSeconds")
+    timeout_seconds: int = _field("timeoutSeconds")
+    max_failed_shard_percent: float = _field("maxFailedShardPercent")
+    checkpoint_every: int = _field("checkpointEvery")
+    slots_per_node: int | None = _field("slotsPerNode")
+    top_k: int = _field("topK")
+    library: str | None = _field("library")
+    argv: tuple[str, ...] | None = _field("argv")
+    items: int | None = _field("items")
+    sleep_ms: int = _field("sleepMs")
 
     @field_validator("workload")
     @classmethod

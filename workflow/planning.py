@@ -16,17 +16,17 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from workflow.aws.dynamodb import TTL_ATTRIBUTE
+from workflow.aws.samples import s3_head_sample
 from workflow.aws.services import Services
 from workflow.errors import MissionInvalidInput
 from workflow.keys import manifest_key
-from workflow.params import MissionParams, parse_params
+from workflow.params import MissionParams
 from workflow.planner import WorkUnit, pack_units, plan_shards
 from workflow.request import MissionRequest, SampleRef, parse_execution_input
+from workflow.start_checks import stored_profiles, validate_start
 from workflow.states import MissionStatus
 from workflow.workloads import load_workload
 from workflow.workloads.base import WorkInputs
-
-MAX_SAMPLE_BYTES = 512 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -73,9 +73,13 @@ def mission_id_for(dedupe_key: str) -> str:
 
 def plan_mission(event: Any, execution_arn: str, svc: Services) -> PlanResult:
     request = parse_execution_input(event)
-    _check_location(request.sample, svc)
-    params = parse_params(_profile_params(request, svc), request.params)
-    sample = _head_sample(request.sample, svc)
+    start = validate_start(
+        request,
+        settings=svc.settings,
+        profile_params=stored_profiles(svc.store),
+        head_sample=s3_head_sample(svc.s3),
+    )
+    params, sample = start.params, start.sample
     with tempfile.TemporaryDirectory(prefix="lighthpc-plan-") as tmp:
         inputs = fetch_inputs(sample, params, svc, Path(tmp))
         workload = load_workload(params.workload)
@@ -114,51 +118,6 @@ def plan_mission(event: Any, execution_arn: str, svc: Services) -> PlanResult:
         return PlanResult(**{**result.__dict__, "duplicate": True})
     _write_plan(mission_id, units, result, svc, created=existing is None, ttl=ttl)
     return result
-
-
-def _check_location(sample: SampleRef, svc: Services) -> None:
-    settings = svc.settings
-    if sample.bucket != settings.source_bucket:
-        raise MissionInvalidInput(
-            f"bucket {sample.bucket!r} is not the mission source bucket {settings.source_bucket!r}"
-        )
-    if not sample.key.startswith(settings.source_prefix):
-        raise MissionInvalidInput(
-            f"key {sample.key!r} is outside the watched prefix {settings.source_prefix!r}"
-        )
-
-
-def _profile_params(request: MissionRequest, svc: Services) -> dict[str, Any]:
-    name = request.profile or svc.settings.default_profile
-    profile = svc.store.get_profile(name)
-    if profile is None:
-        if request.profile is not None:
-            raise MissionInvalidInput(f"unknown MissionCfg profile {name!r}")
-        return {}
-    return dict(profile.get("params", {}))
-
-
-def _head_sample(sample: SampleRef, svc: Services) -> SampleRef:
-    kwargs: dict[str, Any] = {"Bucket": sample.bucket, "Key": sample.key}
-    if sample.version_id:
-        kwargs["VersionId"] = sample.version_id
-    try:
-        head = svc.s3.head_object(**kwargs)
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        raise MissionInvalidInput(f"sample {sample.uri} cannot be read ({code})") from exc
-    size = int(head.get("ContentLength", 0))
-    if size == 0:
-        raise MissionInvalidInput(f"sample {sample.uri} is empty")
-    if size > MAX_SAMPLE_BYTES:
-        raise MissionInvalidInput(f"sample {sample.uri} is {size} bytes; limit {MAX_SAMPLE_BYTES}")
-    return SampleRef(
-        bucket=sample.bucket,
-        key=sample.key,
-        etag=str(head.get("ETag", "")).strip('"') or sample.etag,
-        version_id=head.get("VersionId") or sample.version_id,
-        size=size,
-    )
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:

@@ -1,4 +1,5 @@
-"""Transaction states of shards, work units and missions, and the moves between them.
+"""Transaction states of shards, work units and missions, the moves between them, and the
+two vocabularies read from AWS (Step Functions execution status, EC2 capacity type).
 
 Every status change in ``tblTrans`` is a conditional write whose condition is derived from
 ``ALLOWED`` (the source states) plus the attempt number, so a late report from a superseded
@@ -29,6 +30,25 @@ class UnitStatus(StrEnum):
     FAILED = "FAILED"
 
 
+class ExecutionStatus(StrEnum):
+    """A Step Functions execution's ``status`` (DescribeExecution, ListExecutions, events)."""
+
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    TIMED_OUT = "TIMED_OUT"
+    ABORTED = "ABORTED"
+    PENDING_REDRIVE = "PENDING_REDRIVE"  # failed, and a redrive was asked for: not over yet
+
+
+class Capacity(StrEnum):
+    """How a node is bought; the values are EC2's (``InstanceLifecycle``, IMDS
+    ``instance-life-cycle``), so a value read from EC2 parses as one."""
+
+    SPOT = "spot"
+    ON_DEMAND = "on-demand"
+
+
 class MissionStatus(StrEnum):
     PLANNED = "PLANNED"
     RUNNING = "RUNNING"
@@ -50,7 +70,16 @@ ALLOWED: dict[ShardStatus, frozenset[ShardStatus]] = {
     S.FAILED: frozenset({S.PENDING, S.QUEUED, S.RUNNING, S.INTERRUPTED, S.LOST}),
 }
 
-TERMINAL: frozenset[ShardStatus] = frozenset({S.DONE, S.FAILED})
+# A settled shard never moves again (no entry of ALLOWED lists it as a source).
+SETTLED_SHARD: frozenset[ShardStatus] = frozenset({S.DONE, S.FAILED})
+
+E = ExecutionStatus
+# The execution is over: polling it further changes nothing.
+TERMINAL_EXECUTION: frozenset[ExecutionStatus] = frozenset(
+    {E.SUCCEEDED, E.FAILED, E.TIMED_OUT, E.ABORTED}
+)
+# Over, and not by success: its nodes must go (node_watch) and the CLI exits non-zero.
+FAILED_EXECUTION: frozenset[ExecutionStatus] = TERMINAL_EXECUTION - {E.SUCCEEDED}
 
 
 def can_move(current: ShardStatus, target: ShardStatus) -> bool:

@@ -23,13 +23,13 @@ from workflow.aws.ec2 import (
 from workflow.aws.services import Services
 from workflow.aws.tokens import report_failure
 from workflow.errors import MissionNotFound, NodeLost, SpotInterrupted
-from workflow.states import MissionStatus, UnitStatus
+from workflow.states import FAILED_EXECUTION, ExecutionStatus, MissionStatus, UnitStatus
 
 SPOT_WARNING = "EC2 Spot Instance Interruption Warning"
 STATE_CHANGE = "EC2 Instance State-change Notification"
 EXECUTION_CHANGE = "Step Functions Execution Status Change"
 GONE_STATES = frozenset({"shutting-down", "terminated", "stopping", "stopped"})
-ENDED_EXECUTION = frozenset({"ABORTED", "FAILED", "TIMED_OUT"})
+ENDED_EXECUTION = FAILED_EXECUTION
 _OPEN_UNIT = frozenset({UnitStatus.LAUNCHING, UnitStatus.RUNNING})
 
 
@@ -97,6 +97,6 @@ def on_execution_ended(svc: Services, execution_arn: str, status: str) -> dict[s
         return {"action": "ignored", "reason": "no mission for this execution"}
     instances = mission_instances(svc.ec2, mission_id)
     terminate(svc.ec2, instances)
-    final = MissionStatus.ABORTED if status == "ABORTED" else MissionStatus.FAILED
+    final = MissionStatus.ABORTED if status == ExecutionStatus.ABORTED else MissionStatus.FAILED
     svc.store.update_mission(mission_id, {"status": final.value})
     return {"action": "terminated", "missionId": mission_id, "instances": instances}

@@ -16,11 +16,11 @@ from localcloud.pool import LocalNodePool, NodeHandle
 from localcloud.stack import SOURCE_RULE_NAME, LocalStack
 from tests.waiting import wait_for
 from workflow.keys import final_result_key
+from workflow.states import TERMINAL_EXECUTION
 from workflow.workloads.molsim import default_library_path, search_library, write_hits_csv
 
 LIBRARY_LINES = 600
 LIBRARY_KEY = "libraries/nci-first-600.smi"  # outside incoming/: no mission trigger
-TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 UNIT = "u0000"
 
 
@@ -53,7 +53,7 @@ def wait_execution(stack: LocalStack, arn: str, timeout: float = 90) -> dict[str
 
     def ended() -> dict[str, Any] | None:
         desc: dict[str, Any] = sfn.describe_execution(executionArn=arn)
-        return desc if desc["status"] in TERMINAL else None
+        return desc if desc["status"] in TERMINAL_EXECUTION else None
 
     return wait_for(ended, timeout, f"execution {arn} to end")
 

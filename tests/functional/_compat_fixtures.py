@@ -11,8 +11,8 @@ from typing import Any
 from localcloud.emulator import EmbeddedCloud
 from localcloud.lambda_runtime import Handler
 from tests.waiting import wait_for
+from workflow.states import TERMINAL_EXECUTION
 
-TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
 _TRUST = {
     "Version": "2012-10-17",
     "Statement": [
@@ -63,7 +63,7 @@ class Harness:
     def wait(self, execution_arn: str, timeout: float = 15.0) -> dict[str, Any]:
         def ended() -> dict[str, Any] | None:
             described: dict[str, Any] = self.sfn.describe_execution(executionArn=execution_arn)
-            return described if described["status"] in TERMINAL else None
+            return described if described["status"] in TERMINAL_EXECUTION else None
 
         return wait_for(ended, timeout, f"execution {execution_arn} to end")
 

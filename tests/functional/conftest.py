@@ -12,8 +12,7 @@ import pytest
 from localcloud.emulator import EmbeddedCloud
 from localcloud.stack import LocalStack, deploy
 from tests.waiting import wait_for
-
-TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+from workflow.states import TERMINAL_EXECUTION
 
 
 @pytest.fixture
@@ -39,7 +38,7 @@ def wait_execution(stack: LocalStack, arn: str, timeout: float = 60) -> dict[str
 
     def done() -> dict[str, Any] | None:
         desc: dict[str, Any] = sfn.describe_execution(executionArn=arn)
-        return desc if desc["status"] in TERMINAL else None
+        return desc if desc["status"] in TERMINAL_EXECUTION else None
 
     return wait_for(done, timeout, f"execution {arn} to end")
 

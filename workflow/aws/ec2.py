@@ -9,17 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from botocore.exceptions import ClientError
 
 from workflow.errors import NodeCapacity
+from workflow.states import Capacity
 
 TAG_MISSION = "lighthpc:missionId"
 TAG_UNIT = "lighthpc:unitId"
 TAG_ATTEMPT = "lighthpc:attempt"
-
-Capacity = Literal["spot", "on-demand"]
 
 # Errors that mean "no capacity / throttled right now": Step Functions retries them with back-off.
 _TRANSIENT = {
@@ -82,8 +81,8 @@ def fleet_request(req: LaunchRequest) -> dict[str, Any]:
         "TargetCapacitySpecification": {
             "TotalTargetCapacity": 1,
             "DefaultTargetCapacityType": req.capacity,
-            "SpotTargetCapacity": 1 if req.capacity == "spot" else 0,
-            "OnDemandTargetCapacity": 1 if req.capacity == "on-demand" else 0,
+            "SpotTargetCapacity": 1 if req.capacity == Capacity.SPOT else 0,
+            "OnDemandTargetCapacity": 1 if req.capacity == Capacity.ON_DEMAND else 0,
         },
         "SpotOptions": {"AllocationStrategy": "price-capacity-optimized"},
         "OnDemandOptions": {"AllocationStrategy": "lowest-price"},

@@ -1,0 +1,150 @@
+"""One cost model: the same mission records give RsltProc's recorded total and the total
+``lighthpc cost`` shows, to the cent and beyond (no AWS: the records are in memory)."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from boto3.dynamodb.types import TypeSerializer
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cli.remote import mission_cost
+from workflow.aggregation import aggregate_mission
+from workflow.aws.dynamodb import SHARD_PREFIX, UNIT_PREFIX, ShardItem, UnitItem
+from workflow.aws.services import Services
+from workflow.settings import Settings
+
+MISSION = "m-cost"
+_ser = TypeSerializer()
+
+
+class Records:
+    """tblMission/tblTrans/S3 of one ended mission, served the way each path reads them."""
+
+    def __init__(self, instance_seconds: dict[str, float], launches: list[int]) -> None:
+        self.mission: dict[str, Any] = {
+            "missionId": MISSION,
+            "params": {"workload": "noop"},
+            "sample": {"bucket": "src", "key": "incoming/s.txt"},
+            "createdAt": 0.0,
+            "shards": len(launches),
+            "instanceSeconds": dict(instance_seconds),
+        }
+        self.units = [
+            {
+                "missionId": MISSION,
+                "shardId": f"{UNIT_PREFIX}u{i:04d}",
+                "shardFrom": i,
+                "shardTo": i,
+                "status": "SUCCEEDED",
+                "attempt": n,
+                "launches": n,
+                "capacity": "on-demand" if n > 1 else "spot",
+                "instanceType": "c6i.large",
+                "launchedAt": 1000.0 * n,
+                "finishedAt": 1000.0 * n + 60.0,
+            }
+            for i, n in enumerate(launches)
+        ]
+        self.shards = [
+            {
+                "missionId": MISSION,
+                "shardId": f"{SHARD_PREFIX}s{i:06d}",
+                "unitId": f"u{i:04d}",
+                "index": i,
+                "start": i,
+                "end": i + 1,
+                "status": "DONE",
+                "attempt": n,
+                "resultKey": f"results/s{i:06d}.json",
+            }
+            for i, n in enumerate(launches)
+        ]
+        self.objects = {s["resultKey"]: json.dumps({"items": 1}).encode() for s in self.shards} | {
+            "incoming/s.txt": b"a\n"
+        }
+
+    # the store both paths read
+    def get_mission(self, mission_id: str) -> dict[str, Any]:
+        return dict(self.mission)
+
+    def list_shards(self, mission_id: str) -> list[ShardItem]:
+        return [ShardItem.from_item(s) for s in self.shards]
+
+    def list_units(self, mission_id: str) -> list[UnitItem]:
+        return [UnitItem.from_item(u) for u in self.units]
+
+    def update_mission(self, mission_id: str, fields: dict[str, Any]) -> None:
+        self.mission.update(fields)
+
+    # S3, for RsltProc's reduce
+    def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:  # noqa: N803 - boto3's names
+        return {"Body": io.BytesIO(self.objects[Key])}
+
+    def download_file(self, bucket: str, key: str, path: str, ExtraArgs: Any = None) -> None:  # noqa: N803
+        Path(path).write_bytes(self.objects[key])
+
+    def upload_file(self, path: str, bucket: str, key: str) -> None:
+        shutil.copyfile(path, path + ".uploaded")
+
+    # DynamoDB's query paginator, for a CLI that reads the unit items raw
+    def get_paginator(self, name: str) -> Records:
+        return self
+
+    def paginate(self, **kwargs: Any) -> list[dict[str, Any]]:
+        return [
+            {"Items": [{k: _ser.serialize(_number(v)) for k, v in u.items()} for u in self.units]}
+        ]
+
+    def services(self) -> Services:
+        me: Any = self
+        return Services(Settings(), me, me, None, None, None, me)
+
+
+def _number(value: Any) -> Any:
+    """DynamoDB numbers are Decimals (the serializer refuses floats)."""
+    return Decimal(str(value)) if isinstance(value, float) else value
+
+
+def _both_totals(records: Records) -> tuple[float, float]:
+    rslt_proc = aggregate_mission(MISSION, records.services(), started_at=0.0)
+    shown = mission_cost(records.services(), MISSION)
+    return rslt_proc.cost.total, shown.total
+
+
+def test_an_interrupted_spot_attempt_costs_the_same_in_rsltproc_and_lighthpc_cost() -> None:
+    """Unit u0000 ran twice: 1,800 s on Spot (interrupted), then 900 s On-Demand. Both paths
+    price what the nodes billed; the CLI used to price only the last attempt's launch-to-
+    finish time, and its total was lower than the one RsltProc recorded."""
+    records = Records({"c6i.large|spot": 1800.0, "c6i.large|on-demand": 900.0}, [2, 1])
+    recorded, shown = _both_totals(records)
+    assert shown == recorded > 0
+    bill = mission_cost(records.services(), MISSION)
+    assert bill.recorded == round(recorded, 6)
+    assert bill.instance_hours == {("c6i.large", "spot"): 0.5, ("c6i.large", "on-demand"): 0.25}
+
+
+def test_an_instance_type_without_a_price_is_named_not_guessed() -> None:
+    records = Records({"c6i.large|spot": 60.0, "zz.top|spot": 600.0}, [1])
+    recorded, shown = _both_totals(records)
+    assert shown == recorded
+    assert mission_cost(records.services(), MISSION).unpriced == ("zz.top",)
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["c6i.large|spot", "c7i.large|on-demand", "m6i.large|spot"]),
+        st.floats(min_value=0, max_value=1e6, allow_nan=False),
+    ),
+    st.lists(st.integers(min_value=1, max_value=9), min_size=1, max_size=4),
+)
+def test_any_mission_has_one_total(seconds: dict[str, float], launches: list[int]) -> None:
+    recorded, shown = _both_totals(Records(seconds, launches))
+    assert shown == recorded
