@@ -25,13 +25,13 @@ from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from workflow.aggregation import mission_usage
-from workflow.aws.dynamodb import UNIT_PREFIX, ShardItem, UnitItem
 from workflow.aws.services import Services, make_services
 from workflow.cost import CAPACITIES, Capacity, PriceList, Usage, estimate
 from workflow.errors import LightHpcError, MissionInvalidInput
 from workflow.params import MissionParams, parse_params
 from workflow.planning import parse_s3_uri
 from workflow.progress import Progress, progress_of
+from workflow.records import UNIT_PREFIX, MissionRecord, ShardRecord, UnitRecord
 from workflow.request import validate_profile_name
 from workflow.settings import Settings
 from workflow.stack_outputs import (
@@ -224,7 +224,7 @@ def _profile_params(svc: Services, profile: str | None) -> dict[str, Any]:
         if profile is not None:
             raise MissionInvalidInput(f"unknown MissionCfg profile {name!r}")
         return {}
-    return dict(item.get("params", {}))
+    return dict(item.params)
 
 
 def _check_sample(svc: Services, bucket: str, key: str) -> None:
@@ -249,9 +249,9 @@ class MissionView:
     """What ``lighthpc status`` shows: the execution, the mission record and tblTrans."""
 
     execution: dict[str, Any] | None
-    mission: dict[str, Any] | None
-    shards: list[ShardItem] = field(default_factory=list)
-    units: list[UnitItem] = field(default_factory=list)
+    mission: MissionRecord | None
+    shards: list[ShardRecord] = field(default_factory=list)
+    units: list[UnitRecord] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
     definition: dict[str, Any] | None = None
 
@@ -269,7 +269,7 @@ class MissionView:
 
     @property
     def failed(self) -> bool:
-        mission_status = None if self.mission is None else self.mission.get("status")
+        mission_status = None if self.mission is None else self.mission.status
         return self.execution_status in FAILED_EXECUTION or mission_status in FAILED_MISSION
 
     def shard_counts(self) -> dict[str, tuple[int, int]]:
@@ -282,8 +282,8 @@ class MissionView:
     def as_json(self) -> dict[str, Any]:
         ex = self.execution or {}
         return {
-            "missionId": None if self.mission is None else self.mission["missionId"],
-            "missionStatus": None if self.mission is None else self.mission.get("status"),
+            "missionId": None if self.mission is None else self.mission.mission_id,
+            "missionStatus": None if self.mission is None else self.mission.status.value,
             "execution": {
                 "executionArn": ex.get("executionArn"),
                 "name": ex.get("name"),
@@ -308,7 +308,7 @@ class MissionView:
                 }
                 for u in self.units
             ],
-            "mission": self.mission,
+            "mission": None if self.mission is None else self.mission.to_item(),
         }
 
 
@@ -326,12 +326,12 @@ def mission_view(svc: Services, ref: str, *, with_history: bool = True) -> Missi
             mission = store.get_mission(mission_id) if mission_id else None
         else:
             mission = store.get_mission(ref)
-            arn = mission.get("executionArn")
+            arn = mission.execution_arn
             execution = dict(svc.sfn.describe_execution(executionArn=arn)) if arn else None
         view = MissionView(execution=execution, mission=mission)
         if mission is not None:
-            view.shards = store.list_shards(str(mission["missionId"]))
-            view.units = store.list_units(str(mission["missionId"]))
+            view.shards = store.list_shards(mission.mission_id)
+            view.units = store.list_units(mission.mission_id)
         if with_history and execution is not None:
             view.history = _history(svc, str(execution["executionArn"]))
             machine = svc.sfn.describe_state_machine_for_execution(
@@ -436,7 +436,7 @@ def mission_cost(
         raw_units = _raw_unit_items(svc, mission_id)
     except (BotoCoreError, ClientError) as exc:
         raise aws_error(exc, f"reading mission {mission_id}") from exc
-    end_default = float(mission.get("finishedAt") or (now if now is not None else time.time()))
+    end_default = float(mission.finished_at or (now if now is not None else time.time()))
     seconds: dict[tuple[str, Capacity], float] = {}
     for item in raw_units:
         itype, start = item.get("instanceType"), item.get("launchedAt")
@@ -454,10 +454,10 @@ def mission_cost(
         except LightHpcError:
             unpriced.append(itype)
     orchestration = estimate(_orchestration_usage(shards, units), prices)
-    recorded = mission.get("cost")
+    recorded = mission.cost
     return MissionCost(
         mission_id=mission_id,
-        shards=len(shards) or int(mission.get("shards", 0)),
+        shards=len(shards) or mission.shards,
         step_functions=orchestration.step_functions,
         lambda_=orchestration.lambda_,
         dynamodb=orchestration.dynamodb,
@@ -468,12 +468,12 @@ def mission_cost(
     )
 
 
-def _orchestration_usage(shards: Sequence[ShardItem], units: Sequence[UnitItem]) -> Usage:
+def _orchestration_usage(shards: Sequence[ShardRecord], units: Sequence[UnitRecord]) -> Usage:
     return mission_usage(shards, units) if units else Usage()
 
 
 def _raw_unit_items(svc: Services, mission_id: str) -> list[dict[str, Any]]:
-    """The unit items with the fields ``UnitItem`` leaves out (instance type, timings)."""
+    """The unit items with the fields ``UnitRecord`` leaves out (instance type, timings)."""
     paginator = svc.ddb.get_paginator("query")
     out: list[dict[str, Any]] = []
     for page in paginator.paginate(

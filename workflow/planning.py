@@ -9,18 +9,17 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from workflow.aws.dynamodb import TTL_ATTRIBUTE
-from workflow.aws.services import Services
-from workflow.errors import MissionInvalidInput
+from workflow.errors import MissionInvalidInput, ObjectUnavailable
 from workflow.keys import manifest_key
 from workflow.params import MissionParams, parse_params
 from workflow.planner import WorkUnit, pack_units, plan_shards
+from workflow.ports import Ports
+from workflow.records import MissionRecord
 from workflow.request import MissionRequest, SampleRef, parse_execution_input
 from workflow.states import MissionStatus
 from workflow.workloads import load_workload
@@ -61,7 +60,7 @@ def map_concurrency(max_nodes: int, units: int, node_cap: int = 0) -> int:
     return min(concurrency, node_cap) if node_cap > 0 else concurrency
 
 
-def expires_at(svc: Services) -> int:
+def expires_at(svc: Ports) -> int:
     """TTL of the mission's items: retention counted from planning (a mission cannot run
     longer than its timeoutSeconds, at most a week, so it always ends well before)."""
     return int(time.time()) + svc.settings.retention_days * 86_400
@@ -71,7 +70,7 @@ def mission_id_for(dedupe_key: str) -> str:
     return f"m-{dedupe_key[:16]}"
 
 
-def plan_mission(event: Any, execution_arn: str, svc: Services) -> PlanResult:
+def plan_mission(event: Any, execution_arn: str, svc: Ports) -> PlanResult:
     request = parse_execution_input(event)
     _check_location(request.sample, svc)
     params = parse_params(_profile_params(request, svc), request.params)
@@ -97,6 +96,7 @@ def plan_mission(event: Any, execution_arn: str, svc: Services) -> PlanResult:
             params.max_nodes, len(units), svc.settings.max_concurrent_nodes
         ),
     )
+    ttl = expires_at(svc)
     record = _mission_record(
         mission_id,
         request=request,
@@ -104,19 +104,17 @@ def plan_mission(event: Any, execution_arn: str, svc: Services) -> PlanResult:
         params=params,
         plan=result,
         execution_arn=execution_arn,
+        expires=ttl,
+        invalid_lines=report.invalid_lines,
     )
-    ttl = expires_at(svc)
-    record[TTL_ATTRIBUTE] = ttl
-    record["invalidSampleLines"] = list(report.invalid_lines[:1000])
-    record["invalidSampleCount"] = len(report.invalid_lines)
     existing = svc.store.create_mission(record)
-    if existing is not None and existing.get("executionArn") != execution_arn:
+    if existing is not None and existing.execution_arn != execution_arn:
         return PlanResult(**{**result.__dict__, "duplicate": True})
     _write_plan(mission_id, units, result, svc, created=existing is None, ttl=ttl)
     return result
 
 
-def _check_location(sample: SampleRef, svc: Services) -> None:
+def _check_location(sample: SampleRef, svc: Ports) -> None:
     settings = svc.settings
     if sample.bucket != settings.source_bucket:
         raise MissionInvalidInput(
@@ -128,26 +126,22 @@ def _check_location(sample: SampleRef, svc: Services) -> None:
         )
 
 
-def _profile_params(request: MissionRequest, svc: Services) -> dict[str, Any]:
+def _profile_params(request: MissionRequest, svc: Ports) -> dict[str, Any]:
     name = request.profile or svc.settings.default_profile
     profile = svc.store.get_profile(name)
     if profile is None:
         if request.profile is not None:
             raise MissionInvalidInput(f"unknown MissionCfg profile {name!r}")
         return {}
-    return dict(profile.get("params", {}))
+    return dict(profile.params)
 
 
-def _head_sample(sample: SampleRef, svc: Services) -> SampleRef:
-    kwargs: dict[str, Any] = {"Bucket": sample.bucket, "Key": sample.key}
-    if sample.version_id:
-        kwargs["VersionId"] = sample.version_id
+def _head_sample(sample: SampleRef, svc: Ports) -> SampleRef:
     try:
-        head = svc.s3.head_object(**kwargs)
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        raise MissionInvalidInput(f"sample {sample.uri} cannot be read ({code})") from exc
-    size = int(head.get("ContentLength", 0))
+        head = svc.objects.head(sample.bucket, sample.key, version_id=sample.version_id)
+    except ObjectUnavailable as exc:
+        raise MissionInvalidInput(f"sample {sample.uri} cannot be read ({exc.code})") from exc
+    size = head.size
     if size == 0:
         raise MissionInvalidInput(f"sample {sample.uri} is empty")
     if size > MAX_SAMPLE_BYTES:
@@ -155,8 +149,8 @@ def _head_sample(sample: SampleRef, svc: Services) -> SampleRef:
     return SampleRef(
         bucket=sample.bucket,
         key=sample.key,
-        etag=str(head.get("ETag", "")).strip('"') or sample.etag,
-        version_id=head.get("VersionId") or sample.version_id,
+        etag=head.etag or sample.etag,
+        version_id=head.version_id or sample.version_id,
         size=size,
     )
 
@@ -168,18 +162,17 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def fetch_inputs(sample: SampleRef, params: MissionParams, svc: Services, into: Path) -> WorkInputs:
+def fetch_inputs(sample: SampleRef, params: MissionParams, svc: Ports, into: Path) -> WorkInputs:
     """Download the sample (pinned version) and the reference library, if any, into ``into``."""
     local = into / "sample"
-    extra = {"VersionId": sample.version_id} if sample.version_id else {}
-    svc.s3.download_file(sample.bucket, sample.key, str(local), ExtraArgs=extra or None)
+    svc.objects.download(sample.bucket, sample.key, local, version_id=sample.version_id)
     reference = None
     if params.library:
         bucket, key = parse_s3_uri(params.library)
         reference = into / "library"
         try:
-            svc.s3.download_file(bucket, key, str(reference))
-        except ClientError as exc:
+            svc.objects.download(bucket, key, reference)
+        except ObjectUnavailable as exc:
             raise MissionInvalidInput(f"library {params.library} cannot be read") from exc
     return WorkInputs(sample=local, reference=reference, options=params.workload_options())
 
@@ -192,35 +185,31 @@ def _mission_record(
     params: MissionParams,
     plan: PlanResult,
     execution_arn: str,
-) -> dict[str, Any]:
-    return {
-        "missionId": mission_id,
-        "status": MissionStatus.PLANNED.value,
-        "executionArn": execution_arn,
-        "source": request.source,
-        "profile": request.profile,
-        "sample": {
-            "bucket": sample.bucket,
-            "key": sample.key,
-            "etag": sample.etag,
-            "versionId": sample.version_id,
-            "size": sample.size,
-        },
-        "params": params.to_wire(),
-        "shards": plan.shards,
-        "units": plan.units,
-        "shardsDone": 0,
-        "shardsFailed": 0,
-        "instanceSeconds": {},
-        "createdAt": time.time(),
-    }
+    expires: int,
+    invalid_lines: Sequence[int],
+) -> MissionRecord:
+    return MissionRecord(
+        mission_id=mission_id,
+        status=MissionStatus.PLANNED,
+        execution_arn=execution_arn,
+        source=request.source,
+        profile=request.profile,
+        sample=sample,
+        params=params.to_wire(),
+        shards=plan.shards,
+        units=plan.units,
+        created_at=time.time(),
+        expires_at=expires,
+        invalid_sample_lines=tuple(invalid_lines[:1000]),
+        invalid_sample_count=len(invalid_lines),
+    )
 
 
 def _write_plan(
     mission_id: str,
     units: list[WorkUnit],
     plan: PlanResult,
-    svc: Services,
+    svc: Ports,
     *,
     created: bool,
     ttl: int,
@@ -229,11 +218,8 @@ def _write_plan(
     try:
         svc.store.put_plan(mission_id, units, ttl)
         body = json.dumps([u.manifest_item() for u in units], separators=(",", ":"))
-        svc.s3.put_object(
-            Bucket=plan.manifest_bucket,
-            Key=plan.manifest_key,
-            Body=body.encode(),
-            ContentType="application/json",
+        svc.objects.put_bytes(
+            plan.manifest_bucket, plan.manifest_key, body.encode(), content_type="application/json"
         )
         svc.store.update_mission(mission_id, {"status": MissionStatus.RUNNING.value})
     except Exception:

@@ -27,8 +27,8 @@ from node_agent.agent import ExitCode
 from node_agent.runner import CheckpointEvent, ProgressEvent, ShardPool, ShardTask
 from tests.e2e.conftest import NODE_ENV
 from tests.waiting import wait_for
-from workflow.aws.dynamodb import SHARD_PREFIX, ShardItem
 from workflow.keys import checkpoint_key, final_result_key, shard_result_key
+from workflow.records import SHARD_PREFIX, ShardRecord
 from workflow.states import ShardStatus, UnitStatus
 from workflow.workloads.base import ShardRange, WorkInputs
 from workflow.workloads.molsim import default_library_path, search_library, write_hits_csv
@@ -109,7 +109,7 @@ def last_node(pool: LocalNodePool, mission_id: str) -> NodeHandle:
     return max(pool.nodes(mission_id=mission_id), key=lambda n: n.attempt)
 
 
-def shard(stack: LocalStack, mission_id: str, shard_id: str) -> ShardItem:
+def shard(stack: LocalStack, mission_id: str, shard_id: str) -> ShardRecord:
     return next(s for s in stack.services.store.list_shards(mission_id) if s.shard_id == shard_id)
 
 
@@ -284,14 +284,14 @@ def test_six_molsim_shards_via_s3_upload_equal_the_one_piece_search(
         stack.services.s3.put_object(Bucket=stack.settings.source_bucket, Key=key, Body=sample)
         mission_id = wait_for(
             lambda: next(
-                (m["missionId"] for m in store.scan_missions() if m["sample"]["key"] == key), None
+                (m.mission_id for m in store.scan_missions() if m.sample.key == key), None
             ),
             30,
             "the S3 upload to start a mission",
         )
     finally:
         store.put_profile(stack.settings.default_profile, dict(DEFAULT_LOCAL_PROFILE), 0.0)
-    arn = str(store.get_mission(mission_id)["executionArn"])
+    arn = str(store.get_mission(mission_id).execution_arn)
     desc = wait_execution(stack, arn)
     assert desc["status"] == "SUCCEEDED", desc
     node = node_of(pool, mission_id, 1)
@@ -368,7 +368,7 @@ def test_interruption_checkpoints_and_attempt_two_resumes(
     redo = int(item["redoItems"])
     assert redo == 0  # the stop checkpoint is taken exactly where the shard stopped
     mission = stack.services.store.get_mission(mission_id)
-    assert (mission["interruptions"], mission["shardsDone"]) == (1, 2)
+    assert (mission.interruptions, mission.shards_done) == (1, 2)
     assert pool.wait(second.instance_id, 30) == ExitCode.SUCCEEDED
     print(
         f"\n[{signal_kind}] shard {S0} checkpointed at {saved}/300 by attempt 1; attempt 2 "
@@ -561,7 +561,7 @@ def test_command_workload_gets_a_key_with_shell_metacharacters_without_a_shell(
         "".join(w.upper() + "\n" for w in words[i : i + 3]) + literal + "\n" for i in (0, 3, 6)
     )
     assert result_bytes(stack, mission_id, ".out").decode() == expected
-    assert stack.services.store.get_mission(mission_id)["sample"]["key"] == key
+    assert stack.services.store.get_mission(mission_id).sample.key == key
     node = node_of(pool, mission_id, 1)
     assert pool.wait(node.instance_id, 30) == ExitCode.SUCCEEDED
     assert_terminated(stack, node)
