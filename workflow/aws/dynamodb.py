@@ -261,7 +261,9 @@ class DynamoMissionStore:
                 yield _from_ddb(raw)
 
     def _sort_keys(self, mission_id: str) -> list[str]:
-        return [str(i["shardId"]) for i in self._query(mission_id, "")]
+        # One query per prefix: DynamoDB refuses begins_with on an empty key value.
+        prefixes = (UNIT_PREFIX, SHARD_PREFIX)
+        return [str(i["shardId"]) for p in prefixes for i in self._query(mission_id, p)]
 
     def get_unit(self, mission_id: str, unit_id: str) -> UnitRecord:
         resp = self._ddb.get_item(
