@@ -126,7 +126,7 @@ def run_mission(
     )
     wall = time.monotonic() - started
     mission_id = observer.store.mission_for_execution(arn)
-    mission = observer.store.get_mission(mission_id) if mission_id else {}
+    mission = observer.store.get_mission(mission_id).to_item() if mission_id else {}
     return MissionRun(arn, mission_id, status, wall, mission)
 
 

@@ -297,7 +297,7 @@ class CounterProbe:
         def handler(event: Any, context: Any) -> Any:
             mission_id = event.get("missionId") if isinstance(event, dict) else None
             if mission_id and mission_id not in self.before_aggregate:
-                mission = self.observer.store.get_mission(mission_id)
+                mission = self.observer.store.get_mission(mission_id).to_item()
                 self.before_aggregate[mission_id] = mission.get("shardsDone")
             return inner(event, context)
 
@@ -376,7 +376,7 @@ def check(  # noqa: PLR0917
 
     sm_arn = session.stack.state_machine_arn
     store = observer.store
-    mission = store.get_mission(mission_id)
+    mission = store.get_mission(mission_id).to_item()
     shards = store.list_shards(mission_id)
     units = store.list_units(mission_id)
     done = sum(1 for s in shards if s.status is ShardStatus.DONE)

@@ -299,7 +299,7 @@ def local_run(args: argparse.Namespace) -> dict[str, Any]:
         done = failed = 0
         mission_id = observer.store.mission_for_execution(arn)
         if mission_id:
-            mission = observer.store.get_mission(mission_id)
+            mission = observer.store.get_mission(mission_id).to_item()
             states = Counter(s.status.value for s in observer.store.list_shards(mission_id))
             done, failed = states.get(ShardStatus.DONE, 0), states.get(ShardStatus.FAILED, 0)
         if capped:

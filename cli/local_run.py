@@ -14,6 +14,7 @@ from cli.views import execution_table, state_runs, summary_table, units_table
 from localcloud.session import LocalSession, MissionRequestLocal
 from localcloud.session import Progress as Snapshot
 from workflow.asl import state_names
+from workflow.records import MissionRecord
 from workflow.states import MissionStatus, ShardStatus
 
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -52,7 +53,7 @@ def run_local(
             _print(console, session, mission=mission, desc=desc, wall=wall, report=report)
         return (
             EXIT_OK
-            if mission["status"] in {MissionStatus.SUCCEEDED, MissionStatus.PARTIAL}
+            if mission.status in {MissionStatus.SUCCEEDED, MissionStatus.PARTIAL}
             else EXIT_FAILED
         )
 
@@ -106,7 +107,7 @@ def _watch(session: LocalSession, arn: str, err: Console) -> dict[str, Any]:
 def _report(
     session: LocalSession,
     *,
-    mission: dict[str, Any],
+    mission: MissionRecord,
     desc: dict[str, Any],
     wall: float,
     result: Path | None,
@@ -115,23 +116,23 @@ def _report(
     executions = session.executions()
     monkey = session.monkey
     return {
-        "missionId": mission["missionId"],
-        "status": mission["status"],
+        "missionId": mission.mission_id,
+        "status": mission.status.value,
         "execution": desc["executionArn"],
         "endpoint": session.cloud.endpoint_url,
         "executionStatus": desc["status"],
         "sample": key,
-        "shards": mission.get("shards"),
-        "shardsDone": mission.get("shardsDone"),
-        "shardsFailed": mission.get("shardsFailed"),
-        "failedShards": mission.get("failedShards", []),
-        "units": mission.get("units"),
-        "retries": mission.get("retries", 0),
-        "interruptions": mission.get("interruptions", 0),
-        "invalidSampleLines": mission.get("invalidSampleLines", []),
+        "shards": mission.shards,
+        "shardsDone": mission.shards_done,
+        "shardsFailed": mission.shards_failed,
+        "failedShards": [f.to_item() for f in mission.failed_shards or ()],
+        "units": mission.units,
+        "retries": mission.retries or 0,
+        "interruptions": mission.interruptions or 0,
+        "invalidSampleLines": list(mission.invalid_sample_lines),
         "wallSeconds": round(wall, 2),
-        "modelledCostUsd": mission.get("cost"),
-        "instanceSeconds": mission.get("instanceSeconds", {}),
+        "modelledCostUsd": mission.cost,
+        "instanceSeconds": dict(mission.instance_seconds),
         "result": str(result) if result else None,
         "executions": len(executions),
         "duplicatesIgnored": len(executions) - 1,
@@ -146,7 +147,7 @@ def _print(
     console: Console,
     session: LocalSession,
     *,
-    mission: dict[str, Any],
+    mission: MissionRecord,
     desc: dict[str, Any],
     wall: float,
     report: dict[str, Any],
@@ -160,14 +161,14 @@ def _print(
             executionArn=desc["executionArn"]
         )["definition"]
     )
-    shards = store.list_shards(mission["missionId"])
+    shards = store.list_shards(mission.mission_id)
     counts: dict[str, tuple[int, int]] = {}
     for s in shards:
         done, total = counts.get(s.unit_id, (0, 0))
         counts[s.unit_id] = (done + (s.status is ShardStatus.DONE), total + 1)
     console.print(summary_table(mission, wall))
     console.print(execution_table(state_runs(history), state_names(definition)))
-    console.print(units_table(store.list_units(mission["missionId"]), counts))
+    console.print(units_table(store.list_units(mission.mission_id), counts))
     chaos = report["chaos"]
     if chaos["interrupted"] or chaos["killed"] or report["duplicatesIgnored"]:
         console.print(

@@ -23,14 +23,14 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from workflow.aggregation import price_mission
-from workflow.aws.dynamodb import ShardItem, UnitItem
-from workflow.aws.samples import s3_head_sample
 from workflow.aws.services import Services, make_services
 from workflow.cost import CostBreakdown, InstanceKey, PriceList
 from workflow.errors import LightHpcError
 from workflow.params import MissionParams
 from workflow.planning import parse_s3_uri
+from workflow.ports import MissionStore
 from workflow.progress import Progress, progress_of
+from workflow.records import MissionRecord, ShardRecord, UnitRecord
 from workflow.request import parse_execution_input
 from workflow.settings import Settings
 from workflow.stack_outputs import (
@@ -40,7 +40,7 @@ from workflow.stack_outputs import (
     missing_outputs,
     settings_from_outputs,
 )
-from workflow.start_checks import stored_profiles, validate_start
+from workflow.start_checks import object_head, stored_profiles, validate_start
 from workflow.states import (
     FAILED_EXECUTION,
     TERMINAL_EXECUTION,
@@ -199,7 +199,7 @@ def start_mission(
             request,
             settings=stack.settings,
             profile_params=stored_profiles(svc.store),
-            head_sample=s3_head_sample(svc.s3),
+            head_sample=object_head(svc.objects),
         )
         exec_name = name or execution_name()
         resp = svc.sfn.start_execution(
@@ -220,9 +220,9 @@ class MissionView:
     """What ``lighthpc status`` shows: the execution, the mission record and tblTrans."""
 
     execution: dict[str, Any] | None
-    mission: dict[str, Any] | None
-    shards: list[ShardItem] = field(default_factory=list)
-    units: list[UnitItem] = field(default_factory=list)
+    mission: MissionRecord | None
+    shards: list[ShardRecord] = field(default_factory=list)
+    units: list[UnitRecord] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
     definition: dict[str, Any] | None = None
 
@@ -240,7 +240,7 @@ class MissionView:
 
     @property
     def failed(self) -> bool:
-        mission_status = None if self.mission is None else self.mission.get("status")
+        mission_status = None if self.mission is None else self.mission.status
         return self.execution_status in FAILED_EXECUTION or mission_status in FAILED_MISSION
 
     def shard_counts(self) -> dict[str, tuple[int, int]]:
@@ -253,8 +253,8 @@ class MissionView:
     def as_json(self) -> dict[str, Any]:
         ex = self.execution or {}
         return {
-            "missionId": None if self.mission is None else self.mission["missionId"],
-            "missionStatus": None if self.mission is None else self.mission.get("status"),
+            "missionId": None if self.mission is None else self.mission.mission_id,
+            "missionStatus": None if self.mission is None else self.mission.status.value,
             "execution": {
                 "executionArn": ex.get("executionArn"),
                 "name": ex.get("name"),
@@ -279,7 +279,7 @@ class MissionView:
                 }
                 for u in self.units
             ],
-            "mission": self.mission,
+            "mission": None if self.mission is None else self.mission.to_item(),
         }
 
 
@@ -297,12 +297,12 @@ def mission_view(svc: Services, ref: str, *, with_history: bool = True) -> Missi
             mission = store.get_mission(mission_id) if mission_id else None
         else:
             mission = store.get_mission(ref)
-            arn = mission.get("executionArn")
+            arn = mission.execution_arn
             execution = dict(svc.sfn.describe_execution(executionArn=arn)) if arn else None
         view = MissionView(execution=execution, mission=mission)
         if mission is not None:
-            view.shards = store.list_shards(str(mission["missionId"]))
-            view.units = store.list_units(str(mission["missionId"]))
+            view.shards = store.list_shards(mission.mission_id)
+            view.units = store.list_units(mission.mission_id)
         if with_history and execution is not None:
             view.history = _history(svc, str(execution["executionArn"]))
             machine = svc.sfn.describe_state_machine_for_execution(
@@ -414,22 +414,24 @@ class MissionCost:
         }
 
 
-def mission_cost(svc: Services, mission_id: str, prices: PriceList | None = None) -> MissionCost:
+def mission_cost(
+    store: MissionStore, mission_id: str, prices: PriceList | None = None
+) -> MissionCost:
     """The mission's cost by ``price_mission``, from the same records RsltProc reads: for an
     ended mission its total is the one RsltProc recorded; while nodes run, their seconds
     count once they end (a node bills itself when it exits)."""
     try:
-        mission = svc.store.get_mission(mission_id)
-        shards = svc.store.list_shards(mission_id)
-        units = svc.store.list_units(mission_id)
+        mission = store.get_mission(mission_id)
+        shards = store.list_shards(mission_id)
+        units = store.list_units(mission_id)
     except (BotoCoreError, ClientError) as exc:
         raise aws_error(exc, f"reading mission {mission_id}") from exc
     cost = price_mission(mission, shards, units, prices)
-    billed = {str(key).partition("|")[0] for key in mission.get("instanceSeconds") or {}}
-    recorded = mission.get("cost")
+    billed = {str(key).partition("|")[0] for key in mission.instance_seconds or {}}
+    recorded = mission.cost
     return MissionCost(
         mission_id=mission_id,
-        shards=len(shards) or int(mission.get("shards", 0)),
+        shards=len(shards) or mission.shards,
         cost=cost,
         unpriced=tuple(sorted(billed - {itype for itype, _ in cost.instances})),
         recorded=None if recorded is None else float(recorded),

@@ -314,7 +314,7 @@ def cost(
     """Modelled cost of a mission: orchestration vs compute (public list prices)."""
     _, svc = _connect(stack_name, endpoint_url, region)
     try:
-        breakdown = mission_cost(svc, mission_id)
+        breakdown = mission_cost(svc.store, mission_id)
     except LightHpcError as exc:
         _fail(exc)
     if as_json:

@@ -14,7 +14,7 @@ from typing import Any
 from rich.table import Table
 from rich.tree import Tree
 
-from workflow.aws.dynamodb import UnitItem
+from workflow.records import MissionRecord, UnitRecord
 from workflow.states import MissionStatus
 
 _STYLE = {
@@ -98,7 +98,7 @@ def execution_table(runs: Mapping[str, StateRun], order: Sequence[str]) -> Table
     return table
 
 
-def units_table(units: Sequence[UnitItem], shard_counts: Mapping[str, tuple[int, int]]) -> Table:
+def units_table(units: Sequence[UnitRecord], shard_counts: Mapping[str, tuple[int, int]]) -> Table:
     """The Map's per-unit outcomes: status, attempts, capacity of the last node, shards done."""
     table = Table(title="RunWorkUnits: one child execution per work unit", title_justify="left")
     for col in ("Unit", "Status", "Attempts", "Interrupted", "Last capacity", "Shards done"):
@@ -116,30 +116,29 @@ def units_table(units: Sequence[UnitItem], shard_counts: Mapping[str, tuple[int,
     return table
 
 
-def summary_table(mission: Mapping[str, Any], wall_seconds: float | None = None) -> Table:
-    table = Table(title=f"Mission {mission['missionId']}", title_justify="left", show_header=False)
+def summary_table(mission: MissionRecord, wall_seconds: float | None = None) -> Table:
+    table = Table(title=f"Mission {mission.mission_id}", title_justify="left", show_header=False)
     table.add_column("what", style="bold")
     table.add_column("value", overflow="fold")
-    status = str(mission.get("status", "?"))
+    status = mission.status.value
     colour = _MISSION_COLOUR.get(status, "red")
     rows = [
         ("Status", f"[{colour}]{status}[/]"),
         (
             "Shards",
-            f"{mission.get('shardsDone', 0)}/{mission.get('shards', 0)} done, "
-            f"{mission.get('shardsFailed', 0)} failed",
+            f"{mission.shards_done}/{mission.shards} done, {mission.shards_failed} failed",
         ),
-        ("Work units (nodes)", str(mission.get("units", "?"))),
-        ("Retries / relaunches", str(mission.get("retries", 0))),
-        ("Spot interruptions", str(mission.get("interruptions", 0))),
-        ("Result", str(mission.get("result") or "-")),
-        ("Modelled AWS cost", f"${float(mission.get('cost', 0.0)):.6f}"),
+        ("Work units (nodes)", str(mission.units)),
+        ("Retries / relaunches", str(mission.retries or 0)),
+        ("Spot interruptions", str(mission.interruptions or 0)),
+        ("Result", mission.result or "-"),
+        ("Modelled AWS cost", f"${mission.cost or 0.0:.6f}"),
     ]
     if wall_seconds is not None:
         rows.append(("Wall time", f"{wall_seconds:.1f} s"))
-    invalid = mission.get("invalidSampleCount", 0)
+    invalid = mission.invalid_sample_count
     if invalid:
-        lines = ", ".join(str(n) for n in mission.get("invalidSampleLines", [])[:20])
+        lines = ", ".join(str(n) for n in mission.invalid_sample_lines[:20])
         rows.append(("Invalid sample lines", f"{invalid} (lines {lines})"))
     for what, value in rows:
         table.add_row(what, value)

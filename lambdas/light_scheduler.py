@@ -17,7 +17,7 @@ from workflow.planning import plan_mission
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     action = event.get("action") if isinstance(event, dict) else None
-    svc = services()
+    svc = services().ports
     if action == "plan":
         try:
             plan = plan_mission(event.get("event"), str(event.get("executionArn", "")), svc)

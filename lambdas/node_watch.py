@@ -12,6 +12,6 @@ from workflow.watch import handle_event
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    result = handle_event(event, services())
+    result = handle_event(event, services().ports)
     logger.info("event handled", extra={"detailType": event.get("detail-type"), **result})
     return result

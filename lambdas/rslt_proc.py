@@ -32,7 +32,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         raise MissionInvalidInput("RsltProc needs a missionId")
     logger.append_keys(missionId=mission_id)
     summary = aggregate_mission(
-        mission_id, services(), _start_time(event.get("executionStartTime"))
+        mission_id, services().ports, _start_time(event.get("executionStartTime"))
     )
     output = summary.as_output()
     logger.info("mission aggregated", extra={k: output[k] for k in _LOGGED})

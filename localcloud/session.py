@@ -25,6 +25,7 @@ from localcloud.stack import SOURCE_RULE_NAME, LocalStack, deploy
 from workflow.errors import LightHpcError, MissionInvalidInput
 from workflow.params import LOCAL_RUN_HEARTBEAT_SECONDS, parse_params
 from workflow.progress import progress_of
+from workflow.records import MissionRecord
 from workflow.settings import Settings
 from workflow.states import TERMINAL_EXECUTION
 
@@ -288,8 +289,8 @@ class LocalSession:
                 raise LocalRunError(f"mission did not finish within {timeout:.0f} s")
             time.sleep(0.25)
 
-    def download_result(self, mission: Mapping[str, Any], out_dir: Path) -> Path | None:
-        uri = mission.get("result")
+    def download_result(self, mission: MissionRecord, out_dir: Path) -> Path | None:
+        uri = mission.result
         if not uri:
             return None
         bucket, _, key = str(uri).removeprefix("s3://").partition("/")

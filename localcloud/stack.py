@@ -12,9 +12,9 @@ from typing import Any
 import boto3
 
 from workflow.asl import load_definition, placeholder_values
-from workflow.aws.dynamodb import EXECUTION_INDEX
 from workflow.aws.services import Services, make_services
 from workflow.params import LOCAL_HEARTBEAT_SECONDS
+from workflow.records import EXECUTION_INDEX
 from workflow.settings import Settings
 from workflow.trigger import source_event_pattern
 

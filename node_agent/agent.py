@@ -34,11 +34,11 @@ from node_agent.liveness import Heartbeat, heartbeat_interval
 from node_agent.runner import EventPump, ShardPool
 from node_agent.shutdown import Shutdown, StopCause
 from node_agent.unit_run import UnitReport, UnitRun
-from workflow.aws.dynamodb import ShardItem, UnitItem
 from workflow.aws.services import Services
-from workflow.aws.tokens import report_failure, report_success
-from workflow.errors import NodeLost, ShardFailed, SpotInterrupted
+from workflow.errors import MissionNotFound, NodeLost, ShardFailed, SpotInterrupted
 from workflow.params import MissionParams
+from workflow.records import ShardRecord, UnitRecord
+from workflow.request import SampleRef
 from workflow.states import SETTLED_SHARD, ShardStatus, UnitStatus
 
 MAX_CAUSE_SHARDS: Final = 5
@@ -57,7 +57,7 @@ class ExitCode(IntEnum):
     LOST = 6
 
 
-def failure_cause(failed: Sequence[ShardItem]) -> str:
+def failure_cause(failed: Sequence[ShardRecord]) -> str:
     """``Shard.Failed`` cause: which shards and why (the stderr tail rides in ``error``)."""
     parts = [f"shard {s.shard_id}: {s.error or 'failed'}" for s in failed[:MAX_CAUSE_SHARDS]]
     more = len(failed) - MAX_CAUSE_SHARDS
@@ -136,7 +136,7 @@ class NodeAgent:
             self.svc.store.add_instance_seconds(
                 ident.mission_id, ident.instance_type, capacity, seconds
             )
-        except (ClientError, BotoCoreError, ImdsError) as exc:
+        except (ClientError, BotoCoreError, ImdsError, MissionNotFound) as exc:
             log.warning("instance seconds not recorded", extra={"error": str(exc)})
 
     # ---- the attempt ---------------------------------------------------------------------
@@ -149,7 +149,7 @@ class NodeAgent:
             return ExitCode.SUPERSEDED
         token = self._token = unit.task_token
         mission = store.get_mission(ident.mission_id)
-        params = MissionParams.model_validate(mission["params"])
+        params = mission.mission_params()
         self._start_threads(params, token)  # the first heartbeat goes out now, at boot
         started = store.set_unit(
             ident.mission_id,
@@ -164,20 +164,20 @@ class NodeAgent:
         if not started:
             log.warning("attempt superseded before start")
             return ExitCode.SUPERSEDED
-        report = self._run_shards(ident, unit, params, mission["sample"])
+        report = self._run_shards(ident, unit, params, mission.sample)
         self._stop_threads()
         return self._conclude(ident, unit, report)
 
     def _run_shards(
         self,
         ident: NodeIdentity,
-        unit: UnitItem,
+        unit: UnitRecord,
         params: MissionParams,
-        sample: dict[str, Any],
+        sample: SampleRef,
     ) -> UnitReport:
         store = self.svc.store
         work_dir = self.config.work_dir / f"{ident.mission_id}-{ident.unit_id}-a{ident.attempt:03d}"
-        staged = stage_inputs(self.svc.s3, sample, params, work_dir, self.config.library_cache)
+        staged = stage_inputs(self.svc.objects, sample, params, work_dir, self.config.library_cache)
         self._bytes_downloaded = staged.bytes_downloaded
         shards = [
             s
@@ -226,7 +226,7 @@ class NodeAgent:
 
     # ---- the end -------------------------------------------------------------------------
 
-    def _conclude(self, ident: NodeIdentity, unit: UnitItem, report: UnitReport) -> ExitCode:
+    def _conclude(self, ident: NodeIdentity, unit: UnitRecord, report: UnitReport) -> ExitCode:
         if self.shutdown.superseded:
             log.warning("superseded: no report", extra={"why": self.shutdown.detail})
             return ExitCode.SUPERSEDED
@@ -245,7 +245,7 @@ class NodeAgent:
         return ExitCode.LOST
 
     def _finished(
-        self, ident: NodeIdentity, shards: Sequence[ShardItem], report: UnitReport
+        self, ident: NodeIdentity, shards: Sequence[ShardRecord], report: UnitReport
     ) -> ExitCode:
         failed = [s for s in shards if s.status is ShardStatus.FAILED]
         store = self.svc.store
@@ -261,14 +261,14 @@ class NodeAgent:
             log.warning("superseded at the finish line; no report")
             return ExitCode.SUPERSEDED
         summary = self._summary(ident, shards, report)
-        if self._token and report_success(self.svc.sfn, self._token, summary):
+        if self._token and self.svc.tokens.report_success(self._token, summary):
             log.info("unit succeeded", extra={"summary": summary})
         else:
             log.warning("success not delivered: the token is no longer live")
         return ExitCode.SUCCEEDED
 
     def _interrupted(
-        self, ident: NodeIdentity, open_shards: Sequence[ShardItem], report: UnitReport
+        self, ident: NodeIdentity, open_shards: Sequence[ShardRecord], report: UnitReport
     ) -> ExitCode:
         store = self.svc.store
         for shard in open_shards:
@@ -302,7 +302,7 @@ class NodeAgent:
         return ExitCode.INTERRUPTED
 
     def _summary(
-        self, ident: NodeIdentity, shards: Sequence[ShardItem], report: UnitReport
+        self, ident: NodeIdentity, shards: Sequence[ShardRecord], report: UnitReport
     ) -> dict[str, Any]:
         return {
             "unitId": ident.unit_id,
@@ -323,7 +323,7 @@ class NodeAgent:
 
     def _start_threads(self, params: MissionParams, token: str) -> None:
         beat = Heartbeat(
-            self.svc.sfn,
+            self.svc.tokens,
             token,
             heartbeat_interval(params.heartbeat_seconds),
             self._token_gone,
@@ -360,7 +360,7 @@ class NodeAgent:
         if self.shutdown.superseded or not self._token:
             return
         try:
-            delivered = report_failure(self.svc.sfn, self._token, error, cause)
+            delivered = self.svc.tokens.report_failure(self._token, error, cause)
         except (ClientError, BotoCoreError) as exc:
             log.error("could not report failure", extra={"error": str(exc)})
             return

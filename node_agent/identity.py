@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from workflow.aws.ec2 import TAG_ATTEMPT, TAG_MISSION, TAG_UNIT, instance_tags
+from workflow.aws.ec2 import TAG_ATTEMPT, TAG_MISSION, TAG_UNIT, Ec2Launcher
 
 ENV_IMDS_ENDPOINT: Final = "AWS_EC2_METADATA_SERVICE_ENDPOINT"
 DEFAULT_IMDS_ENDPOINT: Final = "http://169.254.169.254"
@@ -172,5 +172,5 @@ def resolve_identity(imds: ImdsClient, ec2: Any) -> NodeIdentity:
     instance_type = (imds.get(META + "instance-type") or "unknown").strip()
     tags = imds.tags()
     if tags is None:
-        tags = instance_tags(ec2, instance_id)
+        tags = Ec2Launcher(ec2).instance_tags(instance_id)
     return parse_identity(instance_id, instance_type, tags)

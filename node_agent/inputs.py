@@ -13,10 +13,11 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from workflow.params import MissionParams
 from workflow.planning import parse_s3_uri
+from workflow.ports import ObjectStore
+from workflow.request import SampleRef
 from workflow.workloads.base import WorkInputs
 
 
@@ -33,45 +34,44 @@ def cache_name(bucket: str, key: str, etag: str) -> str:
     return f"{digest}{Path(key).suffix if len(Path(key).suffix) <= 16 else ''}"
 
 
-def _download(s3: Any, bucket: str, key: str, dest: Path, extra: dict[str, str] | None) -> int:
+def _download(
+    objects: ObjectStore, bucket: str, key: str, dest: Path, version_id: str | None
+) -> int:
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".part-")
     os.close(fd)
     try:
-        s3.download_file(bucket, key, tmp, ExtraArgs=extra)
+        objects.download(bucket, key, Path(tmp), version_id=version_id)
         os.replace(tmp, dest)
     finally:
         Path(tmp).unlink(missing_ok=True)
     return dest.stat().st_size
 
 
-def fetch_library(s3: Any, uri: str, cache_dir: Path) -> tuple[Path, int, bool]:
+def fetch_library(objects: ObjectStore, uri: str, cache_dir: Path) -> tuple[Path, int, bool]:
     """The library at ``uri`` on local disk: (path, bytes downloaded, was cached)."""
     bucket, key = parse_s3_uri(uri)
-    head = s3.head_object(Bucket=bucket, Key=key)
-    etag = str(head.get("ETag", "")).strip('"')
-    path = cache_dir / cache_name(bucket, key, etag)
-    if path.is_file() and path.stat().st_size == int(head.get("ContentLength", -1)):
+    head = objects.head(bucket, key)
+    path = cache_dir / cache_name(bucket, key, head.etag)
+    if path.is_file() and path.stat().st_size == head.size:
         return path, 0, True
-    extra = {"VersionId": str(head["VersionId"])} if head.get("VersionId") else None
-    return path, _download(s3, bucket, key, path, extra), False
+    return path, _download(objects, bucket, key, path, head.version_id), False
 
 
 def stage_inputs(
-    s3: Any,
-    sample: dict[str, Any],
+    objects: ObjectStore,
+    sample: SampleRef,
     params: MissionParams,
     work_dir: Path,
     cache_dir: Path,
 ) -> StagedInputs:
     """Download what every shard of the unit reads; the workload default when no library."""
-    extra = {"VersionId": str(sample["versionId"])} if sample.get("versionId") else None
     local = work_dir / "sample"
-    size = _download(s3, str(sample["bucket"]), str(sample["key"]), local, extra)
+    size = _download(objects, sample.bucket, sample.key, local, sample.version_id)
     reference: Path | None = None
     cached = False
     if params.library:
-        reference, fetched, cached = fetch_library(s3, params.library, cache_dir)
+        reference, fetched, cached = fetch_library(objects, params.library, cache_dir)
         size += fetched
     inputs = WorkInputs(sample=local, reference=reference, options=params.workload_options())
     return StagedInputs(inputs, size, cached)

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from node_agent.logs import get_logger
-from workflow.aws.tokens import heartbeat
+from workflow.ports import TaskReporter
 
 MIN_INTERVAL_SECONDS: Final = 1.0
 log = get_logger("liveness")
@@ -30,13 +30,13 @@ class Heartbeat(threading.Thread):
 
     def __init__(
         self,
-        sfn: Any,
+        tokens: TaskReporter,
         token: str,
         interval: float,
         on_superseded: Callable[[], None],
     ) -> None:
         super().__init__(name="heartbeat", daemon=True)
-        self._sfn = sfn
+        self._tokens = tokens
         self._token = token
         self.interval = interval
         self._on_superseded = on_superseded
@@ -49,7 +49,7 @@ class Heartbeat(threading.Thread):
     def beat(self) -> bool:
         """One heartbeat; False only when the token is gone (transient errors are retried)."""
         try:
-            live = heartbeat(self._sfn, self._token)
+            live = self._tokens.heartbeat(self._token)
         except (ClientError, BotoCoreError) as exc:
             log.warning("heartbeat failed, will retry", extra={"error": str(exc)})
             return True

@@ -34,10 +34,10 @@ from node_agent.runner import (
     WorkerOutcome,
 )
 from node_agent.shutdown import Shutdown, StopCause
-from workflow.aws.dynamodb import ShardItem
 from workflow.aws.services import Services
 from workflow.keys import KIND_SHARD_RESULT, kind_tagging, shard_result_key
 from workflow.params import MissionParams
+from workflow.records import ShardRecord
 from workflow.states import ShardStatus
 from workflow.workloads.base import WorkInputs
 
@@ -117,7 +117,7 @@ class UnitRun:
 
     # ---- the loop ------------------------------------------------------------------------
 
-    def run(self, shards: list[ShardItem]) -> UnitReport:
+    def run(self, shards: list[ShardRecord]) -> UnitReport:
         """Run the shards; returns once every outcome is recorded (commits included)."""
         try:
             self._run(shards)
@@ -136,9 +136,9 @@ class UnitRun:
             self._commits.remove(commit)
             commit.result()
 
-    def _run(self, shards: list[ShardItem]) -> None:
+    def _run(self, shards: list[ShardRecord]) -> None:
         pending = deque(sorted(shards, key=lambda s: s.index))
-        running: dict[Future[WorkerOutcome], ShardItem] = {}
+        running: dict[Future[WorkerOutcome], ShardRecord] = {}
         deadline: float | None = None
         while pending or running:
             while pending and len(running) < self._pool.slots and not self._shutdown.stopping:
@@ -173,7 +173,7 @@ class UnitRun:
 
     # ---- start ---------------------------------------------------------------------------
 
-    def _start(self, shard: ShardItem) -> Future[WorkerOutcome] | None:
+    def _start(self, shard: ShardRecord) -> Future[WorkerOutcome] | None:
         """Claim the shard (conditional) and hand it to a worker; None when refused."""
         ident = self._ident
         ref, resume = self.checkpoints.resume_point(
@@ -236,7 +236,7 @@ class UnitRun:
             with active.lock:
                 active.open = False
 
-    def _finish(self, shard: ShardItem, outcome: WorkerOutcome) -> None:
+    def _finish(self, shard: ShardRecord, outcome: WorkerOutcome) -> None:
         self._close(shard.shard_id)
         self.report.shard_seconds += outcome.seconds
         if outcome.kind == "stopped":
@@ -244,7 +244,7 @@ class UnitRun:
         else:
             self._commits.append(self._committer.submit(self._record, shard, outcome))
 
-    def _record(self, shard: ShardItem, outcome: WorkerOutcome) -> None:
+    def _record(self, shard: ShardRecord, outcome: WorkerOutcome) -> None:
         """On the committer thread: commit a result or record a failure, in finish order."""
         if self._shutdown.superseded:
             log.warning(
@@ -256,7 +256,7 @@ class UnitRun:
         else:
             self._failed(shard, outcome)
 
-    def _stopped(self, shard: ShardItem, outcome: WorkerOutcome) -> None:
+    def _stopped(self, shard: ShardRecord, outcome: WorkerOutcome) -> None:
         key, _ = self.uploader.latest(shard.shard_id)
         if outcome.checkpoint:
             key = self.uploader.offer(shard.shard_id, outcome.checkpoint, outcome.position)
@@ -266,15 +266,15 @@ class UnitRun:
             extra={"shardId": shard.shard_id, "position": outcome.position, "checkpoint": key},
         )
 
-    def _commit(self, shard: ShardItem, result: Path, outcome: WorkerOutcome) -> None:
+    def _commit(self, shard: ShardRecord, result: Path, outcome: WorkerOutcome) -> None:
         ident = self._ident
         key = shard_result_key(ident.mission_id, shard.shard_id, ident.attempt, result.suffix)
         size = result.stat().st_size
-        self._svc.s3.upload_file(
-            str(result),
+        self._svc.objects.upload(
+            result,
             self._svc.settings.result_bucket,
             key,
-            ExtraArgs={"Tagging": kind_tagging(KIND_SHARD_RESULT)},  # lifecycle-expired
+            tagging=kind_tagging(KIND_SHARD_RESULT),  # lifecycle-expired
         )
         committed = self._svc.store.move_shard(
             ident.mission_id,
@@ -313,7 +313,7 @@ class UnitRun:
             and current.result_key == key
         )
 
-    def _failed(self, shard: ShardItem, outcome: WorkerOutcome) -> None:
+    def _failed(self, shard: ShardRecord, outcome: WorkerOutcome) -> None:
         ident = self._ident
         cause = outcome.cause[-ERROR_FIELD_CHARS:]
         moved = self._svc.store.move_shard(

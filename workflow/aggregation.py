@@ -7,7 +7,6 @@ superseded attempt can never enter the result.
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -16,14 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from workflow.aws.dynamodb import ShardItem, UnitItem
-from workflow.aws.services import Services
 from workflow.cost import CostBreakdown, PriceList, Usage, estimate
 from workflow.errors import MissionNotFound
 from workflow.instance_types import CATALOG
 from workflow.keys import final_result_key
 from workflow.params import MissionParams
+from workflow.ports import Ports
 from workflow.progress import progress_of
+from workflow.records import MissionRecord, ShardRecord, UnitRecord
 from workflow.states import SETTLED_SHARD, Capacity, MissionStatus, ShardStatus, UnitStatus
 from workflow.workloads import load_workload
 from workflow.workloads.base import WorkInputs
@@ -32,7 +31,6 @@ MAX_LISTED_FAILURES = 50
 # Shard results fetched at once: one at a time, 100,000 results (~20 ms per GET) would not
 # fit in a Lambda's 15 minutes.
 FETCH_WORKERS = 16
-_COPY_CHUNK = 1024 * 1024
 # Modelled per-mission overheads (documented in benchmarks/README.md; measured there).
 PARENT_TRANSITIONS = 7
 LAMBDA_GB = 0.5
@@ -107,11 +105,11 @@ def decide_status(done: int, failed: int, tolerance_percent: float) -> MissionSt
 
 
 def aggregate_mission(
-    mission_id: str, svc: Services, started_at: float | None = None
+    mission_id: str, svc: Ports, started_at: float | None = None
 ) -> MissionSummary:
     store = svc.store
     mission = store.get_mission(mission_id)
-    params = MissionParams.model_validate(mission["params"])
+    params = mission.mission_params()
     shards = store.list_shards(mission_id)
     if not shards:
         raise MissionNotFound(f"mission {mission_id} has no shards in tblTrans")
@@ -136,7 +134,7 @@ def aggregate_mission(
         retries=counts.retries,
         interruptions=counts.interruptions,
         result_uri=result_uri,
-        duration_seconds=time.time() - (started_at or float(mission["createdAt"])),
+        duration_seconds=time.time() - (started_at or mission.created_at),
         cost=price_mission(mission, shards, units),
         cause=_cause(failed, params),
         reduce_summary=reduced,
@@ -145,7 +143,7 @@ def aggregate_mission(
     return summary
 
 
-def _fail_unfinished(mission_id: str, shards: Sequence[ShardItem], svc: Services) -> int:
+def _fail_unfinished(mission_id: str, shards: Sequence[ShardRecord], svc: Ports) -> int:
     """Shards still open when the Map ended (e.g. the Map itself failed) count as FAILED;
     returns how many were open."""
     unfinished = [s for s in shards if s.status not in SETTLED_SHARD]
@@ -162,38 +160,35 @@ def _fail_unfinished(mission_id: str, shards: Sequence[ShardItem], svc: Services
 
 
 def _reduce(
-    mission: Mapping[str, Any], params: MissionParams, done: Sequence[ShardItem], svc: Services
+    mission: MissionRecord, params: MissionParams, done: Sequence[ShardRecord], svc: Ports
 ) -> tuple[str, Mapping[str, Any]]:
     bucket = svc.settings.result_bucket
     workload = load_workload(params.workload)
     ordered = sorted(done, key=lambda s: s.index)
     suffix = PurePosixPath(str(ordered[0].result_key)).suffix
-    key = final_result_key(str(mission["missionId"]), suffix)
+    key = final_result_key(mission.mission_id, suffix)
     with tempfile.TemporaryDirectory(prefix="lighthpc-reduce-") as tmp:
         root = Path(tmp)
         files = _fetch_results(svc, bucket, ordered, root, suffix)
         sample = root / "sample"
-        src = mission["sample"]
-        extra = {"VersionId": src["versionId"]} if src.get("versionId") else None
-        svc.s3.download_file(src["bucket"], src["key"], str(sample), ExtraArgs=extra)
+        src = mission.sample
+        svc.objects.download(src.bucket, src.key, sample, version_id=src.version_id)
         out = root / f"result{suffix}"
         reduced = workload.reduce(
             files, out, WorkInputs(sample=sample, options=params.workload_options())
         )
-        svc.s3.upload_file(str(out), bucket, key)
+        svc.objects.upload(out, bucket, key)
     return f"s3://{bucket}/{key}", dict(reduced)
 
 
 def _fetch_results(
-    svc: Services, bucket: str, shards: Sequence[ShardItem], root: Path, suffix: str
+    svc: Ports, bucket: str, shards: Sequence[ShardRecord], root: Path, suffix: str
 ) -> list[Path]:
     """Download each shard's committed result, FETCH_WORKERS at a time; files in shard order."""
 
-    def fetch(shard: ShardItem) -> Path:
+    def fetch(shard: ShardRecord) -> Path:
         local = root / f"{shard.shard_id}{suffix}"
-        body = svc.s3.get_object(Bucket=bucket, Key=str(shard.result_key))["Body"]
-        with local.open("wb") as out:
-            shutil.copyfileobj(body, out, _COPY_CHUNK)
+        svc.objects.fetch(bucket, str(shard.result_key), local)
         return local
 
     with ThreadPoolExecutor(FETCH_WORKERS, thread_name_prefix="rslt-fetch") as pool:
@@ -201,8 +196,8 @@ def _fetch_results(
 
 
 def mission_usage(
-    shards: Sequence[ShardItem],
-    units: Sequence[UnitItem],
+    shards: Sequence[ShardRecord],
+    units: Sequence[UnitRecord],
     instance_seconds: Mapping[str, float] | None = None,
 ) -> Usage:
     """Modelled orchestration from the recorded launches (benchmarks measure the real counts)
@@ -221,14 +216,14 @@ def mission_usage(
 
 
 def price_mission(
-    mission: Mapping[str, Any],
-    shards: Sequence[ShardItem],
-    units: Sequence[UnitItem],
+    mission: MissionRecord,
+    shards: Sequence[ShardRecord],
+    units: Sequence[UnitRecord],
     prices: PriceList | None = None,
 ) -> CostBreakdown:
     """The one cost model: RsltProc records it, ``lighthpc cost`` shows it. Compute is what
     every node billed (``instanceSeconds``, all attempts, interrupted ones too)."""
-    return estimate(mission_usage(shards, units, mission.get("instanceSeconds")), prices)
+    return estimate(mission_usage(shards, units, mission.instance_seconds), prices)
 
 
 def _instance_keys(raw: Mapping[str, float]) -> dict[tuple[str, Capacity], float]:
@@ -241,7 +236,7 @@ def _instance_keys(raw: Mapping[str, float]) -> dict[tuple[str, Capacity], float
     return out
 
 
-def _cause(failed: Sequence[ShardItem], params: MissionParams) -> str:
+def _cause(failed: Sequence[ShardRecord], params: MissionParams) -> str:
     if not failed:
         return ""
     first = failed[0]
@@ -251,7 +246,7 @@ def _cause(failed: Sequence[ShardItem], params: MissionParams) -> str:
     )
 
 
-def _mission_fields(summary: MissionSummary, failed: Sequence[ShardItem]) -> dict[str, Any]:
+def _mission_fields(summary: MissionSummary, failed: Sequence[ShardRecord]) -> dict[str, Any]:
     return {
         "status": summary.status.value,
         "shardsDone": summary.done,

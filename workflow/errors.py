@@ -100,3 +100,13 @@ class AslInvalid(LightHpcError):
 
 class WorkloadNotFound(LightHpcError):
     error_name = "Workload.NotFound"
+
+
+class ObjectUnavailable(LightHpcError):
+    """An S3 object cannot be read (absent, wrong version, access denied); ``code`` is S3's."""
+
+    error_name = "Object.Unavailable"
+
+    def __init__(self, message: str, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code

@@ -12,11 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from workflow.aws.ec2 import LaunchRequest, launch_node, terminate
-from workflow.aws.services import Services
-from workflow.aws.tokens import report_success
 from workflow.errors import MissionInvalidInput
-from workflow.params import MissionParams
+from workflow.ports import LaunchRequest, Ports
 from workflow.states import SETTLED_SHARD, Capacity, ShardStatus, UnitStatus
 
 
@@ -45,10 +42,10 @@ def choose_capacity(interruptions: int, spot_attempts: int) -> Capacity:
     return Capacity.ON_DEMAND if interruptions >= spot_attempts else Capacity.SPOT
 
 
-def launch_unit(cmd: LaunchCommand, svc: Services) -> dict[str, Any]:
+def launch_unit(cmd: LaunchCommand, svc: Ports) -> dict[str, Any]:
     store = svc.store
     mission = store.get_mission(cmd.mission_id)
-    params = MissionParams.model_validate(mission["params"])
+    params = mission.mission_params()
     before = store.get_unit(cmd.mission_id, cmd.unit_id)
     capacity = choose_capacity(len(before.interrupted_attempts), params.spot_attempts)
     unit, queued = store.begin_attempt(
@@ -61,10 +58,9 @@ def launch_unit(cmd: LaunchCommand, svc: Services) -> dict[str, Any]:
         store.set_unit(
             cmd.mission_id, cmd.unit_id, cmd.attempt, {"status": UnitStatus.SUCCEEDED.value}
         )
-        report_success(svc.sfn, cmd.task_token, {"unitId": cmd.unit_id, "alreadyDone": True})
+        svc.tokens.report_success(cmd.task_token, {"unitId": cmd.unit_id, "alreadyDone": True})
         return {"unitId": cmd.unit_id, "attempt": cmd.attempt, "launched": False}
-    node = launch_node(
-        svc.ec2,
+    node = svc.compute.launch(
         LaunchRequest(
             mission_id=cmd.mission_id,
             unit_id=cmd.unit_id,
@@ -81,7 +77,7 @@ def launch_unit(cmd: LaunchCommand, svc: Services) -> dict[str, Any]:
         cmd.attempt,
         {"instanceId": node.instance_id, "instanceType": node.instance_type},
     ):
-        terminate(svc.ec2, [node.instance_id])  # superseded while launching: no orphan
+        svc.compute.terminate([node.instance_id])  # superseded while launching: no orphan
     return {
         "unitId": unit.unit_id,
         "attempt": cmd.attempt,
@@ -91,7 +87,7 @@ def launch_unit(cmd: LaunchCommand, svc: Services) -> dict[str, Any]:
     }
 
 
-def record_unit_failure(payload: Mapping[str, Any], svc: Services) -> dict[str, Any]:
+def record_unit_failure(payload: Mapping[str, Any], svc: Ports) -> dict[str, Any]:
     """Mark the unit's unfinished shards FAILED with the cause; terminate its node if any."""
     mission_id = str(payload["missionId"])
     unit_id = str(payload["unitId"])
@@ -116,7 +112,7 @@ def record_unit_failure(payload: Mapping[str, Any], svc: Services) -> dict[str, 
         mission_id, unit_id, unit.attempt, {"status": UnitStatus.FAILED.value, "error": cause}
     )
     if unit.instance_id:
-        terminate(svc.ec2, [unit.instance_id])
+        svc.compute.terminate([unit.instance_id])
     return {"unitId": unit_id, "failedShards": failed}
 
 

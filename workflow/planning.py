@@ -9,21 +9,19 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from workflow.aws.dynamodb import TTL_ATTRIBUTE
-from workflow.aws.samples import s3_head_sample
-from workflow.aws.services import Services
-from workflow.errors import MissionInvalidInput
+from workflow.errors import MissionInvalidInput, ObjectUnavailable
 from workflow.keys import manifest_key
 from workflow.params import MissionParams
 from workflow.planner import WorkUnit, pack_units, plan_shards
+from workflow.ports import Ports
+from workflow.records import MissionRecord
 from workflow.request import MissionRequest, SampleRef, parse_execution_input
-from workflow.start_checks import stored_profiles, validate_start
+from workflow.start_checks import object_head, stored_profiles, validate_start
 from workflow.states import MissionStatus
 from workflow.workloads import load_workload
 from workflow.workloads.base import WorkInputs
@@ -61,7 +59,7 @@ def map_concurrency(max_nodes: int, units: int, node_cap: int = 0) -> int:
     return min(concurrency, node_cap) if node_cap > 0 else concurrency
 
 
-def expires_at(svc: Services) -> int:
+def expires_at(svc: Ports) -> int:
     """TTL of the mission's items: retention counted from planning (a mission cannot run
     longer than its timeoutSeconds, at most a week, so it always ends well before)."""
     return int(time.time()) + svc.settings.retention_days * 86_400
@@ -71,13 +69,13 @@ def mission_id_for(dedupe_key: str) -> str:
     return f"m-{dedupe_key[:16]}"
 
 
-def plan_mission(event: Any, execution_arn: str, svc: Services) -> PlanResult:
+def plan_mission(event: Any, execution_arn: str, svc: Ports) -> PlanResult:
     request = parse_execution_input(event)
     start = validate_start(
         request,
         settings=svc.settings,
         profile_params=stored_profiles(svc.store),
-        head_sample=s3_head_sample(svc.s3),
+        head_sample=object_head(svc.objects),
     )
     params, sample = start.params, start.sample
     with tempfile.TemporaryDirectory(prefix="lighthpc-plan-") as tmp:
@@ -101,6 +99,7 @@ def plan_mission(event: Any, execution_arn: str, svc: Services) -> PlanResult:
             params.max_nodes, len(units), svc.settings.max_concurrent_nodes
         ),
     )
+    ttl = expires_at(svc)
     record = _mission_record(
         mission_id,
         request=request,
@@ -108,13 +107,11 @@ def plan_mission(event: Any, execution_arn: str, svc: Services) -> PlanResult:
         params=params,
         plan=result,
         execution_arn=execution_arn,
+        expires=ttl,
+        invalid_lines=report.invalid_lines,
     )
-    ttl = expires_at(svc)
-    record[TTL_ATTRIBUTE] = ttl
-    record["invalidSampleLines"] = list(report.invalid_lines[:1000])
-    record["invalidSampleCount"] = len(report.invalid_lines)
     existing = svc.store.create_mission(record)
-    if existing is not None and existing.get("executionArn") != execution_arn:
+    if existing is not None and existing.execution_arn != execution_arn:
         return PlanResult(**{**result.__dict__, "duplicate": True})
     _write_plan(mission_id, units, result, svc, created=existing is None, ttl=ttl)
     return result
@@ -127,18 +124,17 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def fetch_inputs(sample: SampleRef, params: MissionParams, svc: Services, into: Path) -> WorkInputs:
+def fetch_inputs(sample: SampleRef, params: MissionParams, svc: Ports, into: Path) -> WorkInputs:
     """Download the sample (pinned version) and the reference library, if any, into ``into``."""
     local = into / "sample"
-    extra = {"VersionId": sample.version_id} if sample.version_id else {}
-    svc.s3.download_file(sample.bucket, sample.key, str(local), ExtraArgs=extra or None)
+    svc.objects.download(sample.bucket, sample.key, local, version_id=sample.version_id)
     reference = None
     if params.library:
         bucket, key = parse_s3_uri(params.library)
         reference = into / "library"
         try:
-            svc.s3.download_file(bucket, key, str(reference))
-        except ClientError as exc:
+            svc.objects.download(bucket, key, reference)
+        except ObjectUnavailable as exc:
             raise MissionInvalidInput(f"library {params.library} cannot be read") from exc
     return WorkInputs(sample=local, reference=reference, options=params.workload_options())
 
@@ -151,35 +147,31 @@ def _mission_record(
     params: MissionParams,
     plan: PlanResult,
     execution_arn: str,
-) -> dict[str, Any]:
-    return {
-        "missionId": mission_id,
-        "status": MissionStatus.PLANNED.value,
-        "executionArn": execution_arn,
-        "source": request.source,
-        "profile": request.profile,
-        "sample": {
-            "bucket": sample.bucket,
-            "key": sample.key,
-            "etag": sample.etag,
-            "versionId": sample.version_id,
-            "size": sample.size,
-        },
-        "params": params.to_wire(),
-        "shards": plan.shards,
-        "units": plan.units,
-        "shardsDone": 0,
-        "shardsFailed": 0,
-        "instanceSeconds": {},
-        "createdAt": time.time(),
-    }
+    expires: int,
+    invalid_lines: Sequence[int],
+) -> MissionRecord:
+    return MissionRecord(
+        mission_id=mission_id,
+        status=MissionStatus.PLANNED,
+        execution_arn=execution_arn,
+        source=request.source,
+        profile=request.profile,
+        sample=sample,
+        params=params.to_wire(),
+        shards=plan.shards,
+        units=plan.units,
+        created_at=time.time(),
+        expires_at=expires,
+        invalid_sample_lines=tuple(invalid_lines[:1000]),
+        invalid_sample_count=len(invalid_lines),
+    )
 
 
 def _write_plan(
     mission_id: str,
     units: list[WorkUnit],
     plan: PlanResult,
-    svc: Services,
+    svc: Ports,
     *,
     created: bool,
     ttl: int,
@@ -188,11 +180,8 @@ def _write_plan(
     try:
         svc.store.put_plan(mission_id, units, ttl)
         body = json.dumps([u.manifest_item() for u in units], separators=(",", ":"))
-        svc.s3.put_object(
-            Bucket=plan.manifest_bucket,
-            Key=plan.manifest_key,
-            Body=body.encode(),
-            ContentType="application/json",
+        svc.objects.put_bytes(
+            plan.manifest_bucket, plan.manifest_key, body.encode(), content_type="application/json"
         )
         svc.store.update_mission(mission_id, {"status": MissionStatus.RUNNING.value})
     except Exception:

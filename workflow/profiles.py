@@ -10,9 +10,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from workflow.aws.dynamodb import DynamoMissionStore
 from workflow.errors import MissionInvalidInput, ProfileInvalid, ProfileNotFound
 from workflow.params import parse_params
+from workflow.ports import MissionStore
 from workflow.request import validate_profile_name
 
 
@@ -23,7 +23,7 @@ def _name(name: Any) -> str:
         raise ProfileInvalid(str(exc)) from exc
 
 
-def put_profile(store: DynamoMissionStore, name: Any, params: Any) -> dict[str, Any]:
+def put_profile(store: MissionStore, name: Any, params: Any) -> dict[str, Any]:
     name = _name(name)
     if not isinstance(params, Mapping):
         raise ProfileInvalid(f"profile params must be a JSON object, got {type(params).__name__}")
@@ -35,24 +35,22 @@ def put_profile(store: DynamoMissionStore, name: Any, params: Any) -> dict[str, 
     return {"profile": name, "params": dict(params)}
 
 
-def get_profile(store: DynamoMissionStore, name: Any) -> dict[str, Any]:
+def get_profile(store: MissionStore, name: Any) -> dict[str, Any]:
     name = _name(name)
     item = store.get_profile(name)
     if item is None:
         raise ProfileNotFound(f"no MissionCfg profile {name!r}")
-    return {"profile": name, "params": item.get("params", {}), "updatedAt": item.get("updatedAt")}
+    return {"profile": name, "params": dict(item.params), "updatedAt": item.updated_at}
 
 
-def delete_profile(store: DynamoMissionStore, name: Any) -> dict[str, Any]:
+def delete_profile(store: MissionStore, name: Any) -> dict[str, Any]:
     name = _name(name)
     if not store.delete_profile(name):
         raise ProfileNotFound(f"no MissionCfg profile {name!r}")
     return {"profile": name, "deleted": True}
 
 
-def list_profiles(store: DynamoMissionStore) -> dict[str, Any]:
+def list_profiles(store: MissionStore) -> dict[str, Any]:
     return {
-        "profiles": [
-            {"profile": p["profile"], "params": p.get("params", {})} for p in store.list_profiles()
-        ]
+        "profiles": [{"profile": p.name, "params": dict(p.params)} for p in store.list_profiles()]
     }

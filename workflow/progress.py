@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from workflow.aws.dynamodb import ShardItem, UnitItem
+from workflow.records import ShardRecord, UnitRecord
 from workflow.states import ShardStatus, UnitStatus
 
 
@@ -50,7 +50,7 @@ class Progress:
         }
 
 
-def progress_of(shards: Sequence[ShardItem], units: Sequence[UnitItem]) -> Progress:
+def progress_of(shards: Sequence[ShardRecord], units: Sequence[UnitRecord]) -> Progress:
     """Progress from ``tblTrans`` alone (the same counts the local view shows)."""
     status = [s.status for s in shards]
     return Progress(

@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from workflow.errors import LightHpcError, MissionInvalidInput
+from workflow.errors import MissionInvalidInput, ObjectUnavailable
 from workflow.params import MissionParams, parse_params
+from workflow.ports import MissionStore, ObjectHead, ObjectStore
 from workflow.request import MissionRequest, SampleRef
 from workflow.settings import Settings
 
@@ -27,35 +28,10 @@ class ProfileParams(Protocol):
         """The params stored under profile ``name``; None when there is no such profile."""
 
 
-@dataclass(frozen=True)
-class SampleHead:
-    """What a HEAD of the sample says: its size and the exact version it pins."""
-
-    size: int
-    etag: str | None = None
-    version_id: str | None = None
-
-
-class SampleUnreadable(LightHpcError):
-    """The sample cannot be read as asked (missing, forbidden, a bad version id): a fault of
-    the input, never of the service. Raised by a ``HeadSample``; ``validate_start`` turns it
-    into ``Mission.InvalidInput``."""
-
-    error_name = "Sample.Unreadable"
-
-    def __init__(self, code: str) -> None:
-        super().__init__(code)
-        self.code = code
-
-
 class HeadSample(Protocol):
-    def __call__(self, sample: SampleRef, /) -> SampleHead:
-        """HEAD ``sample``; ``SampleUnreadable`` when the input is at fault, any other
-        error when the service is."""
-
-
-class ProfileStore(Protocol):
-    def get_profile(self, name: str) -> Mapping[str, Any] | None: ...
+    def __call__(self, sample: SampleRef, /) -> ObjectHead:
+        """HEAD ``sample``; ``ObjectUnavailable`` when the input is at fault (missing,
+        forbidden, a bad version id), any other error when the service is."""
 
 
 @dataclass(frozen=True)
@@ -66,14 +42,23 @@ class ValidStart:
     sample: SampleRef
 
 
-def stored_profiles(store: ProfileStore) -> ProfileParams:
+def stored_profiles(store: MissionStore) -> ProfileParams:
     """The ``ProfileParams`` of MissionCfg profiles kept in ``store``."""
 
     def lookup(name: str) -> Mapping[str, Any] | None:
-        item = store.get_profile(name)
-        return None if item is None else dict(item.get("params", {}))
+        profile = store.get_profile(name)
+        return None if profile is None else dict(profile.params)
 
     return lookup
+
+
+def object_head(objects: ObjectStore) -> HeadSample:
+    """The ``HeadSample`` of the sample's object in ``objects``, at its version if pinned."""
+
+    def head(sample: SampleRef) -> ObjectHead:
+        return objects.head(sample.bucket, sample.key, version_id=sample.version_id)
+
+    return head
 
 
 def validate_start(
@@ -119,7 +104,7 @@ def _pinned(sample: SampleRef, head_sample: HeadSample) -> SampleRef:
     the version HEAD saw (so a later upload to the same key cannot change the mission)."""
     try:
         head = head_sample(sample)
-    except SampleUnreadable as exc:
+    except ObjectUnavailable as exc:
         raise MissionInvalidInput(f"sample {sample.uri} cannot be read ({exc.code})") from exc
     if head.size == 0:
         raise MissionInvalidInput(f"sample {sample.uri} is empty")

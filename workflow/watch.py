@@ -9,20 +9,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from workflow.aws.ec2 import (
-    TAG_ATTEMPT,
-    TAG_MISSION,
-    TAG_UNIT,
-    instance_tags,
-    mission_instances,
-    terminate,
-)
-from workflow.aws.services import Services
-from workflow.aws.tokens import report_failure
 from workflow.errors import MissionNotFound, NodeLost, SpotInterrupted
+from workflow.ports import Ports
 from workflow.states import FAILED_EXECUTION, ExecutionStatus, MissionStatus, UnitStatus
 
 SPOT_WARNING = "EC2 Spot Instance Interruption Warning"
@@ -33,23 +23,7 @@ ENDED_EXECUTION = FAILED_EXECUTION
 _OPEN_UNIT = frozenset({UnitStatus.LAUNCHING, UnitStatus.RUNNING})
 
 
-@dataclass(frozen=True)
-class NodeRef:
-    instance_id: str
-    mission_id: str
-    unit_id: str
-    attempt: int
-
-
-def node_ref(svc: Services, instance_id: str) -> NodeRef | None:
-    """Our tags on the instance, or None when it is not one of our nodes."""
-    tags = instance_tags(svc.ec2, instance_id)
-    if TAG_MISSION not in tags or TAG_UNIT not in tags or TAG_ATTEMPT not in tags:
-        return None
-    return NodeRef(instance_id, tags[TAG_MISSION], tags[TAG_UNIT], int(tags[TAG_ATTEMPT]))
-
-
-def handle_event(event: Mapping[str, Any], svc: Services) -> dict[str, Any]:
+def handle_event(event: Mapping[str, Any], svc: Ports) -> dict[str, Any]:
     kind = event.get("detail-type")
     detail = event.get("detail") or {}
     if kind == SPOT_WARNING:
@@ -63,8 +37,8 @@ def handle_event(event: Mapping[str, Any], svc: Services) -> dict[str, Any]:
     return {"action": "ignored", "reason": f"event {kind!r}"}
 
 
-def on_node_gone(svc: Services, instance_id: str, *, interrupted: bool) -> dict[str, Any]:
-    ref = node_ref(svc, instance_id)
+def on_node_gone(svc: Ports, instance_id: str, *, interrupted: bool) -> dict[str, Any]:
+    ref = svc.compute.node_ref(instance_id)
     if ref is None:
         return {"action": "ignored", "reason": "not a lightHPC node"}
     store = svc.store
@@ -81,8 +55,7 @@ def on_node_gone(svc: Services, instance_id: str, *, interrupted: bool) -> dict[
     new_status = UnitStatus.INTERRUPTED if was_interrupted else UnitStatus.LOST
     if not store.set_unit(ref.mission_id, ref.unit_id, ref.attempt, {"status": new_status.value}):
         return {"action": "ignored", "reason": "attempt superseded"}
-    reported = report_failure(
-        svc.sfn,
+    reported = svc.tokens.report_failure(
         unit.task_token,
         error.error_name,
         f"node {instance_id} of {ref.mission_id}/{ref.unit_id} attempt {ref.attempt} "
@@ -91,12 +64,12 @@ def on_node_gone(svc: Services, instance_id: str, *, interrupted: bool) -> dict[
     return {"action": "failed-token", "error": error.error_name, "reported": reported}
 
 
-def on_execution_ended(svc: Services, execution_arn: str, status: str) -> dict[str, Any]:
+def on_execution_ended(svc: Ports, execution_arn: str, status: str) -> dict[str, Any]:
     mission_id = svc.store.mission_for_execution(execution_arn)
     if mission_id is None:
         return {"action": "ignored", "reason": "no mission for this execution"}
-    instances = mission_instances(svc.ec2, mission_id)
-    terminate(svc.ec2, instances)
+    instances = svc.compute.mission_instances(mission_id)
+    svc.compute.terminate(instances)
     final = MissionStatus.ABORTED if status == ExecutionStatus.ABORTED else MissionStatus.FAILED
     svc.store.update_mission(mission_id, {"status": final.value})
     return {"action": "terminated", "missionId": mission_id, "instances": instances}

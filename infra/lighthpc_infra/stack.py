@@ -27,9 +27,9 @@ from lighthpc_infra.network import Network
 from lighthpc_infra.notifications import Notifications
 from lighthpc_infra.orchestration import MissionStateMachine
 from lighthpc_infra.storage import MISSIONS_PREFIX, Storage
-from workflow.aws.dynamodb import EXECUTION_INDEX, PROFILE_PREFIX
 from workflow.aws.ec2 import TAG_MISSION
 from workflow.keys import manifest_key
+from workflow.records import EXECUTION_INDEX, PROFILE_PREFIX
 from workflow.settings import Settings
 from workflow.stack_outputs import DESCRIPTIONS, outputs_for
 from workflow.trigger import source_event_pattern

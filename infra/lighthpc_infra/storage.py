@@ -10,7 +10,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from workflow import keys, repository
-from workflow.aws.dynamodb import EXECUTION_INDEX
+from workflow.records import EXECUTION_INDEX
 
 MISSIONS_PREFIX: Final = "missions/"
 # S3 lifecycle filters take a key prefix and tags, never a wildcard such as

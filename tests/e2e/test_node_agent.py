@@ -102,14 +102,14 @@ def test_six_molsim_shards_via_s3_upload_equal_the_one_piece_search(
         stack.services.s3.put_object(Bucket=stack.settings.source_bucket, Key=key, Body=sample)
         mission_id = wait_for(
             lambda: next(
-                (m["missionId"] for m in store.scan_missions() if m["sample"]["key"] == key), None
+                (m.mission_id for m in store.scan_missions() if m.sample.key == key), None
             ),
             30,
             "the S3 upload to start a mission",
         )
     finally:
         store.put_profile(stack.settings.default_profile, dict(DEFAULT_LOCAL_PROFILE), 0.0)
-    arn = str(store.get_mission(mission_id)["executionArn"])
+    arn = str(store.get_mission(mission_id).execution_arn)
     desc = wait_execution(stack, arn)
     assert desc["status"] == "SUCCEEDED", desc
     node = node_of(pool, mission_id, 1)
@@ -153,7 +153,7 @@ def test_command_workload_gets_a_key_with_shell_metacharacters_without_a_shell(
         "".join(w.upper() + "\n" for w in words[i : i + 3]) + literal + "\n" for i in (0, 3, 6)
     )
     assert result_bytes(stack, mission_id, ".out").decode() == expected
-    assert stack.services.store.get_mission(mission_id)["sample"]["key"] == key
+    assert stack.services.store.get_mission(mission_id).sample.key == key
     node = node_of(pool, mission_id, 1)
     assert pool.wait(node.instance_id, 30) == ExitCode.SUCCEEDED
     assert_terminated(stack, node)

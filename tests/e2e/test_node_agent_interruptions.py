@@ -38,8 +38,8 @@ from tests.e2e._node_agent_fixtures import (
 )
 from tests.e2e.conftest import NODE_ENV
 from tests.waiting import wait_for
-from workflow.aws.dynamodb import SHARD_PREFIX, ShardItem
 from workflow.keys import checkpoint_key, final_result_key, shard_result_key
+from workflow.records import SHARD_PREFIX, ShardRecord
 from workflow.states import ShardStatus, UnitStatus
 
 S0 = "s000000"
@@ -63,7 +63,7 @@ def last_node(pool: LocalNodePool, mission_id: str) -> NodeHandle:
     return max(pool.nodes(mission_id=mission_id), key=lambda n: n.attempt)
 
 
-def shard(stack: LocalStack, mission_id: str, shard_id: str) -> ShardItem:
+def shard(stack: LocalStack, mission_id: str, shard_id: str) -> ShardRecord:
     return next(s for s in stack.services.store.list_shards(mission_id) if s.shard_id == shard_id)
 
 
@@ -176,7 +176,7 @@ def test_interruption_checkpoints_and_attempt_two_resumes(
     redo = int(item["redoItems"])
     assert redo == 0  # the stop checkpoint is taken exactly where the shard stopped
     mission = stack.services.store.get_mission(mission_id)
-    assert (mission["interruptions"], mission["shardsDone"]) == (1, 2)
+    assert (mission.interruptions, mission.shards_done) == (1, 2)
     assert pool.wait(second.instance_id, 30) == ExitCode.SUCCEEDED
     print(
         f"\n[{signal_kind}] shard {S0} checkpointed at {saved}/300 by attempt 1; attempt 2 "

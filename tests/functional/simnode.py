@@ -17,7 +17,6 @@ from typing import Any, Literal
 
 from workflow.aws.ec2 import TAG_ATTEMPT, TAG_MISSION, TAG_UNIT
 from workflow.aws.services import Services
-from workflow.aws.tokens import report_failure, report_success
 from workflow.errors import ShardFailed, SpotInterrupted
 from workflow.keys import shard_result_key
 from workflow.states import ShardStatus, UnitStatus
@@ -125,7 +124,7 @@ class NodeSim:
         if what == "silent":
             return
         if what == "fail":
-            report_failure(self.svc.sfn, a.token, ShardFailed.error_name, "exit status 3: boom")
+            self.svc.tokens.report_failure(a.token, ShardFailed.error_name, "exit status 3: boom")
             self._terminate(a)
             return
         todo = shards if what == "succeed" else shards[: len(shards) // 2]
@@ -140,12 +139,12 @@ class NodeSim:
             store.set_unit(
                 a.mission_id, a.unit_id, a.attempt, {"status": UnitStatus.INTERRUPTED.value}
             )
-            report_failure(self.svc.sfn, a.token, SpotInterrupted.error_name, "spot notice")
+            self.svc.tokens.report_failure(a.token, SpotInterrupted.error_name, "spot notice")
         else:
             store.set_unit(
                 a.mission_id, a.unit_id, a.attempt, {"status": UnitStatus.SUCCEEDED.value}
             )
-            report_success(self.svc.sfn, a.token, {"shards": len(todo)})
+            self.svc.tokens.report_success(a.token, {"shards": len(todo)})
         self._terminate(a)
 
     def run_shard(self, a: Attempt, shard_id: str, items: int) -> bool:

@@ -16,6 +16,7 @@ from tests.functional.conftest import (
     wait_for,
 )
 from tests.functional.simnode import NodeSim, first_attempt_only, unit_scripted
+from workflow.records import MissionRecord
 from workflow.settings import Settings
 from workflow.states import ShardStatus
 
@@ -35,7 +36,7 @@ def manual(stack: LocalStack, key: str, **params: Any) -> str:
     )
 
 
-def mission_of(stack: LocalStack, arn: str) -> dict[str, Any]:
+def mission_of(stack: LocalStack, arn: str) -> MissionRecord:
     sfn = stack.services.sfn
     history = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
     for event in history:
@@ -55,30 +56,32 @@ def test_s3_upload_runs_a_12_shard_mission_on_4_units(stack: LocalStack) -> None
     assert not nodes.errors
     assert desc["status"] == "SUCCEEDED", desc
     mission = mission_of(stack, desc["executionArn"])
-    assert (mission["status"], mission["shards"], mission["units"]) == ("SUCCEEDED", 12, 4)
-    assert (mission["shardsDone"], mission["shardsFailed"], mission["retries"]) == (12, 0, 0)
+    assert (mission.status, mission.shards, mission.units) == ("SUCCEEDED", 12, 4)
+    assert (mission.shards_done, mission.shards_failed, mission.retries) == (12, 0, 0)
     assert len(nodes.attempts) == 4
     retention = stack.settings.retention_days * 86_400
-    assert abs(mission["expiresAt"] - (mission["createdAt"] + retention)) < 60
+    assert mission.expires_at is not None
+    assert abs(mission.expires_at - (mission.created_at + retention)) < 60
     items = stack.services.ddb.scan(TableName=stack.settings.trans_table)["Items"]
     assert len(items) == 12 + 4
-    assert all(int(i["expiresAt"]["N"]) == mission["expiresAt"] for i in items)
+    assert all(int(i["expiresAt"]["N"]) == mission.expires_at for i in items)
+    assert mission.result is not None
     result = stack.services.s3.get_object(
         Bucket=stack.settings.result_bucket,
-        Key=mission["result"].split("/", 3)[3],
+        Key=mission.result.split("/", 3)[3],
     )
     assert json.loads(result["Body"].read()) == {"items": 120, "shards": 12}
     [message] = notices(stack)
-    assert mission["missionId"] in message
+    assert mission.mission_id in message
     assert "Shards: 12/12 done, 0 failed" in message
-    assert mission["result"] in message
+    assert mission.result in message
     events = stack.services.sfn.get_execution_history(
         executionArn=desc["executionArn"], maxResults=1000
     )["events"]
     entered = sum(1 for e in events if str(e["type"]).endswith("StateEntered"))
     print(
         f"\nparent execution: {len(events)} history events, {entered + 1} state transitions "
-        f"for {mission['units']} units ({len(events) / mission['units']:.1f} events per unit); "
+        f"for {mission.units} units ({len(events) / mission.units:.1f} events per unit); "
         "child executions per unit: see benchmarks/overhead.py"
     )
 
@@ -100,10 +103,10 @@ def test_manual_params_override_the_profile(stack: LocalStack) -> None:
         desc = wait_execution(stack, arn)
     assert desc["status"] == "SUCCEEDED", desc
     mission = mission_of(stack, arn)
-    params = mission["params"]
+    params = mission.params
     assert (params["shards"], params["maxNodes"], params["topK"]) == (6, 2, 3)
     assert params["instanceTypes"] == ["c7i.large", "m7i.large"]
-    assert (mission["units"], len(nodes.attempts)) == (2, 2)
+    assert (mission.units, len(nodes.attempts)) == (2, 2)
 
 
 def test_spot_interruption_relaunches_only_unfinished_shards_then_on_demand(
@@ -122,7 +125,7 @@ def test_spot_interruption_relaunches_only_unfinished_shards_then_on_demand(
     assert set(first.shards_run).isdisjoint(second.shards_run)
     assert len(first.shards_run) == 2 and len(second.shards_run) == 2
     mission = mission_of(stack, arn)
-    assert (mission["shardsDone"], mission["interruptions"], mission["retries"]) == (4, 1, 1)
+    assert (mission.shards_done, mission.interruptions, mission.retries) == (4, 1, 1)
 
 
 def test_silent_node_times_out_and_its_late_report_is_refused(stack: LocalStack) -> None:
@@ -136,11 +139,11 @@ def test_silent_node_times_out_and_its_late_report_is_refused(stack: LocalStack)
     assert (stale.attempt, fresh.attempt) == (1, 2)
     mission = mission_of(stack, arn)
     # The dead attempt wakes up and reports: every write is refused, nothing is counted.
-    shard = stack.services.store.list_shards(mission["missionId"])[0]
+    shard = stack.services.store.list_shards(mission.mission_id)[0]
     assert not nodes.run_shard(stale, shard.shard_id, 999)
-    after = stack.services.store.get_mission(mission["missionId"])
-    assert after["shardsDone"] == 2
-    assert stack.services.store.list_shards(mission["missionId"])[0].result_key == shard.result_key
+    after = stack.services.store.get_mission(mission.mission_id)
+    assert after.shards_done == 2
+    assert stack.services.store.list_shards(mission.mission_id)[0].result_key == shard.result_key
 
 
 def test_permanent_failure_within_tolerance_is_partial(stack: LocalStack) -> None:
@@ -151,10 +154,11 @@ def test_permanent_failure_within_tolerance_is_partial(stack: LocalStack) -> Non
         desc = wait_execution(stack, arn)
     assert desc["status"] == "SUCCEEDED", desc
     mission = mission_of(stack, arn)
-    assert (mission["status"], mission["shardsDone"], mission["shardsFailed"]) == ("PARTIAL", 3, 1)
-    assert [f["shardId"] for f in mission["failedShards"]] == ["s000001"]
-    assert "Shard.Failed" in mission["failedShards"][0]["error"]
-    shards = {s.shard_id: s.status for s in stack.services.store.list_shards(mission["missionId"])}
+    assert (mission.status, mission.shards_done, mission.shards_failed) == ("PARTIAL", 3, 1)
+    assert mission.failed_shards is not None
+    assert [f.shard_id for f in mission.failed_shards] == ["s000001"]
+    assert "Shard.Failed" in mission.failed_shards[0].error
+    shards = {s.shard_id: s.status for s in stack.services.store.list_shards(mission.mission_id)}
     assert shards["s000001"] is ShardStatus.FAILED
 
 
@@ -197,7 +201,7 @@ def test_deployment_node_cap_bounds_the_map_concurrency(cloud: EmbeddedCloud) ->
         desc = wait_execution(capped, arn)
     assert desc["status"] == "SUCCEEDED", desc
     mission = mission_of(capped, arn)
-    assert (mission["units"], mission["shardsDone"], len(nodes.attempts)) == (3, 6, 3)
+    assert (mission.units, mission.shards_done, len(nodes.attempts)) == (3, 6, 3)
     assert nodes.peak_live == 1
     [plan] = [o for o in _task_outputs(capped, arn) if "maxConcurrency" in o]
     assert plan["maxConcurrency"] == 1

@@ -69,7 +69,7 @@ def test_bad_input_is_rejected_cleanly(
     assert "stackTrace" not in desc["cause"]
     [message] = notices(loaded)
     assert "Mission rejected (Mission.InvalidInput)" in message and needle in message
-    assert [m["missionId"] for m in loaded.services.store.scan_missions()] == []
+    assert [m.mission_id for m in loaded.services.store.scan_missions()] == []
     assert loaded.services.ddb.scan(TableName=loaded.settings.trans_table)["Count"] == 0
     listed = loaded.services.s3.list_objects_v2(Bucket=loaded.settings.result_bucket)
     assert listed.get("KeyCount", 0) == 0

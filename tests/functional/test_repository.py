@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from localcloud.stack import LocalStack
+from tests.fakes import mission_record
 from workflow.errors import AttemptSuperseded
 from workflow.planner import pack_units, plan_shards
 from workflow.states import ShardStatus
@@ -14,7 +15,7 @@ from workflow.states import ShardStatus
 def planned(shared_stack: LocalStack) -> tuple[LocalStack, str]:
     store = shared_stack.services.store
     mission_id = f"m-test-{len(list(store.scan_missions()))}"
-    store.create_mission({"missionId": mission_id, "status": "RUNNING", "shardsDone": 0})
+    store.create_mission(mission_record(mission_id))
     store.put_plan(mission_id, pack_units(plan_shards(6, 3), 1))
     return shared_stack, mission_id
 
@@ -45,7 +46,7 @@ def test_a_shard_is_done_once_and_counted_once(planned: tuple[LocalStack, str]) 
     assert not store.move_shard(
         mission_id, "s000000", ShardStatus.QUEUED, attempt=2, older_attempts=True
     )
-    assert store.get_mission(mission_id)["shardsDone"] == 1
+    assert store.get_mission(mission_id).shards_done == 1
     assert store.get_shard(mission_id, "s000000").status is ShardStatus.DONE  # type: ignore[union-attr]
 
 

@@ -10,7 +10,7 @@ import pytest
 from aws_cdk.assertions import Match, Template
 
 from workflow.asl import placeholders, read_definition, substitute, validate_structure
-from workflow.aws.dynamodb import EXECUTION_INDEX
+from workflow.records import EXECUTION_INDEX
 from workflow.settings import Settings
 from workflow.stack_outputs import API_URL, SETTINGS_OUTPUTS, STATE_MACHINE_ARN
 from workflow.watch import ENDED_EXECUTION, EXECUTION_CHANGE, GONE_STATES, SPOT_WARNING

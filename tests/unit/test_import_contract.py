@@ -6,6 +6,7 @@ Each case copies the packages into a temporary tree, adds one forbidden import a
 
 from __future__ import annotations
 
+import configparser
 import os
 import shutil
 import subprocess
@@ -72,3 +73,13 @@ def test_a_forbidden_import_breaks_its_contract(
     assert result.returncode != 0
     broken = [ln for ln in result.stdout.splitlines() if ln.endswith("BROKEN")]
     assert any(ln.startswith(contract) for ln in broken), result.stdout
+
+
+def test_the_domain_contract_names_every_domain_module() -> None:
+    """A new ``workflow`` module outside ``workflow.aws`` must be listed, or it escapes."""
+    config = configparser.ConfigParser()
+    config.read(ROOT / ".importlinter")
+    listed = set(config["importlinter:contract:domain"]["source_modules"].split())
+    modules = {f"workflow.{p.stem}" for p in (ROOT / "workflow").glob("*.py")}
+    packages = {f"workflow.{p.parent.name}" for p in (ROOT / "workflow").glob("*/__init__.py")}
+    assert listed == (modules | packages) - {"workflow.__init__", "workflow.aws"}

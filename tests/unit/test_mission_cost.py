@@ -3,25 +3,18 @@
 
 from __future__ import annotations
 
-import io
 import json
-import shutil
-from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-from boto3.dynamodb.types import TypeSerializer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cli.remote import mission_cost
+from tests.fakes import FakeCloud
 from workflow.aggregation import aggregate_mission
-from workflow.aws.dynamodb import SHARD_PREFIX, UNIT_PREFIX, ShardItem, UnitItem
-from workflow.aws.services import Services
-from workflow.settings import Settings
+from workflow.records import SHARD_PREFIX, UNIT_PREFIX, MissionRecord
 
 MISSION = "m-cost"
-_ser = TypeSerializer()
 
 
 class Records:
@@ -70,51 +63,22 @@ class Records:
             "incoming/s.txt": b"a\n"
         }
 
-    # the store both paths read
-    def get_mission(self, mission_id: str) -> dict[str, Any]:
-        return dict(self.mission)
-
-    def list_shards(self, mission_id: str) -> list[ShardItem]:
-        return [ShardItem.from_item(s) for s in self.shards]
-
-    def list_units(self, mission_id: str) -> list[UnitItem]:
-        return [UnitItem.from_item(u) for u in self.units]
-
-    def update_mission(self, mission_id: str, fields: dict[str, Any]) -> None:
-        self.mission.update(fields)
-
-    # S3, for RsltProc's reduce
-    def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:  # noqa: N803 - boto3's names
-        return {"Body": io.BytesIO(self.objects[Key])}
-
-    def download_file(self, bucket: str, key: str, path: str, ExtraArgs: Any = None) -> None:  # noqa: N803
-        Path(path).write_bytes(self.objects[key])
-
-    def upload_file(self, path: str, bucket: str, key: str) -> None:
-        shutil.copyfile(path, path + ".uploaded")
-
-    # DynamoDB's query paginator, for a CLI that reads the unit items raw
-    def get_paginator(self, name: str) -> Records:
-        return self
-
-    def paginate(self, **kwargs: Any) -> list[dict[str, Any]]:
-        return [
-            {"Items": [{k: _ser.serialize(_number(v)) for k, v in u.items()} for u in self.units]}
-        ]
-
-    def services(self) -> Services:
-        me: Any = self
-        return Services(Settings(), me, me, None, None, None, me)
-
-
-def _number(value: Any) -> Any:
-    """DynamoDB numbers are Decimals (the serializer refuses floats)."""
-    return Decimal(str(value)) if isinstance(value, float) else value
+    def cloud(self) -> FakeCloud:
+        """The in-memory store and objects both paths read."""
+        cloud = FakeCloud()
+        cloud.store.create_mission(MissionRecord.from_item(self.mission))
+        for item in self.units + self.shards:
+            cloud.store.trans.setdefault(MISSION, {})[item["shardId"]] = dict(item)
+        for key, body in self.objects.items():
+            bucket = "src" if key.startswith("incoming/") else cloud.settings.result_bucket
+            cloud.objects.put_bytes(bucket, key, body)
+        return cloud
 
 
 def _both_totals(records: Records) -> tuple[float, float]:
-    rslt_proc = aggregate_mission(MISSION, records.services(), started_at=0.0)
-    shown = mission_cost(records.services(), MISSION)
+    cloud = records.cloud()
+    rslt_proc = aggregate_mission(MISSION, cloud.ports, started_at=0.0)
+    shown = mission_cost(cloud.store, MISSION)
     return rslt_proc.cost.total, shown.total
 
 
@@ -125,7 +89,7 @@ def test_an_interrupted_spot_attempt_costs_the_same_in_rsltproc_and_lighthpc_cos
     records = Records({"c6i.large|spot": 1800.0, "c6i.large|on-demand": 900.0}, [2, 1])
     recorded, shown = _both_totals(records)
     assert shown == recorded > 0
-    bill = mission_cost(records.services(), MISSION)
+    bill = mission_cost(records.cloud().store, MISSION)
     assert bill.recorded == round(recorded, 6)
     assert bill.instance_hours == {("c6i.large", "spot"): 0.5, ("c6i.large", "on-demand"): 0.25}
 
@@ -134,7 +98,7 @@ def test_an_instance_type_without_a_price_is_named_not_guessed() -> None:
     records = Records({"c6i.large|spot": 60.0, "zz.top|spot": 600.0}, [1])
     recorded, shown = _both_totals(records)
     assert shown == recorded
-    assert mission_cost(records.services(), MISSION).unpriced == ("zz.top",)
+    assert mission_cost(records.cloud().store, MISSION).unpriced == ("zz.top",)
 
 
 @settings(max_examples=20, deadline=None)

@@ -17,7 +17,7 @@ from node_agent.runner import (
     coalesce,
 )
 from node_agent.unit_run import numeric_stats, redo_items
-from workflow.aws.dynamodb import ShardItem
+from workflow.records import ShardRecord
 from workflow.states import ShardStatus
 
 
@@ -93,7 +93,7 @@ def test_redo_and_stats_helpers() -> None:
 
 def test_failure_cause_lists_shards_and_their_errors() -> None:
     failed = [
-        ShardItem("m", f"s{i:06d}", "u0", i, 0, 1, ShardStatus.FAILED, 1, error=f"boom {i}")
+        ShardRecord("m", f"s{i:06d}", "u0", i, 0, 1, ShardStatus.FAILED, 1, error=f"boom {i}")
         for i in range(7)
     ]
     cause = failure_cause(failed)

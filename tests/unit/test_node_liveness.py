@@ -9,6 +9,7 @@ from botocore.exceptions import ClientError
 
 from node_agent.liveness import Heartbeat, heartbeat_interval
 from node_agent.shutdown import Shutdown, StopCause
+from workflow.aws.tokens import StepFunctionsTaskReporter
 
 
 @pytest.mark.parametrize(
@@ -47,7 +48,7 @@ def test_a_dead_token_supersedes_once_after_transient_errors() -> None:
         calls.append(1)
         gone.set()
 
-    beat = Heartbeat(sfn, "token", 0.001, superseded)
+    beat = Heartbeat(StepFunctionsTaskReporter(sfn), "token", 0.001, superseded)
     beat.start()
     assert gone.wait(10)
     beat.join(10)
@@ -57,7 +58,9 @@ def test_a_dead_token_supersedes_once_after_transient_errors() -> None:
 
 def test_stop_ends_the_loop_without_superseding() -> None:
     sfn = ScriptedSfn([])
-    beat = Heartbeat(sfn, "token", 60, lambda: pytest.fail("not superseded"))
+    beat = Heartbeat(
+        StepFunctionsTaskReporter(sfn), "token", 60, lambda: pytest.fail("not superseded")
+    )
     beat.start()
     beat.stop()
     beat.join(10)

@@ -12,17 +12,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cli.remote import RemoteStack, RemoteUnavailable, start_mission
-from workflow.aws.samples import s3_head_sample
+from workflow.aws.s3 import S3ObjectStore
 from workflow.aws.services import Services
-from workflow.errors import MissionInvalidInput
+from workflow.errors import MissionInvalidInput, ObjectUnavailable
 from workflow.planning import plan_mission
+from workflow.ports import ObjectHead
+from workflow.records import ProfileRecord
 from workflow.request import MissionRequest, SampleRef
 from workflow.settings import Settings
 from workflow.start_checks import (
     MAX_SAMPLE_BYTES,
-    SampleHead,
-    SampleUnreadable,
     check_location,
+    object_head,
     validate_start,
 )
 
@@ -61,9 +62,9 @@ class FakeS3:
 
 
 class FakeStore:
-    def get_profile(self, name: str) -> dict[str, Any] | None:
+    def get_profile(self, name: str) -> ProfileRecord | None:
         params = PROFILES.get(name)
-        return None if params is None else {"profile": name, "params": params}
+        return None if params is None else ProfileRecord(name, params)
 
 
 class FakeSfn:
@@ -77,7 +78,10 @@ class FakeSfn:
 
 def services() -> Services:
     store: Any = FakeStore()
-    return Services(SETTINGS, FakeS3(), None, FakeSfn(), None, None, store)
+    none: Any = None
+    return Services(
+        SETTINGS, FakeS3(), None, FakeSfn(), None, None, store, S3ObjectStore(FakeS3()), none, none
+    )
 
 
 def check(
@@ -91,7 +95,7 @@ def check(
         request,
         settings=SETTINGS,
         profile_params=PROFILES.get,
-        head_sample=s3_head_sample(FakeS3()),
+        head_sample=object_head(S3ObjectStore(FakeS3())),
     )
 
 
@@ -112,7 +116,7 @@ def test_a_missing_default_profile_is_no_error_but_a_missing_named_one_is() -> N
         request,
         settings=SETTINGS,
         profile_params=lambda name: None,
-        head_sample=lambda sample: SampleHead(size=1),
+        head_sample=lambda sample: ObjectHead(size=1, etag="e", version_id=None),
     )
     assert start.params.shards == 8
     with pytest.raises(MissionInvalidInput, match="unknown MissionCfg profile 'nope'"):
@@ -126,8 +130,8 @@ def test_a_service_failure_is_not_an_invalid_input() -> None:
 
 def test_an_input_fault_is_unreadable_whatever_its_4xx() -> None:
     for key, code in (("incoming/forbidden.txt", "403"), ("incoming/bad-request.txt", "400")):
-        with pytest.raises(SampleUnreadable) as info:
-            s3_head_sample(FakeS3())(SampleRef("src", key))
+        with pytest.raises(ObjectUnavailable) as info:
+            object_head(S3ObjectStore(FakeS3()))(SampleRef("src", key))
         assert info.value.code == code
 
 
@@ -180,7 +184,7 @@ def test_plan_mission_and_lighthpc_start_refuse_alike(
     nothing. (Before one validate_start, the CLI started a too-large sample and called a
     400 a remote failure.)"""
     with pytest.raises(MissionInvalidInput) as planned:
-        plan_mission(_event(key, params, profile), "arn:execution", services())
+        plan_mission(_event(key, params, profile), "arn:execution", services().ports)
     svc = services()
     stack = RemoteStack("s", SETTINGS, "arn:aws:states:::stateMachine:m")
     with pytest.raises(MissionInvalidInput) as started:
@@ -192,7 +196,7 @@ def test_plan_mission_and_lighthpc_start_refuse_alike(
 
 def test_both_callers_pass_a_service_failure_through_as_one() -> None:
     with pytest.raises(ClientError):
-        plan_mission(_event("incoming/slow.txt", {}, None), "arn:execution", services())
+        plan_mission(_event("incoming/slow.txt", {}, None), "arn:execution", services().ports)
     stack = RemoteStack("s", SETTINGS, "arn:aws:states:::stateMachine:m")
     with pytest.raises(RemoteUnavailable, match="SlowDown"):
         start_mission(stack, services(), "s3://src/incoming/slow.txt", {})

@@ -3,34 +3,36 @@
 ``tblTrans`` holds one item per shard (SK ``shard#<id>``) and one per work unit (SK
 ``unit#<id>``). Every status change is a conditional write on (status, attempt); counters use
 ``ADD`` inside the same transaction as the status change they count, so a shard is counted
-once however often it is reported. The ``MissionStore`` protocol is what handlers and nodes
-depend on; ``DynamoMissionStore`` is its only implementation.
+once however often it is reported. ``DynamoMissionStore`` implements
+``workflow.ports.MissionStore``: items become records here, and a refused condition becomes
+the answer (or the named error) the port promises.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from workflow.errors import AttemptSuperseded, MissionNotFound
-from workflow.planner import WorkUnit
-from workflow.states import ShardStatus, UnitStatus, sources_of
-from workflow.workloads.base import ShardRange
-
-PROFILE_PREFIX = "CONFIG#"
-SHARD_PREFIX = "shard#"
-UNIT_PREFIX = "unit#"
-FIRST_ATTEMPT = 1  # the first LaunchNode call: RetryCount 0 + 1 (launching.LaunchCommand)
-EXECUTION_INDEX = "byExecution"
-TTL_ATTRIBUTE = (
-    "expiresAt"  # DynamoDB TTL on both tables  # GSI on tblMission: executionArn -> missionId
+from workflow.planner import WorkUnit, shard_id
+from workflow.records import (
+    EXECUTION_INDEX,
+    PROFILE_PREFIX,
+    SHARD_PREFIX,
+    UNIT_PREFIX,
+    MissionRecord,
+    ProfileRecord,
+    ShardRecord,
+    UnitRecord,
+    plan_items,
 )
+from workflow.states import ShardStatus, UnitStatus, sources_of
+
 _BATCH = 25
 
 _ser = TypeSerializer()
@@ -72,92 +74,8 @@ def _conditional_failed(exc: ClientError) -> bool:
     return code in {"ConditionalCheckFailedException", "TransactionCanceledException"}
 
 
-@dataclass(frozen=True)
-class ShardItem:
-    mission_id: str
-    shard_id: str
-    unit_id: str
-    index: int
-    start: int
-    end: int
-    status: ShardStatus
-    attempt: int
-    position: int | None = None
-    checkpoint_key: str | None = None
-    result_key: str | None = None
-    error: str | None = None
-    instance_id: str | None = None
-
-    @property
-    def range(self) -> ShardRange:
-        return ShardRange(self.shard_id, self.index, self.start, self.end)
-
-    @classmethod
-    def from_item(cls, item: Mapping[str, Any]) -> ShardItem:
-        return cls(
-            mission_id=item["missionId"],
-            shard_id=item["shardId"].removeprefix(SHARD_PREFIX),
-            unit_id=item["unitId"],
-            index=int(item["index"]),
-            start=int(item["start"]),
-            end=int(item["end"]),
-            status=ShardStatus(item["status"]),
-            attempt=int(item.get("attempt", 0)),
-            position=item.get("position"),
-            checkpoint_key=item.get("checkpointKey"),
-            result_key=item.get("resultKey"),
-            error=item.get("error"),
-            instance_id=item.get("instanceId"),
-        )
-
-
-@dataclass(frozen=True)
-class UnitItem:
-    mission_id: str
-    unit_id: str
-    shard_from: int
-    shard_to: int  # inclusive shard index
-    status: UnitStatus
-    attempt: int
-    task_token: str | None = None
-    instance_id: str | None = None
-    capacity: str | None = None
-    interrupted_attempts: tuple[int, ...] = ()
-    launches: int = 0
-
-    @classmethod
-    def from_item(cls, item: Mapping[str, Any]) -> UnitItem:
-        return cls(
-            mission_id=item["missionId"],
-            unit_id=item["shardId"].removeprefix(UNIT_PREFIX),
-            shard_from=int(item["shardFrom"]),
-            shard_to=int(item["shardTo"]),
-            status=UnitStatus(item["status"]),
-            attempt=int(item.get("attempt", 0)),
-            task_token=item.get("taskToken"),
-            instance_id=item.get("instanceId"),
-            capacity=item.get("capacity"),
-            interrupted_attempts=tuple(int(a) for a in item.get("interruptedAttempts", [])),
-            launches=int(item.get("launches", 0)),
-        )
-
-
-class MissionStore(Protocol):
-    """Persistence the workflow needs; conditional, idempotent, exactly-once."""
-
-    def create_mission(self, record: Mapping[str, Any]) -> dict[str, Any] | None: ...
-    def get_mission(self, mission_id: str) -> dict[str, Any]: ...
-    def update_mission(self, mission_id: str, fields: Mapping[str, Any]) -> None: ...
-    def add_counters(self, mission_id: str, deltas: Mapping[str, int]) -> None: ...
-    def put_plan(self, mission_id: str, units: Sequence[WorkUnit]) -> None: ...
-    def get_unit(self, mission_id: str, unit_id: str) -> UnitItem: ...
-    def list_units(self, mission_id: str) -> list[UnitItem]: ...
-    def list_shards(self, mission_id: str) -> list[ShardItem]: ...
-    def unit_shards(self, unit: UnitItem) -> list[ShardItem]: ...
-
-
 class DynamoMissionStore:
-    """``MissionStore`` on two DynamoDB tables, through a low-level boto3 client."""
+    """``workflow.ports.MissionStore`` on two DynamoDB tables, through a low-level client."""
 
     def __init__(self, client: Any, mission_table: str, trans_table: str) -> None:
         self._ddb = client
@@ -166,24 +84,24 @@ class DynamoMissionStore:
 
     # ---- missions -------------------------------------------------------------------------
 
-    def create_mission(self, record: Mapping[str, Any]) -> dict[str, Any] | None:
+    def create_mission(self, record: MissionRecord) -> MissionRecord | None:
         """Put the mission once. Returns None when created, else the existing record."""
         try:
             self._ddb.put_item(
                 TableName=self.mission_table,
-                Item=_to_ddb(record),
+                Item=_to_ddb(record.to_item()),
                 ConditionExpression="attribute_not_exists(missionId)",
             )
         except ClientError as exc:
             if not _conditional_failed(exc):
                 raise
-            return self.get_mission(str(record["missionId"]))
+            return self.get_mission(record.mission_id)
         return None
 
     def delete_mission(self, mission_id: str) -> None:
         self._ddb.delete_item(TableName=self.mission_table, Key=_to_ddb({"missionId": mission_id}))
 
-    def get_mission(self, mission_id: str) -> dict[str, Any]:
+    def get_mission(self, mission_id: str) -> MissionRecord:
         resp = self._ddb.get_item(
             TableName=self.mission_table,
             Key=_to_ddb({"missionId": mission_id}),
@@ -191,21 +109,26 @@ class DynamoMissionStore:
         )
         if "Item" not in resp:
             raise MissionNotFound(f"no mission {mission_id!r}")
-        return _from_ddb(resp["Item"])
+        return MissionRecord.from_item(_from_ddb(resp["Item"]))
 
     def update_mission(self, mission_id: str, fields: Mapping[str, Any]) -> None:
         fields = {k: v for k, v in fields.items() if v is not None}
         names = {f"#f{i}": k for i, k in enumerate(fields)}
         values = {f":v{i}": v for i, v in enumerate(fields.values())}
         sets = ", ".join(f"#f{i} = :v{i}" for i in range(len(fields)))
-        self._ddb.update_item(
-            TableName=self.mission_table,
-            Key=_to_ddb({"missionId": mission_id}),
-            UpdateExpression=f"SET {sets}",
-            ConditionExpression="attribute_exists(missionId)",
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=_to_ddb(values),
-        )
+        try:
+            self._ddb.update_item(
+                TableName=self.mission_table,
+                Key=_to_ddb({"missionId": mission_id}),
+                UpdateExpression=f"SET {sets}",
+                ConditionExpression="attribute_exists(missionId)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=_to_ddb(values),
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                raise MissionNotFound(f"no mission {mission_id!r}") from exc
+            raise
 
     def add_counters(self, mission_id: str, deltas: Mapping[str, int]) -> None:
         if not deltas:
@@ -227,41 +150,44 @@ class DynamoMissionStore:
     ) -> None:
         """ADD a node's billed seconds to ``instanceSeconds["<type>|<capacity>"]`` (a map
         created with the mission), so the cost model prices what really ran."""
-        self._ddb.update_item(
-            TableName=self.mission_table,
-            Key=_to_ddb({"missionId": mission_id}),
-            UpdateExpression="ADD #m.#k :s",
-            ConditionExpression="attribute_exists(#m)",
-            ExpressionAttributeNames={"#m": "instanceSeconds", "#k": f"{instance_type}|{capacity}"},
-            ExpressionAttributeValues=_to_ddb({":s": round(seconds, 3)}),
-        )
+        try:
+            self._ddb.update_item(
+                TableName=self.mission_table,
+                Key=_to_ddb({"missionId": mission_id}),
+                UpdateExpression="ADD #m.#k :s",
+                ConditionExpression="attribute_exists(#m)",
+                ExpressionAttributeNames={
+                    "#m": "instanceSeconds",
+                    "#k": f"{instance_type}|{capacity}",
+                },
+                ExpressionAttributeValues=_to_ddb({":s": round(seconds, 3)}),
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                raise MissionNotFound(f"no mission {mission_id!r} to bill") from exc
+            raise
 
-    def scan_missions(self) -> Iterator[dict[str, Any]]:
+    def scan_missions(self) -> Iterator[MissionRecord]:
         """Every mission record (not profiles); for the CLI's listings."""
         paginator = self._ddb.get_paginator("scan")
         for page in paginator.paginate(TableName=self.mission_table):
             for raw in page.get("Items", []):
                 item = _from_ddb(raw)
                 if not str(item["missionId"]).startswith(PROFILE_PREFIX):
-                    yield item
+                    yield MissionRecord.from_item(item)
 
     # ---- profiles (MissionCfg) --------------------------------------------------------------
 
-    def get_profile(self, name: str) -> dict[str, Any] | None:
+    def get_profile(self, name: str) -> ProfileRecord | None:
         resp = self._ddb.get_item(
             TableName=self.mission_table,
             Key=_to_ddb({"missionId": PROFILE_PREFIX + name}),
             ConsistentRead=True,
         )
-        return _from_ddb(resp["Item"]) if "Item" in resp else None
+        return ProfileRecord.from_item(_from_ddb(resp["Item"])) if "Item" in resp else None
 
     def put_profile(self, name: str, params: Mapping[str, Any], updated_at: float) -> None:
-        item = {
-            "missionId": PROFILE_PREFIX + name,
-            "profile": name,
-            "params": dict(params),
-            "updatedAt": updated_at,
-        }
+        item = ProfileRecord(name, dict(params), updated_at).to_item()
         self._ddb.put_item(TableName=self.mission_table, Item=_to_ddb(item))
 
     def delete_profile(self, name: str) -> bool:
@@ -272,16 +198,16 @@ class DynamoMissionStore:
         )
         return "Attributes" in resp
 
-    def list_profiles(self) -> list[dict[str, Any]]:
+    def list_profiles(self) -> list[ProfileRecord]:
         paginator = self._ddb.get_paginator("scan")
-        out: list[dict[str, Any]] = []
+        out: list[ProfileRecord] = []
         for page in paginator.paginate(
             TableName=self.mission_table,
             FilterExpression="begins_with(missionId, :p)",
             ExpressionAttributeValues=_to_ddb({":p": PROFILE_PREFIX}),
         ):
-            out.extend(_from_ddb(i) for i in page.get("Items", []))
-        return sorted(out, key=lambda p: str(p["profile"]))
+            out.extend(ProfileRecord.from_item(_from_ddb(i)) for i in page.get("Items", []))
+        return sorted(out, key=lambda p: p.name)
 
     # ---- plan -----------------------------------------------------------------------------
 
@@ -290,41 +216,8 @@ class DynamoMissionStore:
     ) -> None:
         """Batch-write every shard and unit item (idempotent: same plan, same items).
 
-        Shards are written QUEUED for attempt 1: no node can claim them before the unit's
-        first launch makes attempt 1 current, so that launch moves no shard (one write per
-        shard less, none on the path to the first node). ``expires_at`` (epoch seconds) is
-        the TTL: finished missions clean themselves up."""
-        items: list[dict[str, Any]] = []
-        for unit in units:
-            items.append(
-                {
-                    "missionId": mission_id,
-                    "shardId": UNIT_PREFIX + unit.unit_id,
-                    "kind": "unit",
-                    "unitId": unit.unit_id,
-                    "shardFrom": unit.shards[0].index,
-                    "shardTo": unit.shards[-1].index,
-                    "status": UnitStatus.LAUNCHING.value,
-                    "attempt": 0,
-                    "launches": 0,
-                }
-            )
-            items.extend(
-                {
-                    "missionId": mission_id,
-                    "shardId": SHARD_PREFIX + s.shard_id,
-                    "kind": "shard",
-                    "unitId": unit.unit_id,
-                    "index": s.index,
-                    "start": s.start,
-                    "end": s.end,
-                    "status": ShardStatus.QUEUED.value,
-                    "attempt": FIRST_ATTEMPT,
-                }
-                for s in unit.shards
-            )
-        if expires_at is not None:
-            items = [{**it, TTL_ATTRIBUTE: expires_at} for it in items]
+        ``expires_at`` (epoch seconds) is the TTL: finished missions clean themselves up."""
+        items = plan_items(mission_id, units, expires_at)
         self._batch_put(items)
 
     def _batch_put(self, items: list[dict[str, Any]]) -> None:
@@ -368,9 +261,11 @@ class DynamoMissionStore:
                 yield _from_ddb(raw)
 
     def _sort_keys(self, mission_id: str) -> list[str]:
-        return [str(i["shardId"]) for i in self._query(mission_id, "")]
+        # One query per prefix: DynamoDB refuses begins_with on an empty key value.
+        prefixes = (UNIT_PREFIX, SHARD_PREFIX)
+        return [str(i["shardId"]) for p in prefixes for i in self._query(mission_id, p)]
 
-    def get_unit(self, mission_id: str, unit_id: str) -> UnitItem:
+    def get_unit(self, mission_id: str, unit_id: str) -> UnitRecord:
         resp = self._ddb.get_item(
             TableName=self.trans_table,
             Key=_to_ddb({"missionId": mission_id, "shardId": UNIT_PREFIX + unit_id}),
@@ -378,27 +273,25 @@ class DynamoMissionStore:
         )
         if "Item" not in resp:
             raise MissionNotFound(f"mission {mission_id!r} has no unit {unit_id!r}")
-        return UnitItem.from_item(_from_ddb(resp["Item"]))
+        return UnitRecord.from_item(_from_ddb(resp["Item"]))
 
-    def get_shard(self, mission_id: str, shard_id: str) -> ShardItem | None:
+    def get_shard(self, mission_id: str, shard_id: str) -> ShardRecord | None:
         resp = self._ddb.get_item(
             TableName=self.trans_table,
             Key=_to_ddb({"missionId": mission_id, "shardId": SHARD_PREFIX + shard_id}),
             ConsistentRead=True,
         )
-        return ShardItem.from_item(_from_ddb(resp["Item"])) if "Item" in resp else None
+        return ShardRecord.from_item(_from_ddb(resp["Item"])) if "Item" in resp else None
 
-    def list_units(self, mission_id: str) -> list[UnitItem]:
-        return [UnitItem.from_item(i) for i in self._query(mission_id, UNIT_PREFIX)]
+    def list_units(self, mission_id: str) -> list[UnitRecord]:
+        return [UnitRecord.from_item(i) for i in self._query(mission_id, UNIT_PREFIX)]
 
-    def list_shards(self, mission_id: str) -> list[ShardItem]:
-        return [ShardItem.from_item(i) for i in self._query(mission_id, SHARD_PREFIX)]
+    def list_shards(self, mission_id: str) -> list[ShardRecord]:
+        return [ShardRecord.from_item(i) for i in self._query(mission_id, SHARD_PREFIX)]
 
-    def unit_shards(self, unit: UnitItem) -> list[ShardItem]:
-        from workflow.planner import shard_id
-
+    def unit_shards(self, unit: UnitRecord) -> list[ShardRecord]:
         paginator = self._ddb.get_paginator("query")
-        out: list[ShardItem] = []
+        out: list[ShardRecord] = []
         for page in paginator.paginate(
             TableName=self.trans_table,
             KeyConditionExpression="missionId = :m AND shardId BETWEEN :a AND :b",
@@ -411,14 +304,14 @@ class DynamoMissionStore:
             ),
             ConsistentRead=True,
         ):
-            out.extend(ShardItem.from_item(_from_ddb(i)) for i in page.get("Items", []))
+            out.extend(ShardRecord.from_item(_from_ddb(i)) for i in page.get("Items", []))
         return out
 
     # ---- attempts -------------------------------------------------------------------------
 
     def begin_attempt(
         self, mission_id: str, unit_id: str, attempt: int, task_token: str, capacity: str
-    ) -> tuple[UnitItem, list[ShardItem]]:
+    ) -> tuple[UnitRecord, list[ShardRecord]]:
         """Make ``attempt`` the unit's current one; returns its shards to run: those not
         finished, queued for it now or already (the plan queues them for attempt 1).
 

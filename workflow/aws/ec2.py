@@ -8,12 +8,12 @@ types; On-Demand is chosen by the caller after ``spotAttempts`` interruptions.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from workflow.errors import NodeCapacity
+from workflow.ports import Launched, LaunchRequest, NodeRef
 from workflow.states import Capacity
 
 TAG_MISSION = "lighthpc:missionId"
@@ -31,24 +31,6 @@ _TRANSIENT = {
     "InternalError",
     "UnfulfillableCapacity",
 }
-
-
-@dataclass(frozen=True)
-class LaunchRequest:
-    mission_id: str
-    unit_id: str
-    attempt: int
-    capacity: Capacity
-    instance_types: Sequence[str]
-    launch_template: str
-    subnet_ids: Sequence[str] = ()
-
-
-@dataclass(frozen=True)
-class Launched:
-    instance_id: str
-    instance_type: str | None
-    capacity: Capacity
 
 
 def node_tags(mission_id: str, unit_id: str, attempt: int) -> list[dict[str, str]]:
@@ -95,52 +77,62 @@ def fleet_request(req: LaunchRequest) -> dict[str, Any]:
     }
 
 
-def launch_node(ec2: Any, req: LaunchRequest) -> Launched:
-    """Launch exactly one instance or raise ``NodeCapacity`` (transient) / ``ClientError``."""
-    try:
-        resp = ec2.create_fleet(**fleet_request(req))
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code in _TRANSIENT:
-            raise NodeCapacity(f"EC2 could not launch a node now: {code}") from exc
-        raise
-    for group in resp.get("Instances", []):
-        ids = group.get("InstanceIds") or []
-        if ids:
-            return Launched(
-                instance_id=ids[0],
-                instance_type=group.get("InstanceType"),
-                capacity=req.capacity,
-            )
-    errors = "; ".join(
-        f"{e.get('ErrorCode')}: {e.get('ErrorMessage')}" for e in resp.get("Errors", [])
-    )
-    raise NodeCapacity(f"EC2 Fleet launched no instance ({errors or 'no reason given'})")
+class Ec2Launcher:
+    """``workflow.ports.ComputeLauncher`` on EC2 Fleet ``instant``."""
 
+    def __init__(self, client: Any) -> None:
+        self._ec2 = client
 
-def terminate(ec2: Any, instance_ids: Sequence[str]) -> None:
-    if instance_ids:
-        ec2.terminate_instances(InstanceIds=list(instance_ids))
+    def launch(self, request: LaunchRequest) -> Launched:
+        """Launch exactly one instance or raise ``NodeCapacity`` (transient) / ``ClientError``."""
+        try:
+            resp = self._ec2.create_fleet(**fleet_request(request))
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in _TRANSIENT:
+                raise NodeCapacity(f"EC2 could not launch a node now: {code}") from exc
+            raise
+        for group in resp.get("Instances", []):
+            ids = group.get("InstanceIds") or []
+            if ids:
+                return Launched(
+                    instance_id=ids[0],
+                    instance_type=group.get("InstanceType"),
+                    capacity=request.capacity,
+                )
+        errors = "; ".join(
+            f"{e.get('ErrorCode')}: {e.get('ErrorMessage')}" for e in resp.get("Errors", [])
+        )
+        raise NodeCapacity(f"EC2 Fleet launched no instance ({errors or 'no reason given'})")
 
+    def terminate(self, instance_ids: Sequence[str]) -> None:
+        if instance_ids:
+            self._ec2.terminate_instances(InstanceIds=list(instance_ids))
 
-def mission_instances(ec2: Any, mission_id: str) -> list[str]:
-    """Instances of a mission that are not yet terminated."""
-    paginator = ec2.get_paginator("describe_instances")
-    out: list[str] = []
-    for page in paginator.paginate(
-        Filters=[
-            {"Name": f"tag:{TAG_MISSION}", "Values": [mission_id]},
-            {
-                "Name": "instance-state-name",
-                "Values": ["pending", "running", "stopping", "stopped"],
-            },
-        ]
-    ):
-        for reservation in page.get("Reservations", []):
-            out.extend(i["InstanceId"] for i in reservation.get("Instances", []))
-    return out
+    def mission_instances(self, mission_id: str) -> list[str]:
+        """Instances of a mission that are not yet terminated."""
+        paginator = self._ec2.get_paginator("describe_instances")
+        out: list[str] = []
+        for page in paginator.paginate(
+            Filters=[
+                {"Name": f"tag:{TAG_MISSION}", "Values": [mission_id]},
+                {
+                    "Name": "instance-state-name",
+                    "Values": ["pending", "running", "stopping", "stopped"],
+                },
+            ]
+        ):
+            for reservation in page.get("Reservations", []):
+                out.extend(i["InstanceId"] for i in reservation.get("Instances", []))
+        return out
 
+    def instance_tags(self, instance_id: str) -> dict[str, str]:
+        resp = self._ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [instance_id]}])
+        return {t["Key"]: t["Value"] for t in resp.get("Tags", [])}
 
-def instance_tags(ec2: Any, instance_id: str) -> dict[str, str]:
-    resp = ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [instance_id]}])
-    return {t["Key"]: t["Value"] for t in resp.get("Tags", [])}
+    def node_ref(self, instance_id: str) -> NodeRef | None:
+        """Our tags on the instance, or None when it is not one of our nodes."""
+        tags = self.instance_tags(instance_id)
+        if TAG_MISSION not in tags or TAG_UNIT not in tags or TAG_ATTEMPT not in tags:
+            return None
+        return NodeRef(instance_id, tags[TAG_MISSION], tags[TAG_UNIT], int(tags[TAG_ATTEMPT]))

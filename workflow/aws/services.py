@@ -1,7 +1,9 @@
 """The AWS clients a handler or node needs, built once (at cold start) and passed in.
 
 Nothing is created at import time; tests and the local mode hand in clients pointed at the
-emulator (boto3 also honours ``AWS_ENDPOINT_URL`` on its own).
+emulator (boto3 also honours ``AWS_ENDPOINT_URL`` on its own). The use cases get
+``Services.ports`` (the typed ports); the raw clients stay for the hosts (CLI, local cloud,
+node agent) that need more than the ports offer.
 """
 
 from __future__ import annotations
@@ -13,6 +15,10 @@ import boto3
 from botocore.config import Config
 
 from workflow.aws.dynamodb import DynamoMissionStore
+from workflow.aws.ec2 import Ec2Launcher
+from workflow.aws.s3 import S3ObjectStore
+from workflow.aws.tokens import StepFunctionsTaskReporter
+from workflow.ports import Ports
 from workflow.settings import Settings
 
 # 16 connections: RsltProc fetches shard results 16 at a time (aggregation.FETCH_WORKERS).
@@ -28,6 +34,13 @@ class Services:
     ec2: Any
     events: Any
     store: DynamoMissionStore
+    objects: S3ObjectStore
+    compute: Ec2Launcher
+    tokens: StepFunctionsTaskReporter
+
+    @property
+    def ports(self) -> Ports:
+        return Ports(self.settings, self.store, self.objects, self.compute, self.tokens)
 
 
 def make_services(
@@ -44,13 +57,16 @@ def make_services(
     def client(name: str) -> Any:
         return factory.client(name, endpoint_url=endpoint_url, config=_CLIENT_CONFIG)
 
-    ddb = client("dynamodb")
+    ddb, s3, sfn, ec2 = client("dynamodb"), client("s3"), client("stepfunctions"), client("ec2")
     return Services(
         settings=settings,
-        s3=client("s3"),
+        s3=s3,
         ddb=ddb,
-        sfn=client("stepfunctions"),
-        ec2=client("ec2"),
+        sfn=sfn,
+        ec2=ec2,
         events=client("events"),
         store=DynamoMissionStore(ddb, settings.mission_table, settings.trans_table),
+        objects=S3ObjectStore(s3),
+        compute=Ec2Launcher(ec2),
+        tokens=StepFunctionsTaskReporter(sfn),
     )
