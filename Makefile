@@ -13,6 +13,12 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
+# AWS's ASL validators (tests/infra/test_asl_tooling.py runs them): npm ci, once per lockfile.
+ASL_LINT := tools/asl-lint
+$(ASL_LINT)/node_modules/.installed: $(ASL_LINT)/package.json $(ASL_LINT)/package-lock.json
+	npm ci --prefix $(ASL_LINT) --no-audit --no-fund
+	touch $@
+
 $(BIN)/.installed-local: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -e '.[local]'
@@ -30,7 +36,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-test: install
+test: install $(ASL_LINT)/node_modules/.installed
 	$(BIN)/pytest
 
 check: lint typecheck test
