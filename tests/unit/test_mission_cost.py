@@ -23,6 +23,7 @@ class Records:
     def __init__(self, instance_seconds: dict[str, float], launches: list[int]) -> None:
         self.mission: dict[str, Any] = {
             "missionId": MISSION,
+            "status": "RUNNING",
             "params": {"workload": "noop"},
             "sample": {"bucket": "src", "key": "incoming/s.txt"},
             "createdAt": 0.0,
@@ -75,8 +76,8 @@ class Records:
         return cloud
 
 
-def _both_totals(records: Records) -> tuple[float, float]:
-    cloud = records.cloud()
+def _both_totals(records: Records, cloud: FakeCloud | None = None) -> tuple[float, float]:
+    cloud = cloud or records.cloud()
     rslt_proc = aggregate_mission(MISSION, cloud.ports, started_at=0.0)
     shown = mission_cost(cloud.store, MISSION)
     return rslt_proc.cost.total, shown.total
@@ -87,9 +88,10 @@ def test_an_interrupted_spot_attempt_costs_the_same_in_rsltproc_and_lighthpc_cos
     price what the nodes billed; the CLI used to price only the last attempt's launch-to-
     finish time, and its total was lower than the one RsltProc recorded."""
     records = Records({"c6i.large|spot": 1800.0, "c6i.large|on-demand": 900.0}, [2, 1])
-    recorded, shown = _both_totals(records)
+    cloud = records.cloud()
+    recorded, shown = _both_totals(records, cloud)
     assert shown == recorded > 0
-    bill = mission_cost(records.cloud().store, MISSION)
+    bill = mission_cost(cloud.store, MISSION)
     assert bill.recorded == round(recorded, 6)
     assert bill.instance_hours == {("c6i.large", "spot"): 0.5, ("c6i.large", "on-demand"): 0.25}
 
