@@ -100,3 +100,10 @@ class AslInvalid(LightHpcError):
 
 class WorkloadNotFound(LightHpcError):
     error_name = "Workload.NotFound"
+
+
+class WorkloadUnavailable(LightHpcError):
+    """A known workload whose optional dependencies are not installed (an install fix, not a
+    retry: the message names the extra to install)."""
+
+    error_name = "Workload.Unavailable"
