@@ -110,3 +110,10 @@ class ObjectUnavailable(LightHpcError):
     def __init__(self, message: str, code: str = "") -> None:
         super().__init__(message)
         self.code = code
+
+
+class WorkloadUnavailable(LightHpcError):
+    """A known workload whose optional dependencies are not installed (an install fix, not a
+    retry: the message names the extra to install)."""
+
+    error_name = "Workload.Unavailable"

@@ -1,12 +1,16 @@
 """Packaging without Docker: the Lambda bundle and the node package are built by ``pip`` on
 the machine that runs ``cdk synth``, for the target's platform (manylinux wheels only).
 
-* Lambda: ``pip install --target`` of the project's runtime dependencies for the Lambda
-  runtime's Python version and glibc, pruned to fit Lambda's 250 MB (``PRUNE_*``), plus
-  copies of the ``workflow`` and ``lambdas`` packages (the workloads fall back to their
-  built-in registry without dist-info).
-* Node: a wheelhouse (the project's own wheel plus every dependency's wheel for Amazon
-  Linux 2023 / CPython 3.11), installed offline on the node by its user data.
+Both carry the core dependencies plus ``RUNTIME_EXTRAS``, read from the ``pyproject.toml`` of
+the tree being bundled; never the ``cli`` or ``local`` extras, nor ``cli/`` or ``localcloud/``.
+
+* Lambda: ``pip install --target`` of those requirements for the Lambda runtime's Python
+  version and glibc, pruned to fit Lambda's 250 MB (``PRUNE_*``), plus copies of the
+  ``workflow`` and ``lambdas`` packages (the workloads fall back to their built-in registry
+  without dist-info).
+* Node: a wheelhouse (a wheel of ``workflow`` and ``node_agent`` plus every requirement's wheel
+  for Amazon Linux 2023 / CPython 3.11), installed offline on the node by its user data as
+  ``NODE_REQUIREMENT``.
 
 Both assets use ``AssetHashType.OUTPUT``: when bundling is skipped (the
 ``aws:cdk:bundling-stacks`` context is ``[]``, as in the tests) CDK neither runs these
@@ -19,8 +23,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import tomllib
 from collections.abc import Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Final
 
@@ -31,9 +35,15 @@ from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
 DISTRIBUTION: Final = "lighthpc-sfn"
+# RDKit rides in both bundles: the node runs the molsim search, and on Lambda PlanMission
+# validates a molsim sample and RsltProc's reduce re-reads the queries, both parsing SMILES.
+RUNTIME_EXTRAS: Final = ("molsim",)
+NODE_REQUIREMENT: Final = f"{DISTRIBUTION}[{','.join(RUNTIME_EXTRAS)}]"
 LAMBDA_PACKAGES: Final = ("workflow", "lambdas")
 WHEEL_SOURCES: Final = ("pyproject.toml", "README.md", "statemachine.asl.json")
-WHEEL_PACKAGES: Final = ("workflow", "lambdas", "node_agent")
+WHEEL_PACKAGES: Final = ("workflow", "node_agent")
+# This file is <root>/infra/lighthpc_infra/bundling.py.
+_PROJECT_ROOT: Final = Path(__file__).resolve().parents[2]
 WHEELHOUSE: Final = "wheelhouse"
 # Never executed: BundlingOptions needs an image, but local bundling always succeeds or raises.
 _NO_DOCKER: Final = "lighthpc/local-bundling-only"
@@ -41,17 +51,14 @@ _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache", ".pytest
 _PIP_TAIL = 2000
 # Lambda's limit on a function's unzipped code; checked at synth, not at deploy.
 LAMBDA_UNZIPPED_LIMIT: Final = 250 * 1024 * 1024
+# The AWS SDK the Lambda runtime provides (top-level names as pip installs them).
+LAMBDA_RUNTIME_SDK: Final = ("boto3", "botocore", "s3transfer", "urllib3", "dateutil", "six.py")
 # Pruned from the Lambda bundle, or it exceeds that limit (rdkit + numpy alone are ~200 MB):
-# the AWS SDK the Lambda runtime provides, and what the handlers never import (RDKit's
-# drawing backend Pillow, type stubs, contributed scripts, test suites).
+# the SDK above, and what the handlers never import (RDKit's drawing backend Pillow, type
+# stubs, contributed scripts, test suites).
 PRUNE_TOP: Final = (
+    *LAMBDA_RUNTIME_SDK,
     "bin",
-    "boto3",
-    "botocore",
-    "s3transfer",
-    "urllib3",
-    "dateutil",
-    "six.py",
     "PIL",
     "pillow.libs",
     "rdkit-stubs",
@@ -83,9 +90,26 @@ def manylinux_platforms(glibc_minor: int, arch: str = "x86_64") -> list[str]:
     return [*tags, f"manylinux2014_{arch}"]
 
 
-def runtime_requirements(distribution: str = DISTRIBUTION) -> list[str]:
-    """The pinned runtime dependencies of the installed project (extras excluded)."""
-    return [r for r in metadata.requires(distribution) or [] if "extra ==" not in r]
+def runtime_requirements(
+    project_root: Path = _PROJECT_ROOT, extras: Sequence[str] = RUNTIME_EXTRAS
+) -> list[str]:
+    """The core dependencies plus ``extras``, as pinned in ``project_root/pyproject.toml``.
+
+    Read from the tree being bundled, not from the installed metadata, which is as old as
+    the last ``pip install`` and would ship stale pins beside fresh code.
+    """
+    pyproject = tomllib.loads((project_root / "pyproject.toml").read_text(encoding="utf-8"))
+    project = pyproject["project"]
+    optional = project.get("optional-dependencies", {})
+    requirements = list(project["dependencies"])
+    for extra in extras:
+        if extra not in optional:
+            raise BundlingError(f"pyproject.toml has no extra {extra!r}")
+        requirements += optional[extra]
+    if own := [r for r in requirements if r.lower().startswith(DISTRIBUTION)]:
+        # pip would look for the project itself on PyPI: list the requirements instead.
+        raise BundlingError(f"bundle extras must not name {DISTRIBUTION} itself: {own}")
+    return requirements
 
 
 def platform_args(python_version: str, glibc_minor: int) -> list[str]:
@@ -116,7 +140,7 @@ class _PipBundling:
         self.project_root = project_root
         self.python_version = python_version
         self.glibc_minor = glibc_minor
-        self.requirements = list(requirements or runtime_requirements())
+        self.requirements = list(requirements or runtime_requirements(project_root))
         self.python = python
 
 

@@ -19,7 +19,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
-from lighthpc_infra.bundling import WHEELHOUSE
+from lighthpc_infra.bundling import NODE_REQUIREMENT, WHEELHOUSE
 from node_agent.config import ENV_WORK_DIR
 
 SERVICE_NAME: Final = "lighthpc-node"
@@ -27,7 +27,6 @@ INSTALL_DIR: Final = "/opt/lighthpc"
 ENV_FILE: Final = "/etc/lighthpc/node.env"
 STATE_DIR: Final = "/var/lib/lighthpc"
 NODE_PYTHON_PACKAGE: Final = "python3.11"
-DISTRIBUTION: Final = "lighthpc-sfn"
 
 UNIT_FILE: Final = f"""[Unit]
 Description=lightHPC node agent (runs this instance's work unit, then terminates it)
@@ -70,7 +69,7 @@ def node_user_data(
         f"python3 -m zipfile -e {archive} {INSTALL_DIR}/pkg",
         f"{NODE_PYTHON_PACKAGE} -m venv {INSTALL_DIR}/venv",
         f"{INSTALL_DIR}/venv/bin/pip install --quiet --no-index "
-        f"--find-links {INSTALL_DIR}/pkg/{WHEELHOUSE} {DISTRIBUTION}",
+        f"--find-links {INSTALL_DIR}/pkg/{WHEELHOUSE} {shlex.quote(NODE_REQUIREMENT)}",
         f"mkdir -p {shlex.quote(ENV_FILE.rsplit('/', 1)[0])}",
         f"cat > {ENV_FILE} <<'LIGHTHPC_ENV'\n{env_lines}\nLIGHTHPC_ENV",
         f"cat > /etc/systemd/system/{SERVICE_NAME}.service <<'LIGHTHPC_UNIT'\n"

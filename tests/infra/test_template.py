@@ -301,7 +301,7 @@ def test_user_data_installs_the_agent_from_the_asset_and_runs_it_under_systemd(
     parts = data["UserData"]["Fn::Base64"]["Fn::Join"][1]
     script = "".join(p if isinstance(p, str) else "<token>" for p in parts)
     assert "aws s3 cp 's3://<token>/" in script and ".zip'" in script
-    assert "--no-index --find-links /opt/lighthpc/pkg/wheelhouse lighthpc-sfn" in script
+    assert "--no-index --find-links /opt/lighthpc/pkg/wheelhouse 'lighthpc-sfn[molsim]'" in script
     assert "ExecStart=/opt/lighthpc/venv/bin/lighthpc-node" in script
     assert "EnvironmentFile=/etc/lighthpc/node.env" in script
     assert "systemctl enable --now lighthpc-node.service" in script

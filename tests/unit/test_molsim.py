@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import csv
+import importlib
 import itertools
+import sys
 import tempfile
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rdkit import Chem
 
-from workflow.errors import MissionInvalidInput, ShardFailed
+import workflow.workloads
+from workflow.errors import MissionInvalidInput, ShardFailed, WorkloadUnavailable
+from workflow.params import parse_params
+from workflow.workloads import available_workloads, load_workload
 from workflow.workloads.base import (
     ShardContext,
     ShardDone,
@@ -133,6 +139,44 @@ def test_count_items_counts_library_lines_parsable_or_not(
 ) -> None:
     assert WORKLOAD.count_items(WorkInputs(sample=queries_file)) == 4999
     assert WORKLOAD.count_items(WorkInputs(sample=queries_file, reference=small_library)) == 301
+
+
+# --- without the molsim extra ----------------------------------------------------------
+
+
+@pytest.fixture
+def molsim_without_rdkit(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """The molsim module as imported where ``lighthpc-sfn[molsim]`` is not installed."""
+    name = "workflow.workloads.molsim"
+    monkeypatch.setitem(sys.modules, "rdkit", None)  # `import rdkit` raises ImportError
+    monkeypatch.setattr(workflow.workloads, "molsim", sys.modules[name])  # restored after
+    monkeypatch.delitem(sys.modules, name)
+    return importlib.import_module(name)
+
+
+def test_without_rdkit_molsim_stays_listed_and_its_params_validate(
+    molsim_without_rdkit: ModuleType,
+) -> None:
+    assert "molsim" in available_workloads()
+    assert parse_params({"workload": "molsim"}).workload == "molsim"
+    assert isinstance(load_workload("molsim"), molsim_without_rdkit.MolsimWorkload)
+
+
+@pytest.mark.parametrize("use", ["validate", "count_items", "run", "reduce"])
+def test_without_rdkit_every_molsim_use_names_the_extra(
+    molsim_without_rdkit: ModuleType, tmp_path: Path, queries_file: Path, use: str
+) -> None:
+    workload = load_workload("molsim")
+    inputs = WorkInputs(sample=queries_file)
+    calls = {
+        "validate": lambda: workload.validate(inputs),
+        "count_items": lambda: workload.count_items(inputs),
+        "run": lambda: workload.run(ShardRange("s0", 0, 0, 10), inputs, ShardContext(tmp_path)),
+        "reduce": lambda: workload.reduce([], tmp_path / "out.csv", inputs),
+    }
+    with pytest.raises(WorkloadUnavailable, match=r"install lighthpc-sfn\[molsim\]") as info:
+        calls[use]()
+    assert type(info.value).__name__ == "Workload.Unavailable"  # the Step Functions Error
 
 
 # --- sharded == one piece --------------------------------------------------------------

@@ -16,6 +16,10 @@ One ordering rule is used everywhere, so a sharded run equals a one-piece run by
 Shard files therefore carry the exact similarity (``repr`` of the float) plus two extra columns,
 ``query_index`` and ``ref_index``, so the reduce re-selects over the union with the same key.
 Only the final file rounds similarities to 6 decimals.
+
+RDKit is the optional extra ``lighthpc-sfn[molsim]``. This module imports without it, so the
+workload stays listed and a ``workload: molsim`` param still validates; the first use that
+needs RDKit raises ``Workload.Unavailable`` naming the extra.
 """
 
 from __future__ import annotations
@@ -31,10 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
-from rdkit import Chem, DataStructs, RDConfig, rdBase
-from rdkit.Chem import rdFingerprintGenerator
-
-from workflow.errors import MissionInvalidInput, ShardFailed
+from workflow.errors import MissionInvalidInput, ShardFailed, WorkloadUnavailable
 from workflow.workloads.base import (
     SampleReport,
     ShardContext,
@@ -45,7 +46,16 @@ from workflow.workloads.base import (
     WorkInputs,
 )
 
+_RDKIT_MISSING: ImportError | None = None
+try:
+    from rdkit import Chem, DataStructs, RDConfig, rdBase
+    from rdkit.Chem import rdFingerprintGenerator
+except ImportError as exc:
+    _RDKIT_MISSING = exc
+
 logger = logging.getLogger(__name__)
+
+INSTALL_HINT = "install lighthpc-sfn[molsim]"
 
 DEFAULT_TOP_K = 10
 # Checkpoints carry the partial top-K of every query: keep them bounded.
@@ -100,6 +110,14 @@ class Hit(NamedTuple):
     similarity: float
 
 
+def require_rdkit() -> None:
+    """Every RDKit use goes through here: a missing extra is a named error, not a NameError."""
+    if _RDKIT_MISSING is not None:
+        raise WorkloadUnavailable(
+            f"workload 'molsim' needs RDKit, which is not installed: {INSTALL_HINT}"
+        ) from _RDKIT_MISSING
+
+
 def rank_key(candidate: Candidate) -> tuple[float, str, int]:
     """The total order of hits: best similarity first, then ref_id, then library position."""
     return (-candidate.similarity, candidate.ref_id, candidate.ref_index)
@@ -112,6 +130,7 @@ def select_top_k(candidates: Iterable[Candidate], k: int) -> list[Candidate]:
 
 def default_library_path() -> Path:
     """RDKit's bundled NCI library (4,999 molecules, ``SMILES<TAB>id``)."""
+    require_rdkit()
     return Path(os.path.join(RDConfig.RDDataDir, "NCI", "first_5K.smi"))
 
 
@@ -149,6 +168,7 @@ def read_smiles_file(path: Path, what: str) -> list[SmilesEntry]:
 
 def parse_smiles(smiles: str) -> Chem.Mol | None:
     """The molecule, or None; RDKit's own error log is blocked (invalid lines are reported)."""
+    require_rdkit()
     with rdBase.BlockLogs():
         return Chem.MolFromSmiles(smiles)
 
@@ -176,6 +196,7 @@ def load_queries(path: Path) -> QuerySet:
 
 
 def _fingerprinter() -> Any:
+    require_rdkit()
     return rdFingerprintGenerator.GetMorganGenerator(radius=MORGAN_RADIUS, fpSize=MORGAN_BITS)
 
 
