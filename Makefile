@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: install check lint typecheck test demo clean
+.PHONY: install check lint typecheck test test-fast demo clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ typecheck: install
 
 test: install $(ASL_LINT)/node_modules/.installed
 	$(BIN)/pytest
+
+# The inner loop: pure and embedded-cloud tests, no node processes, no CDK synth (< 2 min).
+test-fast: install
+	$(BIN)/pytest -m "unit or functional" tests/unit tests/functional  # paths: skip importing the CDK
 
 check: lint typecheck test
 

@@ -1,5 +1,8 @@
 """Create the mission's resources inside the embedded cloud, named by the same ``Settings``
 that the CDK stack passes to the deployed Lambdas, and wire the real handlers in-process.
+
+``deploy`` creates the resources once; ``wire`` is the part of it that a test can undo (the
+handlers, the S3 rule, the default profile) and that ``localcloud.reset`` repeats.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from workflow.params import LOCAL_HEARTBEAT_SECONDS
 from workflow.records import EXECUTION_INDEX
 from workflow.settings import Settings
 from workflow.trigger import source_event_pattern
+
+Handler = Callable[[dict[str, Any], Any], Any]
 
 STATE_MACHINE_NAME = "lighthpc-mission"
 SOURCE_RULE_NAME = "lighthpc-source-object-created"
@@ -38,6 +43,8 @@ class LocalStack:
     topic_arn: str
     notice_queue_url: str
     function_arns: dict[str, str] = field(default_factory=dict)
+    handlers: dict[str, Handler] = field(default_factory=dict)  # FUNCTIONS key -> handler
+    profile: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_LOCAL_PROFILE))
 
 
 def local_settings(**overrides: Any) -> Settings:
@@ -47,43 +54,71 @@ def local_settings(**overrides: Any) -> Settings:
 def deploy(
     cloud: Any,
     settings: Settings | None = None,
-    handlers: Mapping[str, Callable[[dict[str, Any], Any], Any]] | None = None,
+    handlers: Mapping[str, Handler] | None = None,
     profile: Mapping[str, Any] | None = None,
 ) -> LocalStack:
     """Create buckets, tables, topic, launch template, functions, state machine and rule."""
-    from lambdas import light_scheduler as sched
-    from lambdas import mission_cfg, node_watch, rslt_proc, runtime
-
     settings = settings or Settings()
     topic_arn = _topic(cloud)
     settings = Settings(**{**settings.__dict__, "topic_arn": topic_arn})
+    svc = local_services(cloud, settings)
+    _buckets(cloud, settings)
+    _tables(cloud, settings)
+    _launch_template(cloud, settings)
+    queue_url = _notice_queue(cloud, topic_arn)
+    chosen = {**real_handlers(), **(handlers or {})}
+    arns = {key: cloud.deploy_function(FUNCTIONS[key], chosen[key]) for key in FUNCTIONS}
+    sm_arn = _state_machine(cloud, arns, topic_arn)
+    _source_rule(cloud, settings, sm_arn)
+    stack = LocalStack(
+        settings,
+        svc,
+        sm_arn,
+        topic_arn,
+        queue_url,
+        arns,
+        handlers=chosen,
+        profile=dict(profile or DEFAULT_LOCAL_PROFILE),
+    )
+    wire(cloud, stack)
+    from localcloud.outputs import register_outputs  # the remote CLI finds it by name
+
+    register_outputs(cloud, stack)
+    return stack
+
+
+def real_handlers() -> dict[str, Handler]:
+    """The Lambda handlers the CDK stack deploys, keyed like ``FUNCTIONS``."""
+    from lambdas import light_scheduler, mission_cfg, node_watch, rslt_proc
+
+    return {
+        "light_scheduler": light_scheduler.handler,
+        "rslt_proc": rslt_proc.handler,
+        "mission_cfg": mission_cfg.handler,
+        "node_watch": node_watch.handler,
+    }
+
+
+def local_services(cloud: Any, settings: Settings) -> Services:
+    """Clients for ``settings`` at the embedded cloud, as the deployed Lambdas would build."""
     session = boto3.session.Session(
         aws_access_key_id="testing",
         aws_secret_access_key="testing",  # noqa: S106 - the emulator's dummy credentials
         region_name=cloud.region,
     )
-    svc = make_services(settings, session=session, endpoint_url=cloud.endpoint_url)
-    _buckets(cloud, settings)
-    _tables(cloud, settings)
-    _launch_template(cloud, settings)
-    queue_url = _notice_queue(cloud, topic_arn)
-    runtime.configure(svc)
-    chosen = {
-        "light_scheduler": sched.handler,
-        "rslt_proc": rslt_proc.handler,
-        "mission_cfg": mission_cfg.handler,
-        "node_watch": node_watch.handler,
-        **(handlers or {}),
-    }
-    arns = {key: cloud.deploy_function(FUNCTIONS[key], chosen[key]) for key in FUNCTIONS}
-    sm_arn = _state_machine(cloud, arns, topic_arn)
-    _source_rule(cloud, settings, sm_arn)
-    svc.store.put_profile(settings.default_profile, dict(profile or DEFAULT_LOCAL_PROFILE), 0.0)
-    stack = LocalStack(settings, svc, sm_arn, topic_arn, queue_url, arns)
-    from localcloud.outputs import register_outputs  # the remote CLI finds it by name
+    return make_services(settings, session=session, endpoint_url=cloud.endpoint_url)
 
-    register_outputs(cloud, stack)
-    return stack
+
+def wire(cloud: Any, stack: LocalStack, handlers: Mapping[str, Handler] | None = None) -> None:
+    """Hand the in-process Lambdas ``stack``'s clients and handlers (``handlers`` override
+    some, until the next ``wire``), enable the S3 rule and store the default profile."""
+    from lambdas import runtime
+
+    runtime.configure(stack.services)
+    for key, handler in {**stack.handlers, **(handlers or {})}.items():
+        cloud.lambdas.register(FUNCTIONS[key], handler)
+    _put_source_rule(stack.services.events, stack.settings)  # keeps the rule's targets
+    stack.services.store.put_profile(stack.settings.default_profile, dict(stack.profile), 0.0)
 
 
 def _topic(cloud: Any) -> str:
@@ -206,11 +241,7 @@ def _role(cloud: Any) -> str:
 
 def _source_rule(cloud: Any, settings: Settings, state_machine_arn: str) -> None:
     events = cloud.client("events")
-    events.put_rule(
-        Name=SOURCE_RULE_NAME,
-        EventPattern=json.dumps(source_event_pattern(settings)),
-        State="ENABLED",
-    )
+    _put_source_rule(events, settings)
     events.put_targets(
         Rule=SOURCE_RULE_NAME,
         Targets=[
@@ -220,4 +251,12 @@ def _source_rule(cloud: Any, settings: Settings, state_machine_arn: str) -> None
                 "RoleArn": _role(cloud),
             }
         ],
+    )
+
+
+def _put_source_rule(events: Any, settings: Settings) -> None:
+    events.put_rule(
+        Name=SOURCE_RULE_NAME,
+        EventPattern=json.dumps(source_event_pattern(settings)),
+        State="ENABLED",
     )

@@ -1,6 +1,7 @@
 """The embedded cloud with the real stack and a pool of REAL ``lighthpc-node`` processes.
 
-One cloud and one deployment per module (deploying takes seconds); one node pool per test,
+The session's cloud and deployment (``tests/conftest.py``), reset once per module (the tests of
+a module share module fixtures such as the library in S3); one node pool per test,
 closed at the end of the test so no node process outlives it. When a test fails, the tail of
 every node's JSON log is printed: it is the first thing to read.
 """
@@ -14,7 +15,8 @@ import pytest
 
 from localcloud.emulator import EmbeddedCloud
 from localcloud.pool import LocalNodePool
-from localcloud.stack import LocalStack, deploy
+from localcloud.stack import LocalStack
+from tests.conftest import SharedCloud
 
 # Fast knobs for tests: notices polled every 0.1 s, progress written every 0.2 s per shard.
 NODE_ENV = {
@@ -37,14 +39,14 @@ _FAILED = pytest.StashKey[bool]()
 
 
 @pytest.fixture(scope="module")
-def cloud() -> Iterator[EmbeddedCloud]:
-    with EmbeddedCloud() as c:
-        yield c
+def stack(shared_cloud: SharedCloud) -> LocalStack:
+    return shared_cloud.fresh()
 
 
 @pytest.fixture(scope="module")
-def stack(cloud: EmbeddedCloud) -> LocalStack:
-    return deploy(cloud)
+def cloud(shared_cloud: SharedCloud, stack: LocalStack) -> EmbeddedCloud:
+    del stack
+    return shared_cloud.deployed()[0]
 
 
 @pytest.fixture

@@ -1,36 +1,43 @@
-"""Fixtures that run the real statemachine.asl.json on the embedded moto with real handlers."""
+"""Fixtures that run the real statemachine.asl.json on the embedded moto with real handlers.
+
+``stack`` is the session's deployed stack (``tests/conftest.py``), reset before each test: a
+test sees no other test's missions, executions, instances, objects or notices. A module whose
+tests share state through a module fixture uses ``shared_stack`` (reset once per module)
+instead, never both: ``stack`` would wipe what the module fixture wrote.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from localcloud.emulator import EmbeddedCloud
-from localcloud.stack import LocalStack, deploy
+from localcloud.stack import LocalStack
+from tests.conftest import SharedCloud
 from tests.waiting import wait_for
 from workflow.states import TERMINAL_EXECUTION
 
 
 @pytest.fixture
-def cloud() -> Iterator[EmbeddedCloud]:
-    with EmbeddedCloud() as c:
-        yield c
+def stack(shared_cloud: SharedCloud) -> LocalStack:
+    return shared_cloud.fresh()
 
 
 @pytest.fixture
-def stack(cloud: EmbeddedCloud) -> LocalStack:
-    return deploy(cloud)
+def cloud(shared_cloud: SharedCloud, stack: LocalStack) -> EmbeddedCloud:
+    """The cloud ``stack`` runs in (e.g. to reset it with other settings)."""
+    del stack
+    return shared_cloud.deployed()[0]
 
 
 @pytest.fixture(scope="module")
-def shared_stack() -> Iterator[LocalStack]:
-    """One emulator for a module whose tests leave no state behind (e.g. rejections)."""
-    with EmbeddedCloud() as c:
-        yield deploy(c)
+def shared_stack(shared_cloud: SharedCloud) -> LocalStack:
+    """The stack reset once, for a module whose tests share state on purpose (e.g. the files
+    the rejection cases read) and leave no execution running."""
+    return shared_cloud.fresh()
 
 
 def wait_execution(stack: LocalStack, arn: str, timeout: float = 60) -> dict[str, Any]:

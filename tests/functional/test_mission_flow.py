@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from localcloud.emulator import EmbeddedCloud
-from localcloud.stack import SOURCE_RULE_NAME, LocalStack, deploy
+from localcloud.reset import reset
+from localcloud.stack import SOURCE_RULE_NAME, LocalStack
 from tests.functional.conftest import (
     executions,
     notices,
@@ -17,7 +19,6 @@ from tests.functional.conftest import (
 )
 from tests.functional.simnode import NodeSim, first_attempt_only, unit_scripted
 from workflow.records import MissionRecord
-from workflow.settings import Settings
 from workflow.states import ShardStatus
 
 SAMPLE = "".join(f"item-{i}\n" for i in range(120)).encode()
@@ -190,10 +191,13 @@ def test_duplicate_s3_event_starts_one_mission(stack: LocalStack) -> None:
     assert len(missions) == 1
 
 
-def test_deployment_node_cap_bounds_the_map_concurrency(cloud: EmbeddedCloud) -> None:
+def test_deployment_node_cap_bounds_the_map_concurrency(
+    cloud: EmbeddedCloud, stack: LocalStack
+) -> None:
     """``max_concurrent_nodes`` (the local pool's capacity) caps units running at once
     below the mission's maxNodes; every unit still runs, one after another."""
-    capped = deploy(cloud, Settings(max_concurrent_nodes=1))
+    # The handlers read it from their Settings: the stack as deployed with the cap.
+    capped = reset(cloud, stack, settings=replace(stack.settings, max_concurrent_nodes=1))
     noop_profile(capped, shards=6, maxNodes=3)
     _upload(capped, "incoming/capped.txt")
     with NodeSim(capped.services, hold_seconds=0.5) as nodes:
