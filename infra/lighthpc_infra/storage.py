@@ -9,7 +9,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from workflow import keys, repository
+from workflow import keys, records
 from workflow.records import EXECUTION_INDEX
 
 MISSIONS_PREFIX: Final = "missions/"
@@ -18,7 +18,7 @@ MISSIONS_PREFIX: Final = "missions/"
 OBJECT_KIND_TAG: Final = keys.OBJECT_KIND_TAG  # the nodes tag what they upload (workflow.keys)
 KIND_CHECKPOINT: Final = keys.KIND_CHECKPOINT
 KIND_SHARD_RESULT: Final = keys.KIND_SHARD_RESULT
-TTL_ATTRIBUTE: Final = repository.TTL_ATTRIBUTE  # written by PlanMission on both tables
+TTL_ATTRIBUTE: Final = records.TTL_ATTRIBUTE  # written by PlanMission on both tables
 
 
 def _secure_bucket_props(removal_policy: cdk.RemovalPolicy) -> dict[str, object]:

@@ -79,7 +79,7 @@ def test_reset_forgets_a_missions_traces_and_the_stack_runs_the_next_one(
     assert _instances(stack) == []
     assert _items(stack, settings.trans_table) == []
     [profile] = stack.services.store.list_profiles()
-    assert (profile["profile"], profile["params"]) == ("default", dict(DEFAULT_LOCAL_PROFILE))
+    assert (profile.name, dict(profile.params)) == ("default", dict(DEFAULT_LOCAL_PROFILE))
     assert list(stack.services.store.scan_missions()) == []
     assert _versions(stack, settings.source_bucket) == []
     assert _versions(stack, settings.result_bucket) == []
@@ -134,7 +134,7 @@ def test_reset_waits_for_a_handler_call_under_way_before_it_wipes(
     threading.Timer(0.5, release.set).start()
     stack = reset(cloud, stack)
     caller.join(10)
-    assert [p["profile"] for p in stack.services.store.list_profiles()] == ["default"]
+    assert [p.name for p in stack.services.store.list_profiles()] == ["default"]
 
 
 def test_reset_changes_the_handlers_settings_but_renames_no_resource(
