@@ -68,7 +68,14 @@ def parse_chaos(spec: str | None) -> ChaosSpec:
     counts = {k: int(values.get(k, 0)) for k in ("kill", "dup", "seed")}
     if min(counts.values()) < 0:
         raise ChaosSpecInvalid("chaos kill/dup/seed cannot be negative")
-    return ChaosSpec(**rates, **counts)
+    return ChaosSpec(
+        interrupt=rates["interrupt"],
+        conflict=rates["conflict"],
+        throttle=rates["throttle"],
+        kill=counts["kill"],
+        dup=counts["dup"],
+        seed=counts["seed"],
+    )
 
 
 @dataclass
