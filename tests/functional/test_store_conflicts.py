@@ -34,7 +34,6 @@ def _planned_store(stack: LocalStack) -> tuple[Any, str]:
     return store, mission_id
 
 
-@pytest.mark.xfail(strict=True, reason="defect: a TransactionConflict is read as supersession")
 def test_a_commit_meeting_a_conflict_is_retried_not_taken_for_supersession(
     stack: LocalStack,
 ) -> None:
@@ -52,9 +51,11 @@ def test_a_commit_meeting_a_conflict_is_retried_not_taken_for_supersession(
     holder.start()
     wait_for(lambda: FAULTS.held() > 0, 5, "the shard item to be held")
     try:
-        commit = {"fields": {"resultKey": "k"}, "counters": {"shardsDone": 1}}
-        assert store.move_shard(mission_id, "s000000", ShardStatus.DONE, attempt=1, **commit)
-        assert not store.move_shard(mission_id, "s000000", ShardStatus.DONE, attempt=1, **commit)
+        commit = {"resultKey": "k"}
+        assert store.move_shard(mission_id, "s000000", ShardStatus.DONE, attempt=1, fields=commit)
+        assert not store.move_shard(
+            mission_id, "s000000", ShardStatus.DONE, attempt=1, fields=commit
+        )
     finally:
         released.set()
         holder.join()
