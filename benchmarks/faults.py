@@ -18,17 +18,16 @@ and the sample is uploaded, so the S3 event starts it. Faults are drawn per miss
   report must be refused (conditional writes on the attempt; the late reporter races the
   new node);
 * ``race`` — once a shard is DONE, 4 threads commit it again concurrently through the
-  repository (``move_shard(DONE)`` with a ``shardsDone`` ADD): every one must be refused.
+  repository (``move_shard(DONE)``): every one must be refused.
 
 Checks per mission: execution and mission SUCCEEDED; the noop result total equals the item
-count and counts every shard once; ``tblTrans`` DONE count; the live ``shardsDone`` counter
-(read just before AggregateResults runs, which then rewrites it from tblTrans); EC2 instances
+count and counts every shard once; ``tblTrans`` DONE count; the live DONE count
+(``progress_of`` just before AggregateResults runs, which then writes ``shardsDone``); EC2 instances
 of the mission not terminated 10 s after its end (orphans); node processes of the mission
 still running then (orphans); relaunches: ``nodeRelaunches`` = node launches beyond the first
-per unit (``tblTrans`` unit ``launches``), ``relaunches`` = the mission counter that
-``launch_unit`` ADDs for every launch attempt > 1 (it also counts Lambda retries that
-launched nothing). Any lost or double-counted shard, orphan, failed
-mission or accepted racing commit makes the exit status 1.
+per unit (``tblTrans`` unit ``launches``), ``relaunches`` = the mission's ``retries`` as
+RsltProc wrote it (the same rule, ``progress_of``, over the unit items). Any lost or
+double-counted shard, orphan, failed mission or accepted racing commit makes the exit status 1.
 
     .venv/bin/python benchmarks/faults.py --missions 20 --seed 1
 """
@@ -58,6 +57,7 @@ from benchmarks._common import (
     table,
 )
 from benchmarks.instruments import wrap_handler
+from workflow.progress import progress_of
 from workflow.states import TERMINAL_EXECUTION, ExecutionStatus, MissionStatus
 
 SETTLE_SECONDS = 10.0
@@ -269,7 +269,6 @@ class Driver(threading.Thread):
                     ShardStatus.DONE,
                     attempt=shard.attempt,
                     fields={"resultKey": "race/forged.json"},
-                    counters={"shardsDone": 1},
                 )
             )
 
@@ -287,7 +286,7 @@ class Driver(threading.Thread):
 
 
 class CounterProbe:
-    """Reads the live shardsDone counter just before RsltProc rewrites it from tblTrans."""
+    """Counts the DONE shards (``progress_of``) just before RsltProc writes ``shardsDone``."""
 
     def __init__(self, observer: Observer) -> None:
         self.observer = observer
@@ -297,8 +296,8 @@ class CounterProbe:
         def handler(event: Any, context: Any) -> Any:
             mission_id = event.get("missionId") if isinstance(event, dict) else None
             if mission_id and mission_id not in self.before_aggregate:
-                mission = self.observer.store.get_mission(mission_id).to_item()
-                self.before_aggregate[mission_id] = mission.get("shardsDone")
+                shards = self.observer.store.list_shards(mission_id)
+                self.before_aggregate[mission_id] = progress_of(shards, []).done
             return inner(event, context)
 
         return handler
@@ -410,7 +409,7 @@ def check(  # noqa: PLR0917
         "doubleCounted": double,
         "orphanInstances": len(orphans),
         "orphanProcesses": len(orphan_procs),
-        "relaunches": int(mission.get("relaunches") or 0),
+        "relaunches": int(mission.get("retries") or 0),
         "launches": sum(u.launches for u in units),
         "nodeRelaunches": sum(max(u.launches - 1, 0) for u in units),
         "interruptions": int(mission.get("interruptions") or 0),

@@ -15,7 +15,7 @@ import os
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -303,6 +303,9 @@ def mission_view(svc: Services, ref: str, *, with_history: bool = True) -> Missi
         if mission is not None:
             view.shards = store.list_shards(mission.mission_id)
             view.units = store.list_units(mission.mission_id)
+            # Nodes never write the mission item: live counts come from tblTrans.
+            live = progress_of(view.shards, view.units)
+            view.mission = replace(mission, shards_done=live.done, shards_failed=live.failed)
         if with_history and execution is not None:
             view.history = _history(svc, str(execution["executionArn"]))
             machine = svc.sfn.describe_state_machine_for_execution(

@@ -4,6 +4,8 @@
   a shard, through its emulated ``spot/instance-action`` (a real Spot notice, seen by polling).
 * ``kill=N`` — the first N first attempts are SIGKILLed mid-shard: no report, heartbeat expiry.
 * ``dup=N`` — the S3 "Object Created" event is delivered N more times (must start no mission).
+* ``conflict=P`` / ``throttle=P`` — each DynamoDB write meets an in-flight transaction /
+  is throttled with probability P (``moto_compat.FAULTS``, fixes 11 and 12).
 * ``seed=S`` — makes the choice of victims repeatable.
 """
 
@@ -21,6 +23,7 @@ from workflow.errors import LightHpcError
 from workflow.states import ShardStatus
 
 STRIKE_AFTER_SECONDS = 1.5
+_RATES = ("interrupt", "conflict", "throttle")
 
 
 class ChaosSpecInvalid(LightHpcError):
@@ -33,10 +36,13 @@ class ChaosSpec:
     kill: int = 0
     dup: int = 0
     seed: int = 0
+    conflict: float = 0.0
+    throttle: float = 0.0
 
     @property
     def active(self) -> bool:
-        return self.interrupt > 0 or self.kill > 0 or self.dup > 0
+        rates = (self.interrupt, self.conflict, self.throttle)
+        return max(rates) > 0 or self.kill > 0 or self.dup > 0
 
 
 def parse_chaos(spec: str | None) -> ChaosSpec:
@@ -46,21 +52,30 @@ def parse_chaos(spec: str | None) -> ChaosSpec:
     values: dict[str, float] = {}
     for part in spec.split(","):
         key, sep, raw = part.strip().partition("=")
-        if not sep or key not in {"interrupt", "kill", "dup", "seed"}:
+        if not sep or key not in {*_RATES, "kill", "dup", "seed"}:
             raise ChaosSpecInvalid(
-                f"bad chaos item {part!r}: use interrupt=P, kill=N, dup=N, seed=S"
+                f"bad chaos item {part!r}: use interrupt=P, conflict=P, throttle=P, "
+                "kill=N, dup=N, seed=S"
             )
         try:
             values[key] = float(raw)
         except ValueError as exc:
             raise ChaosSpecInvalid(f"chaos {key} needs a number, got {raw!r}") from exc
-    interrupt = values.get("interrupt", 0.0)
-    if not 0 <= interrupt <= 1:
-        raise ChaosSpecInvalid(f"chaos interrupt is a probability in [0, 1], got {interrupt}")
+    rates = {k: values.get(k, 0.0) for k in _RATES}
+    for key, rate in rates.items():
+        if not 0 <= rate <= 1:
+            raise ChaosSpecInvalid(f"chaos {key} is a probability in [0, 1], got {rate}")
     counts = {k: int(values.get(k, 0)) for k in ("kill", "dup", "seed")}
     if min(counts.values()) < 0:
         raise ChaosSpecInvalid("chaos kill/dup/seed cannot be negative")
-    return ChaosSpec(interrupt=interrupt, **counts)
+    return ChaosSpec(
+        interrupt=rates["interrupt"],
+        conflict=rates["conflict"],
+        throttle=rates["throttle"],
+        kill=counts["kill"],
+        dup=counts["dup"],
+        seed=counts["seed"],
+    )
 
 
 @dataclass

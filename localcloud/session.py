@@ -20,6 +20,7 @@ from typing import IO, Any
 
 from localcloud.chaos import ChaosMonkey, ChaosSpec
 from localcloud.emulator import EmbeddedCloud
+from localcloud.moto_compat import FAULTS
 from localcloud.pool import LocalNodePool, node_capacity
 from localcloud.stack import SOURCE_RULE_NAME, LocalStack, deploy
 from workflow.errors import LightHpcError, MissionInvalidInput
@@ -154,6 +155,7 @@ class LocalSession:
             if self.cloud.running:
                 self.cloud.stop()
         finally:
+            FAULTS.reset()
             self._restore_handlers()
             if self._own_log_dir:
                 shutil.rmtree(self.log_dir, ignore_errors=True)
@@ -165,6 +167,7 @@ class LocalSession:
 
     def start_chaos(self, spec: ChaosSpec) -> None:
         assert self.pool is not None
+        FAULTS.configure(conflict=spec.conflict, throttle=spec.throttle, seed=spec.seed)
         self.monkey = ChaosMonkey(spec, self.pool, self.services).start()
 
     # ---- starting missions -------------------------------------------------------------

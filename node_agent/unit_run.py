@@ -289,7 +289,6 @@ class UnitRun:
                 "position": shard.end,
                 "stats": numeric_stats(outcome.stats),
             },
-            counters={"shardsDone": 1},
         )
         if not committed and not self._already_committed(shard.shard_id, key):
             self._supersede(f"commit of {shard.shard_id} refused")
@@ -322,7 +321,6 @@ class UnitRun:
             ShardStatus.FAILED,
             attempt=ident.attempt,
             fields={"error": cause, "finishedAt": time.time()},
-            counters={"shardsFailed": 1},
         )
         if not moved:
             self._supersede(f"failure of {shard.shard_id} refused")

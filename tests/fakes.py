@@ -71,12 +71,6 @@ class MemoryMissionStore:
                 raise MissionNotFound(f"no mission {mission_id!r}")
             item.update(copy.deepcopy({k: v for k, v in fields.items() if v is not None}))
 
-    def add_counters(self, mission_id: str, deltas: Mapping[str, int]) -> None:
-        with self._lock:  # ADD creates what is missing, the item included
-            item = self.missions.setdefault(mission_id, {"missionId": mission_id})
-            for name, delta in deltas.items():
-                item[name] = item.get(name, 0) + delta
-
     def add_instance_seconds(
         self, mission_id: str, instance_type: str, capacity: str, seconds: float
     ) -> None:
@@ -227,7 +221,6 @@ class MemoryMissionStore:
         attempt: int,
         older_attempts: bool = False,
         fields: Mapping[str, Any] | None = None,
-        counters: Mapping[str, int] | None = None,
     ) -> bool:
         with self._lock:
             item = self.trans.get(mission_id, {}).get(SHARD_PREFIX + shard)
@@ -241,8 +234,6 @@ class MemoryMissionStore:
             item["updatedAt"] = time.time()
             if older_attempts:
                 item["attempt"] = attempt
-            if counters:  # the same transaction as the move
-                self.add_counters(mission_id, counters)
         return True
 
 

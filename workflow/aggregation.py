@@ -154,7 +154,6 @@ def _fail_unfinished(mission_id: str, shards: Sequence[ShardRecord], svc: Ports)
             ShardStatus.FAILED,
             attempt=s.attempt,
             fields={"error": f"unfinished ({s.status.value}) when the work units ended"},
-            counters={"shardsFailed": 1},
         )
     return len(unfinished)
 

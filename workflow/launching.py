@@ -51,8 +51,6 @@ def launch_unit(cmd: LaunchCommand, svc: Ports) -> dict[str, Any]:
     unit, queued = store.begin_attempt(
         cmd.mission_id, cmd.unit_id, cmd.attempt, cmd.task_token, capacity
     )
-    if before.launches > 0:  # a relaunch, not a retried Lambda that launched nothing yet
-        store.add_counters(cmd.mission_id, {"relaunches": 1})
     if not queued:
         # Every shard is already DONE (a previous node finished but its report was lost).
         store.set_unit(
@@ -105,7 +103,6 @@ def record_unit_failure(payload: Mapping[str, Any], svc: Ports) -> dict[str, Any
             ShardStatus.FAILED,
             attempt=shard.attempt,
             fields={"error": cause},
-            counters={"shardsFailed": 1},
         ):
             failed += 1
     store.set_unit(

@@ -38,7 +38,6 @@ class MissionStore(Protocol):
         """SET item attributes (wire names; None values skipped) on an existing mission."""
         ...
 
-    def add_counters(self, mission_id: str, deltas: Mapping[str, int]) -> None: ...
     def add_instance_seconds(
         self, mission_id: str, instance_type: str, capacity: str, seconds: float
     ) -> None: ...
@@ -78,8 +77,10 @@ class MissionStore(Protocol):
         attempt: int,
         older_attempts: bool = False,
         fields: Mapping[str, Any] | None = None,
-        counters: Mapping[str, int] | None = None,
-    ) -> bool: ...
+    ) -> bool:
+        """False only when the condition refused it; contention is retried, never False.
+        It writes the shard item alone: counts come from ``tblTrans`` (``progress_of``)."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,9 @@ AWS parity: moto behaves differently from AWS where the product relies on AWS.
   4 ``fresh_task_token_per_attempt``, 5 ``execution_name_default``,
   7 ``task_failure_cause``.
 - ``parity_dynamodb``: 3 ``dynamodb_write_lock`` (concurrent ``ADD`` writes were lost).
+- ``parity_dynamodb_conflicts``: 11 ``dynamodb_transaction_conflicts`` (moto never refuses a
+  write for an in-flight transaction), 12 ``dynamodb_throttling`` (nor for capacity); their
+  rates and holds are ``FAULTS``.
 - ``parity_events``: 6a ``eventbridge_sfn_target``, 6b ``s3_eventbridge_event_shape``.
 
 Performance (``performance``): moto answers right but does O(table) work per call.
@@ -30,6 +33,12 @@ from typing import Final
 
 from localcloud.moto_compat.machinery import Fix, Impl, MotoCompatWarning, Patch, Wrapper
 from localcloud.moto_compat.parity_dynamodb import DYNAMODB_WRITE_LOCK
+from localcloud.moto_compat.parity_dynamodb_conflicts import (
+    DYNAMODB_THROTTLING,
+    DYNAMODB_TRANSACTION_CONFLICTS,
+    FAULTS,
+    DynamoFaults,
+)
 from localcloud.moto_compat.parity_events import (
     EVENTBRIDGE_SFN_TARGET,
     S3_EVENTBRIDGE_EVENT_SHAPE,
@@ -51,11 +60,14 @@ from localcloud.moto_compat.performance import (
 
 __all__ = [
     "DYNAMODB_QUERY_PARTITION",
+    "DYNAMODB_THROTTLING",
+    "DYNAMODB_TRANSACTION_CONFLICTS",
     "DYNAMODB_WIRE_VALUES",
     "DYNAMODB_WRITE_LOCK",
     "EARLY_TASK_OUTCOME",
     "EVENTBRIDGE_SFN_TARGET",
     "EXECUTION_NAME_DEFAULT",
+    "FAULTS",
     "FIXES",
     "FIXES_BY_NAME",
     "FRESH_TASK_TOKEN_PER_ATTEMPT",
@@ -65,6 +77,7 @@ __all__ = [
     "SFN_PARSER_BACKEND",
     "TASK_FAILURE_CAUSE",
     "TRANSACTION_ITEM_SNAPSHOT",
+    "DynamoFaults",
     "Fix",
     "Impl",
     "MotoCompatWarning",
@@ -91,6 +104,8 @@ FIXES: Final[tuple[Fix, ...]] = (
     TRANSACTION_ITEM_SNAPSHOT,
     DYNAMODB_WIRE_VALUES,
     DYNAMODB_QUERY_PARTITION,
+    DYNAMODB_TRANSACTION_CONFLICTS,
+    DYNAMODB_THROTTLING,
 )
 FIXES_BY_NAME: Final[dict[str, Fix]] = {fix.name: fix for fix in FIXES}
 

@@ -161,7 +161,6 @@ class NodeSim:
             ShardStatus.DONE,
             attempt=a.attempt,
             fields={"resultKey": key},
-            counters={"shardsDone": 1},
         )
         if ok:
             a.shards_run.append(shard_id)

@@ -8,6 +8,7 @@ from localcloud.stack import LocalStack
 from tests.fakes import mission_record
 from workflow.errors import AttemptSuperseded
 from workflow.planner import pack_units, plan_shards
+from workflow.progress import progress_of
 from workflow.states import ShardStatus
 
 
@@ -40,13 +41,13 @@ def test_a_shard_is_done_once_and_counted_once(planned: tuple[LocalStack, str]) 
     store = stack.services.store
     store.begin_attempt(mission_id, "u0000", 1, "t", "spot")
     assert store.move_shard(mission_id, "s000000", ShardStatus.RUNNING, attempt=1)
-    done = {"fields": {"resultKey": "k"}, "counters": {"shardsDone": 1}}
-    assert store.move_shard(mission_id, "s000000", ShardStatus.DONE, attempt=1, **done)
-    assert not store.move_shard(mission_id, "s000000", ShardStatus.DONE, attempt=1, **done)
+    done = {"resultKey": "k"}
+    assert store.move_shard(mission_id, "s000000", ShardStatus.DONE, attempt=1, fields=done)
+    assert not store.move_shard(mission_id, "s000000", ShardStatus.DONE, attempt=1, fields=done)
     assert not store.move_shard(
         mission_id, "s000000", ShardStatus.QUEUED, attempt=2, older_attempts=True
     )
-    assert store.get_mission(mission_id).shards_done == 1
+    assert progress_of(store.list_shards(mission_id), []).done == 1
     assert store.get_shard(mission_id, "s000000").status is ShardStatus.DONE  # type: ignore[union-attr]
 
 
@@ -70,8 +71,8 @@ def test_the_first_launch_moves_no_shard_and_a_relaunch_moves_the_open_ones(
     _, queued = store.begin_attempt(mission_id, "u0000", 1, "t1", "spot")
     assert (len(queued), len(calls)) == (3, 1)  # the unit item only
     assert store.move_shard(mission_id, "s000000", ShardStatus.RUNNING, attempt=1)
-    done = {"fields": {"resultKey": "k"}, "counters": {"shardsDone": 1}}
-    assert store.move_shard(mission_id, "s000000", ShardStatus.DONE, attempt=1, **done)
+    done = {"resultKey": "k"}
+    assert store.move_shard(mission_id, "s000000", ShardStatus.DONE, attempt=1, fields=done)
     calls.clear()
     _, queued = store.begin_attempt(mission_id, "u0000", 2, "t2", "on-demand")
     assert (len(queued), len(calls)) == (2, 1 + 2)  # the unit, then each open shard

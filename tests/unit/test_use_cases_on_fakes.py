@@ -71,7 +71,6 @@ def commit(cloud: FakeCloud, mission_id: str, shard_id: str, attempt: int) -> bo
         ShardStatus.DONE,
         attempt=attempt,
         fields={"resultKey": key},
-        counters={"shardsDone": 1},
     )
 
 
@@ -161,7 +160,7 @@ def test_a_spot_warning_fails_the_attempt_and_the_relaunch_runs_only_open_shards
         1,
         1,
     )
-    assert cloud.store.get_mission(mission_id).relaunches == 1
+    assert cloud.store.get_mission(mission_id).retries == 1
 
 
 def test_the_same_upload_twice_plans_one_mission() -> None:

@@ -1,15 +1,18 @@
 """Mission state in DynamoDB: ``tblMission`` (missions, MissionCfg profiles) and ``tblTrans``.
 
 ``tblTrans`` holds one item per shard (SK ``shard#<id>``) and one per work unit (SK
-``unit#<id>``). Every status change is a conditional write on (status, attempt); counters use
-``ADD`` inside the same transaction as the status change they count, so a shard is counted
-once however often it is reported. ``DynamoMissionStore`` implements
+``unit#<id>``). Every status change is a conditional write on (status, attempt). No shard
+write touches the mission item: shard counts are read from ``tblTrans`` (``workflow.progress``)
+and written once by RsltProc, so a shard is counted once however often it is reported and no
+node writes a shared hot item. Only ``ConditionalCheckFailed`` means "refused"; a transaction
+conflict or a throttle is retried here with jittered backoff. ``DynamoMissionStore`` implements
 ``workflow.ports.MissionStore``: items become records here, and a refused condition becomes
 the answer (or the named error) the port promises.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
@@ -34,6 +37,21 @@ from workflow.records import (
 from workflow.states import ShardStatus, UnitStatus, sources_of
 
 _BATCH = 25
+# Conflicts and throttles are transient: ~8 tries with full jitter from 50 ms, capped at 2 s,
+# wait out ~5 s of contention at worst before the error goes up to the caller.
+WRITE_ATTEMPTS = 8
+_BACKOFF_BASE, _BACKOFF_CAP = 0.05, 2.0
+_TRANSIENT = frozenset(
+    {
+        "TransactionConflictException",
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+    }
+)
+_TRANSIENT_REASONS = frozenset(
+    {"TransactionConflict", "ProvisionedThroughputExceeded", "ThrottlingError"}
+)
 
 _ser = TypeSerializer()
 _de = TypeDeserializer()
@@ -69,9 +87,42 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _reasons(exc: ClientError) -> list[str]:
+    return [str(r.get("Code", "None")) for r in exc.response.get("CancellationReasons", [])]
+
+
 def _conditional_failed(exc: ClientError) -> bool:
-    code = exc.response.get("Error", {}).get("Code", "")
-    return code in {"ConditionalCheckFailedException", "TransactionCanceledException"}
+    """The write's condition refused it: the only answer that means "no" (superseded)."""
+    code = _code(exc)
+    if code == "TransactionCanceledException":
+        return "ConditionalCheckFailed" in _reasons(exc)
+    return code == "ConditionalCheckFailedException"
+
+
+def _transient(exc: ClientError) -> bool:
+    """Contention, not an answer: another transaction held the item, or capacity ran out."""
+    code = _code(exc)
+    if code == "TransactionCanceledException":
+        reasons = _reasons(exc)
+        return "ConditionalCheckFailed" not in reasons and bool(_TRANSIENT_REASONS & set(reasons))
+    return code in _TRANSIENT
+
+
+def write_with_retry(call: Any, **kwargs: Any) -> Any:
+    """``call(**kwargs)``, retried on transient refusals (after botocore's own retries) with
+    full-jitter backoff, ``WRITE_ATTEMPTS`` tries at most; anything else goes up at once."""
+    for attempt in range(WRITE_ATTEMPTS):
+        try:
+            return call(**kwargs)
+        except ClientError as exc:
+            if not _transient(exc) or attempt == WRITE_ATTEMPTS - 1:
+                raise
+            time.sleep(random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt)))
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 class DynamoMissionStore:
@@ -87,7 +138,8 @@ class DynamoMissionStore:
     def create_mission(self, record: MissionRecord) -> MissionRecord | None:
         """Put the mission once. Returns None when created, else the existing record."""
         try:
-            self._ddb.put_item(
+            write_with_retry(
+                self._ddb.put_item,
                 TableName=self.mission_table,
                 Item=_to_ddb(record.to_item()),
                 ConditionExpression="attribute_not_exists(missionId)",
@@ -99,7 +151,11 @@ class DynamoMissionStore:
         return None
 
     def delete_mission(self, mission_id: str) -> None:
-        self._ddb.delete_item(TableName=self.mission_table, Key=_to_ddb({"missionId": mission_id}))
+        write_with_retry(
+            self._ddb.delete_item,
+            TableName=self.mission_table,
+            Key=_to_ddb({"missionId": mission_id}),
+        )
 
     def get_mission(self, mission_id: str) -> MissionRecord:
         resp = self._ddb.get_item(
@@ -117,7 +173,8 @@ class DynamoMissionStore:
         values = {f":v{i}": v for i, v in enumerate(fields.values())}
         sets = ", ".join(f"#f{i} = :v{i}" for i in range(len(fields)))
         try:
-            self._ddb.update_item(
+            write_with_retry(
+                self._ddb.update_item,
                 TableName=self.mission_table,
                 Key=_to_ddb({"missionId": mission_id}),
                 UpdateExpression=f"SET {sets}",
@@ -129,11 +186,6 @@ class DynamoMissionStore:
             if _conditional_failed(exc):
                 raise MissionNotFound(f"no mission {mission_id!r}") from exc
             raise
-
-    def add_counters(self, mission_id: str, deltas: Mapping[str, int]) -> None:
-        if not deltas:
-            return
-        self._ddb.update_item(TableName=self.mission_table, **_add_update(mission_id, deltas))
 
     def mission_for_execution(self, execution_arn: str) -> str | None:
         resp = self._ddb.query(
@@ -151,7 +203,8 @@ class DynamoMissionStore:
         """ADD a node's billed seconds to ``instanceSeconds["<type>|<capacity>"]`` (a map
         created with the mission), so the cost model prices what really ran."""
         try:
-            self._ddb.update_item(
+            write_with_retry(
+                self._ddb.update_item,
                 TableName=self.mission_table,
                 Key=_to_ddb({"missionId": mission_id}),
                 UpdateExpression="ADD #m.#k :s",
@@ -188,10 +241,11 @@ class DynamoMissionStore:
 
     def put_profile(self, name: str, params: Mapping[str, Any], updated_at: float) -> None:
         item = ProfileRecord(name, dict(params), updated_at).to_item()
-        self._ddb.put_item(TableName=self.mission_table, Item=_to_ddb(item))
+        write_with_retry(self._ddb.put_item, TableName=self.mission_table, Item=_to_ddb(item))
 
     def delete_profile(self, name: str) -> bool:
-        resp = self._ddb.delete_item(
+        resp = write_with_retry(
+            self._ddb.delete_item,
             TableName=self.mission_table,
             Key=_to_ddb({"missionId": PROFILE_PREFIX + name}),
             ReturnValues="ALL_OLD",
@@ -229,7 +283,7 @@ class DynamoMissionStore:
             }
             delay = 0.05
             while pending:
-                resp = self._ddb.batch_write_item(RequestItems=pending)
+                resp = write_with_retry(self._ddb.batch_write_item, RequestItems=pending)
                 pending = resp.get("UnprocessedItems") or {}
                 if pending:
                     time.sleep(delay)
@@ -239,12 +293,13 @@ class DynamoMissionStore:
         """Remove every ``tblTrans`` item of a mission (rollback of a half-written plan)."""
         keys = [{"missionId": mission_id, "shardId": sk} for sk in self._sort_keys(mission_id)]
         for i in range(0, len(keys), _BATCH):
-            self._ddb.batch_write_item(
+            write_with_retry(
+                self._ddb.batch_write_item,
                 RequestItems={
                     self.trans_table: [
                         {"DeleteRequest": {"Key": _to_ddb(k)}} for k in keys[i : i + _BATCH]
                     ]
-                }
+                },
             )
 
     # ---- reads ----------------------------------------------------------------------------
@@ -318,7 +373,8 @@ class DynamoMissionStore:
         Refused (``AttemptSuperseded``) when the unit already has this or a later attempt.
         """
         try:
-            self._ddb.update_item(
+            write_with_retry(
+                self._ddb.update_item,
                 TableName=self.trans_table,
                 Key=_to_ddb({"missionId": mission_id, "shardId": UNIT_PREFIX + unit_id}),
                 UpdateExpression=(
@@ -380,7 +436,8 @@ class DynamoMissionStore:
         values[":n"] = attempt
         sets = ", ".join(f"#f{i} = :v{i}" for i in range(len(fields)))
         try:
-            self._ddb.update_item(
+            write_with_retry(
+                self._ddb.update_item,
                 TableName=self.trans_table,
                 Key=_to_ddb({"missionId": mission_id, "shardId": UNIT_PREFIX + unit_id}),
                 UpdateExpression=f"SET {sets}",
@@ -396,7 +453,8 @@ class DynamoMissionStore:
 
     def note_interruption(self, mission_id: str, unit_id: str, attempt: int) -> None:
         """Record that ``attempt`` was interrupted (a set: node and watcher may both say so)."""
-        self._ddb.update_item(
+        write_with_retry(
+            self._ddb.update_item,
             TableName=self.trans_table,
             Key=_to_ddb({"missionId": mission_id, "shardId": UNIT_PREFIX + unit_id}),
             UpdateExpression="ADD #ia :a",
@@ -415,13 +473,12 @@ class DynamoMissionStore:
         attempt: int,
         older_attempts: bool = False,
         fields: Mapping[str, Any] | None = None,
-        counters: Mapping[str, int] | None = None,
     ) -> bool:
         """Conditionally move one shard to ``target``; False when the condition refuses it.
 
         The condition: the current status is a legal source of ``target`` and the item's
         attempt equals ``attempt`` (or, with ``older_attempts``, is older: used by a new launch).
-        ``counters`` are ADDed to the mission record in the same transaction.
+        The mission item is not written: a commit touches its own shard item only.
         """
         extra = dict(fields or {})
         extra["status"] = target.value
@@ -446,33 +503,9 @@ class DynamoMissionStore:
             "ExpressionAttributeValues": _to_ddb(values),
         }
         try:
-            if counters:
-                self._ddb.transact_write_items(
-                    TransactItems=[
-                        {"Update": update},
-                        {
-                            "Update": {
-                                "TableName": self.mission_table,
-                                **_add_update(mission_id, counters),
-                            }
-                        },
-                    ]
-                )
-            else:
-                self._ddb.update_item(**update)
+            write_with_retry(self._ddb.update_item, **update)
         except ClientError as exc:
             if _conditional_failed(exc):
                 return False
             raise
         return True
-
-
-def _add_update(mission_id: str, deltas: Mapping[str, int]) -> dict[str, Any]:
-    names = {f"#c{i}": k for i, k in enumerate(deltas)}
-    values = {f":c{i}": v for i, v in enumerate(deltas.values())}
-    return {
-        "Key": _to_ddb({"missionId": mission_id}),
-        "UpdateExpression": "ADD " + ", ".join(f"#c{i} :c{i}" for i in range(len(deltas))),
-        "ExpressionAttributeNames": names,
-        "ExpressionAttributeValues": _to_ddb(values),
-    }
