@@ -12,6 +12,7 @@ AWS parity: moto behaves differently from AWS where the product relies on AWS.
   7 ``task_failure_cause``.
 - ``parity_dynamodb``: 3 ``dynamodb_write_lock`` (concurrent ``ADD`` writes were lost).
 - ``parity_events``: 6a ``eventbridge_sfn_target``, 6b ``s3_eventbridge_event_shape``.
+- ``parity_sfn_limits``: 11 ``map_tolerated_failure``.
 
 Performance (``performance``): moto answers right but does O(table) work per call.
 
@@ -42,6 +43,7 @@ from localcloud.moto_compat.parity_sfn import (
     SFN_PARSER_BACKEND,
     TASK_FAILURE_CAUSE,
 )
+from localcloud.moto_compat.parity_sfn_limits import MAP_TOLERATED_FAILURE
 from localcloud.moto_compat.performance import (
     DYNAMODB_QUERY_PARTITION,
     DYNAMODB_WIRE_VALUES,
@@ -60,6 +62,7 @@ __all__ = [
     "FIXES_BY_NAME",
     "FRESH_TASK_TOKEN_PER_ATTEMPT",
     "HEARTBEAT_TIMEOUT_ERROR",
+    "MAP_TOLERATED_FAILURE",
     "MOTO_VERSION_PINNED",
     "S3_EVENTBRIDGE_EVENT_SHAPE",
     "SFN_PARSER_BACKEND",
@@ -91,6 +94,7 @@ FIXES: Final[tuple[Fix, ...]] = (
     TRANSACTION_ITEM_SNAPSHOT,
     DYNAMODB_WIRE_VALUES,
     DYNAMODB_QUERY_PARTITION,
+    MAP_TOLERATED_FAILURE,
 )
 FIXES_BY_NAME: Final[dict[str, Fix]] = {fix.name: fix for fix in FIXES}
 
