@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from localcloud.emulator import EmbeddedCloud
 from localcloud.stack import LocalStack, real_handlers, wire
 from tests.functional.conftest import wait_execution
@@ -29,11 +27,6 @@ def _record_unit_failure_throttled(event: dict[str, Any], context: Any) -> Any:
     return real_handlers()["light_scheduler"](event, context)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: RunWorkUnits has no ToleratedFailurePercentage, so one failed child "
-    "aborts the running units (issue 12 §1)",
-)
 def test_a_unit_whose_failure_cannot_be_recorded_does_not_abort_the_others(
     cloud: EmbeddedCloud, stack: LocalStack
 ) -> None:
