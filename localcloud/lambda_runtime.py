@@ -15,14 +15,40 @@ handler calls that handler in-process, with the semantics of AWS's Python runtim
 The function itself must still exist in moto (state machines reference its ARN):
 :func:`create_stub_function` creates it. Invoking an existing function that has no
 handler raises ``ResourceNotFoundException`` (``strict=True``, the default) or falls back
-to moto's echo (``strict=False``). Handlers are not killed at the function timeout.
+to moto's echo (``strict=False``).
+
+The function's configured limits apply (``stack.py`` sets them from
+``function_limits.json``, the template's), failing with AWS's error names so that Retry and
+Catch see what they would see on AWS:
+
+* timeout -> ``Sandbox.Timedout``; memory -> ``Runtime.OutOfMemory``: the handler runs on its
+  own thread, watched every ``WATCH_INTERVAL_SECONDS``; past a limit the invocation fails
+  at once and the thread is stopped with an asynchronous exception (a thread cannot be
+  killed, so a handler blocked in C, e.g. ``time.sleep``, stops when it returns);
+* memory is the growth of the process RSS during the invocation, over the
+  ``RUNTIME_BASELINE_MB`` the Python runtime itself uses on AWS. RSS, not tracemalloc,
+  because it also sees native allocations (RDKit, numpy in the molsim reduce) and costs
+  nothing per allocation; the price is that concurrent invocations share the process, so
+  under concurrency the growth of one may be charged to another (stricter, never kinder);
+* ``/tmp``: each invocation gets its own directory, returned by ``tempfile.gettempdir()``
+  on the handler's thread, and its size is watched against the ephemeral storage (512 MB
+  by default). Past it the handler gets ``OSError: [Errno 28] No space left on device``
+  where it is, as a full ``/tmp`` raises on AWS; unhandled, AWS's Python runtime reports it
+  as ``errorType: OSError``;
+* 6 MB payloads: a larger request is refused with ``RequestEntityTooLargeException``, a
+  larger response fails the invocation with ``Function.ResponseSizeTooLarge``.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import io
 import json
 import logging
+import os
+import shutil
+import tempfile
 import threading
 import time
 import traceback
@@ -30,6 +56,7 @@ import uuid
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
 from localcloud.moto_compat import Fix, Impl, Patch
@@ -42,6 +69,11 @@ STUB_ROLE_NAME: Final = "lighthpc-local-lambda"
 STUB_RUNTIME: Final = "python3.11"
 DEFAULT_TIMEOUT_SECONDS: Final = 900
 DEFAULT_MEMORY_MB: Final = 512
+DEFAULT_EPHEMERAL_MB: Final = 512
+PAYLOAD_LIMIT_BYTES: Final = 6 * 1024 * 1024  # synchronous Invoke, request and response
+RUNTIME_BASELINE_MB: Final = 40  # AWS's "Max Memory Used" of an empty Python handler
+WATCH_INTERVAL_SECONDS: Final = 0.05
+_MB: Final = 1024 * 1024
 
 _LAMBDA_ASSUME_ROLE_POLICY: Final = {
     "Version": "2012-10-17",
@@ -115,6 +147,156 @@ class InvocationResult:
     function_error: str | None
 
 
+@dataclass(frozen=True)
+class FunctionLimits:
+    """What the function's configuration allows one invocation."""
+
+    timeout_seconds: float
+    memory_mb: int
+    ephemeral_mb: int = DEFAULT_EPHEMERAL_MB
+
+    @classmethod
+    def for_function(cls, function: Any) -> FunctionLimits:
+        """The limits of a moto ``LambdaFunction`` (AWS's defaults where it has none)."""
+        return cls(
+            timeout_seconds=float(function.timeout or 3),
+            memory_mb=int(function.memory_size or 128),
+            ephemeral_mb=int(getattr(function, "ephemeral_storage", 0) or DEFAULT_EPHEMERAL_MB),
+        )
+
+
+LIMITS_FILE: Final = Path(__file__).with_name("function_limits.json")
+
+
+def load_function_limits(path: Path = LIMITS_FILE) -> dict[str, FunctionLimits]:
+    """The template's limits per function key (``lighthpc_infra.limits_snapshot`` wrote them)."""
+    raw: dict[str, dict[str, int]] = json.loads(path.read_text(encoding="utf-8"))
+    return {
+        key: FunctionLimits(v["timeout"], v["memorySize"], v["ephemeralStorage"])
+        for key, v in raw.items()
+    }
+
+
+def _runtime_error(error_type: str, message: str, context: LambdaContext) -> InvocationResult:
+    body = {"errorMessage": message, "errorType": error_type, "requestId": context.aws_request_id}
+    return InvocationResult(json.dumps(body).encode(), "Unhandled")
+
+
+class _Stopped(BaseException):
+    """Raised inside a handler thread that the sandbox has given up on (no ``except
+    Exception`` in the handler can keep it alive)."""
+
+
+class _NoSpaceLeft(OSError):
+    """``/tmp`` is full: what a write raises on AWS (type name ``OSError``, errno 28)."""
+
+    def __init__(self) -> None:
+        super().__init__(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+_NoSpaceLeft.__name__ = _NoSpaceLeft.__qualname__ = "OSError"
+
+
+def _raise_in(thread: threading.Thread, exc_type: type[BaseException]) -> None:
+    if thread.ident is not None:
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(thread.ident), ctypes.py_object(exc_type)
+        )
+
+
+_PAGE_SIZE: Final = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def process_rss_bytes() -> int | None:
+    """The resident set size of this process (Linux ``/proc``); None where unknown."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            return int(statm.read().split()[1]) * _PAGE_SIZE
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def directory_bytes(root: str) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+            except OSError:
+                continue  # removed while we walked
+    return total
+
+
+_INVOCATION = threading.local()
+_ORIGINAL_GETTEMPDIR: Final = tempfile.gettempdir
+
+
+def _invocation_gettempdir() -> str:
+    """``tempfile.gettempdir`` that answers the invocation's own ``/tmp`` on its thread."""
+    tmp: str | None = getattr(_INVOCATION, "tmpdir", None)
+    return tmp if tmp is not None else _ORIGINAL_GETTEMPDIR()
+
+
+def run_limited(
+    handler: Handler, event: Any, context: LambdaContext, limits: FunctionLimits
+) -> InvocationResult:
+    """:func:`run_handler` inside the function's limits (see the module docstring)."""
+    tmpdir = tempfile.mkdtemp(prefix=f"lambda-tmp-{context.function_name}-")
+    outcome: list[InvocationResult] = []
+
+    def target() -> None:
+        _INVOCATION.tmpdir = tmpdir
+        try:
+            outcome.append(run_handler(handler, event, context))
+        except _Stopped:
+            return
+        finally:
+            _INVOCATION.tmpdir = None
+
+    thread = threading.Thread(target=target, name=f"lambda-{context.function_name}", daemon=True)
+    rss_at_start = process_rss_bytes()
+    memory_budget = (limits.memory_mb - RUNTIME_BASELINE_MB) * _MB
+    deadline = time.monotonic() + limits.timeout_seconds
+    full = False
+    thread.start()
+    try:
+        while True:
+            thread.join(WATCH_INTERVAL_SECONDS)
+            if not thread.is_alive():
+                break
+            if time.monotonic() >= deadline:
+                _raise_in(thread, _Stopped)
+                return _runtime_error(
+                    "Sandbox.Timedout",
+                    f"RequestId: {context.aws_request_id} Error: Task timed out after "
+                    f"{limits.timeout_seconds:.2f} seconds",
+                    context,
+                )
+            rss = process_rss_bytes()
+            if rss is not None and rss_at_start is not None and rss - rss_at_start > memory_budget:
+                _raise_in(thread, _Stopped)
+                return _runtime_error(
+                    "Runtime.OutOfMemory",
+                    f"RequestId: {context.aws_request_id} Error: Runtime exited with error: "
+                    f"signal: killed (memory {limits.memory_mb} MB)",
+                    context,
+                )
+            if not full and directory_bytes(tmpdir) > limits.ephemeral_mb * _MB:
+                full = True  # once: the handler may catch it and clean up, as on AWS
+                _raise_in(thread, _NoSpaceLeft)
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    result = outcome[0]
+    if len(result.payload) > PAYLOAD_LIMIT_BYTES:
+        return _runtime_error(
+            "Function.ResponseSizeTooLarge",
+            f"Response payload size ({len(result.payload)} bytes) exceeded maximum allowed "
+            f"payload size ({PAYLOAD_LIMIT_BYTES} bytes).",
+            context,
+        )
+    return result
+
+
 def run_handler(handler: Handler, event: Any, context: LambdaContext) -> InvocationResult:
     """Call the handler like the Python runtime does: exceptions become error payloads."""
     try:
@@ -155,6 +337,18 @@ def _parse_event(body: Any) -> Any:
         raise LambdaClientError(
             "InvalidRequestContentException", "Could not parse request body into json"
         ) from exc
+
+
+def _check_request_size(body: Any) -> None:
+    from moto.awslambda.exceptions import LambdaClientError
+
+    size = len(body.encode() if isinstance(body, str) else (body or b""))
+    if size > PAYLOAD_LIMIT_BYTES:
+        raise LambdaClientError(
+            "RequestEntityTooLargeException",
+            f"{size} byte payload is too large for the RequestResponse invocation type "
+            f"(limit {PAYLOAD_LIMIT_BYTES} bytes)",
+        )
 
 
 _ACTIVE_LOCK = threading.Lock()
@@ -214,12 +408,14 @@ class LambdaRegistry:
             if not self._dispatch.apply() and not self._dispatch.is_applied():
                 raise RuntimeError("moto's LambdaSimpleBackend.invoke changed shape")
             _ACTIVE[:] = [self]
+            tempfile.gettempdir = _invocation_gettempdir
 
     def uninstall(self) -> None:
         with _ACTIVE_LOCK:
             self._dispatch.revert()
             if _ACTIVE and _ACTIVE[0] is self:
                 _ACTIVE.clear()
+                tempfile.gettempdir = _ORIGINAL_GETTEMPDIR
 
     def wait_for_async(self, timeout: float) -> bool:
         """Wait for ``Event`` invocations started so far; True if all finished in time."""
@@ -233,9 +429,11 @@ class LambdaRegistry:
             return not self._async_threads
 
     # ------------------------------------------------------------------ dispatch
-    def _start_async(self, handler: Handler, event: Any, context: LambdaContext) -> None:
+    def _start_async(
+        self, handler: Handler, event: Any, context: LambdaContext, limits: FunctionLimits
+    ) -> None:
         def run() -> None:
-            result = run_handler(handler, event, context)
+            result = run_limited(handler, event, context, limits)
             if result.function_error:
                 LOGGER.warning(
                     "asynchronous invocation of %s failed: %s",
@@ -258,16 +456,18 @@ class LambdaRegistry:
         handler = self.handler_for(str(function.function_name))
         if handler is None:
             return None
+        _check_request_size(body)
         event = _parse_event(body)
         context = LambdaContext.for_function(function)
+        limits = FunctionLimits.for_function(function)
         invocation_type = _header(headers, "X-Amz-Invocation-Type") or "RequestResponse"
         response_headers["x-amz-executed-version"] = "$LATEST"
         if invocation_type == "DryRun":
             return b""
         if invocation_type == "Event":
-            self._start_async(handler, event, context)
+            self._start_async(handler, event, context, limits)
             return b""
-        result = run_handler(handler, event, context)
+        result = run_limited(handler, event, context, limits)
         if result.function_error:
             response_headers["x-amz-function-error"] = result.function_error
         return result.payload
@@ -326,6 +526,7 @@ def create_stub_function(
     *,
     timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS,
     memory_mb: int = DEFAULT_MEMORY_MB,
+    ephemeral_mb: int = DEFAULT_EPHEMERAL_MB,
     environment: Mapping[str, str] | None = None,
 ) -> str:
     """Create (or find) a minimal function named ``name`` in moto; return its ARN."""
@@ -342,6 +543,7 @@ def create_stub_function(
         Code={"ZipFile": _zip_stub()},
         Timeout=timeout_seconds,
         MemorySize=memory_mb,
+        EphemeralStorage={"Size": ephemeral_mb},
         Environment={"Variables": dict(environment or {})},
     )
     return str(created["FunctionArn"])

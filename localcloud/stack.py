@@ -67,7 +67,7 @@ def deploy(
     _launch_template(cloud, settings)
     queue_url = _notice_queue(cloud, topic_arn)
     chosen = {**real_handlers(), **(handlers or {})}
-    arns = {key: cloud.deploy_function(FUNCTIONS[key], chosen[key]) for key in FUNCTIONS}
+    arns = {key: _function(cloud, key, chosen[key]) for key in FUNCTIONS}
     sm_arn = _state_machine(cloud, arns, topic_arn)
     _source_rule(cloud, settings, sm_arn)
     stack = LocalStack(
@@ -85,6 +85,23 @@ def deploy(
 
     register_outputs(cloud, stack)
     return stack
+
+
+def _function(cloud: Any, key: str, handler: Handler) -> str:
+    """Create the function with the template's limits (``function_limits.json``)."""
+    from localcloud.lambda_runtime import create_stub_function, load_function_limits
+
+    limits = load_function_limits()[key]
+    arn = create_stub_function(
+        cloud.client("lambda"),
+        cloud.client("iam"),
+        FUNCTIONS[key],
+        timeout_seconds=int(limits.timeout_seconds),
+        memory_mb=limits.memory_mb,
+        ephemeral_mb=limits.ephemeral_mb,
+    )
+    cloud.lambdas.register(FUNCTIONS[key], handler)
+    return arn
 
 
 def real_handlers() -> dict[str, Handler]:

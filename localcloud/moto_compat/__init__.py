@@ -15,6 +15,7 @@ AWS parity: moto behaves differently from AWS where the product relies on AWS.
   write for an in-flight transaction), 12 ``dynamodb_throttling`` (nor for capacity); their
   rates and holds are ``FAULTS``.
 - ``parity_events``: 6a ``eventbridge_sfn_target``, 6b ``s3_eventbridge_event_shape``.
+- ``parity_sfn_limits``: 11 ``map_tolerated_failure``.
 
 Performance (``performance``): moto answers right but does O(table) work per call.
 
@@ -51,6 +52,7 @@ from localcloud.moto_compat.parity_sfn import (
     SFN_PARSER_BACKEND,
     TASK_FAILURE_CAUSE,
 )
+from localcloud.moto_compat.parity_sfn_limits import MAP_TOLERATED_FAILURE
 from localcloud.moto_compat.performance import (
     DYNAMODB_QUERY_PARTITION,
     DYNAMODB_WIRE_VALUES,
@@ -72,6 +74,7 @@ __all__ = [
     "FIXES_BY_NAME",
     "FRESH_TASK_TOKEN_PER_ATTEMPT",
     "HEARTBEAT_TIMEOUT_ERROR",
+    "MAP_TOLERATED_FAILURE",
     "MOTO_VERSION_PINNED",
     "S3_EVENTBRIDGE_EVENT_SHAPE",
     "SFN_PARSER_BACKEND",
@@ -106,6 +109,7 @@ FIXES: Final[tuple[Fix, ...]] = (
     DYNAMODB_QUERY_PARTITION,
     DYNAMODB_TRANSACTION_CONFLICTS,
     DYNAMODB_THROTTLING,
+    MAP_TOLERATED_FAILURE,
 )
 FIXES_BY_NAME: Final[dict[str, Fix]] = {fix.name: fix for fix in FIXES}
 

@@ -46,6 +46,18 @@ def test_the_real_definition_loads_and_names_the_story() -> None:
     assert "HeartbeatSecondsPath" in launch and "TimeoutSecondsPath" in launch
 
 
+def test_a_failed_unit_never_fails_the_map_run() -> None:
+    """AWS's Map tolerance defaults to 0 %: one failed child would abort the other units, so
+    the Map tolerates all and RsltProc applies maxFailedShardPercent (issue 12 §1)."""
+    run = load_definition(VALUES)["States"]["RunWorkUnits"]
+    assert run["ToleratedFailurePercentage"] == 100
+    record = run["ItemProcessor"]["States"]["RecordUnitFailure"]
+    assert record["Retry"][-1]["ErrorEquals"] == ["States.ALL"]
+    [catcher] = record["Catch"]
+    assert catcher["ErrorEquals"] == ["States.ALL"]
+    assert run["ItemProcessor"]["States"][catcher["Next"]]["End"] is True
+
+
 def test_missing_and_unused_placeholders_are_refused() -> None:
     text = read_definition()
     assert placeholders(text) == set(VALUES)
