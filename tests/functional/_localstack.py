@@ -38,10 +38,10 @@ _DROPPED_ENV: Final = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "SFN_MOCK_CONF
 
 def unavailable_reason() -> str | None:
     """Why LocalStack cannot run here (the only reason its tests skip), or None."""
-    if not PYTHON.exists():
+    if not PYTHON.exists() or not any(VENV.glob(".installed-*")):  # the Makefile's stamp
         return (
-            f"{VENV.name} is absent: `make {VENV.name}/.installed` builds it with Python 3.13 "
-            "from pyenv (LocalStack needs Python >= 3.12)"
+            f"{VENV.name} is absent: `make localstack` builds it with Python 3.13 from pyenv "
+            "(LocalStack needs Python >= 3.12)"
         )
     return None
 
@@ -55,7 +55,11 @@ def free_port() -> int:
 
 def host_mode_env(port: int, root: Path, mock_config: Path) -> dict[str, str]:
     """The environment of a LocalStack that shares nothing with another one on this machine."""
-    env = {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in _DROPPED_ENV and not k.startswith("AWS_")  # e.g. an endpoint at moto
+    }
     env.update(
         GATEWAY_LISTEN=f"127.0.0.1:{port}",
         LOCALSTACK_HOST=f"127.0.0.1:{port}",
