@@ -61,6 +61,8 @@ def host_mode_env(port: int, root: Path, mock_config: Path) -> dict[str, str]:
         if k not in _DROPPED_ENV and not k.startswith("AWS_")  # e.g. an endpoint at moto
     }
     env.update(
+        # 2026.3.0 takes only the port from it and listens on every interface (twisted.py:
+        # "TODO: interface = host?"); our clients use 127.0.0.1.
         GATEWAY_LISTEN=f"127.0.0.1:{port}",
         LOCALSTACK_HOST=f"127.0.0.1:{port}",
         PERSISTENCE="0",
