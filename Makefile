@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: install check lint typecheck test test-fast demo clean
+.PHONY: install localstack check lint typecheck test test-fast demo clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,26 @@ install: $(BIN)/.installed
 ASL_LINT := tools/asl-lint
 $(ASL_LINT)/node_modules/.installed: $(ASL_LINT)/package.json $(ASL_LINT)/package-lock.json
 	npm ci --prefix $(ASL_LINT) --no-audit --no-fund
+	touch $@
+
+# LocalStack, the second Step Functions engine of the scenario tests (tests/functional/_localstack.py):
+# it needs Python >= 3.12, so it gets its own venv from pyenv's 3.13. Host mode, no Docker.
+# The pins are the ones it runs with here (docs/architecture.md, "Tests"). ~5 min on 2 cores.
+LOCALSTACK_VENV   := .venv-localstack
+ifndef LOCALSTACK_PYTHON
+LOCALSTACK_PYTHON := $(firstword $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.13*/bin/python3.13) \
+                                 $(shell command -v python3.13))
+endif
+LOCALSTACK_PINS   := 'localstack-core[runtime]==2026.3.0' 'cbor2==5.9.0' 'pyopenssl==24.2.1' \
+                     'cryptography==43.0.3' 'service-identity==24.2.0'
+# The stamp names a hash of the pins: changing a pin rebuilds the venv, editing the Makefile does not.
+LOCALSTACK_STAMP  := $(LOCALSTACK_VENV)/.installed-$(shell echo $(LOCALSTACK_PINS) | cksum | cut -d' ' -f1)
+localstack: $(LOCALSTACK_STAMP)
+$(LOCALSTACK_STAMP):
+	@test -n "$(LOCALSTACK_PYTHON)" || { echo "Python 3.13 not found (pyenv or PATH): LocalStack needs it" >&2; exit 1; }
+	rm -rf $(LOCALSTACK_VENV)
+	$(LOCALSTACK_PYTHON) -m venv $(LOCALSTACK_VENV)
+	$(LOCALSTACK_VENV)/bin/pip install --quiet $(LOCALSTACK_PINS)
 	touch $@
 
 $(BIN)/.installed-local: pyproject.toml
@@ -36,7 +56,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-test: install $(ASL_LINT)/node_modules/.installed
+test: install $(ASL_LINT)/node_modules/.installed $(LOCALSTACK_STAMP)
 	$(BIN)/pytest
 
 # The inner loop: pure and embedded-cloud tests, no node processes, no CDK synth (< 2 min).
@@ -46,4 +66,4 @@ test-fast: install
 check: lint typecheck test
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(LOCALSTACK_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
