@@ -4,6 +4,8 @@
   a shard, through its emulated ``spot/instance-action`` (a real Spot notice, seen by polling).
 * ``kill=N`` — the first N first attempts are SIGKILLed mid-shard: no report, heartbeat expiry.
 * ``dup=N`` — the S3 "Object Created" event is delivered N more times (must start no mission).
+* ``capacity=P`` — each CreateFleet answers ``InsufficientInstanceCapacity`` with probability P
+  (``localcloud.fleet_errors``: AWS's ``Errors[]``, no instance).
 * ``seed=S`` — makes the choice of victims repeatable.
 """
 
@@ -33,10 +35,11 @@ class ChaosSpec:
     kill: int = 0
     dup: int = 0
     seed: int = 0
+    capacity: float = 0.0
 
     @property
     def active(self) -> bool:
-        return self.interrupt > 0 or self.kill > 0 or self.dup > 0
+        return self.interrupt > 0 or self.kill > 0 or self.dup > 0 or self.capacity > 0
 
 
 def parse_chaos(spec: str | None) -> ChaosSpec:
@@ -46,21 +49,22 @@ def parse_chaos(spec: str | None) -> ChaosSpec:
     values: dict[str, float] = {}
     for part in spec.split(","):
         key, sep, raw = part.strip().partition("=")
-        if not sep or key not in {"interrupt", "kill", "dup", "seed"}:
+        if not sep or key not in {"interrupt", "kill", "dup", "seed", "capacity"}:
             raise ChaosSpecInvalid(
-                f"bad chaos item {part!r}: use interrupt=P, kill=N, dup=N, seed=S"
+                f"bad chaos item {part!r}: use interrupt=P, kill=N, dup=N, capacity=P, seed=S"
             )
         try:
             values[key] = float(raw)
         except ValueError as exc:
             raise ChaosSpecInvalid(f"chaos {key} needs a number, got {raw!r}") from exc
-    interrupt = values.get("interrupt", 0.0)
-    if not 0 <= interrupt <= 1:
-        raise ChaosSpecInvalid(f"chaos interrupt is a probability in [0, 1], got {interrupt}")
+    interrupt, capacity = values.get("interrupt", 0.0), values.get("capacity", 0.0)
+    for name, p in (("interrupt", interrupt), ("capacity", capacity)):
+        if not 0 <= p <= 1:
+            raise ChaosSpecInvalid(f"chaos {name} is a probability in [0, 1], got {p}")
     counts = {k: int(values.get(k, 0)) for k in ("kill", "dup", "seed")}
     if min(counts.values()) < 0:
         raise ChaosSpecInvalid("chaos kill/dup/seed cannot be negative")
-    return ChaosSpec(interrupt=interrupt, **counts)
+    return ChaosSpec(interrupt=interrupt, capacity=capacity, **counts)
 
 
 @dataclass

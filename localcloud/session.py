@@ -20,6 +20,7 @@ from typing import IO, Any
 
 from localcloud.chaos import ChaosMonkey, ChaosSpec
 from localcloud.emulator import EmbeddedCloud
+from localcloud.fleet_errors import FleetErrors
 from localcloud.pool import LocalNodePool, node_capacity
 from localcloud.stack import SOURCE_RULE_NAME, LocalStack, deploy
 from workflow.errors import LightHpcError, MissionInvalidInput
@@ -87,6 +88,7 @@ class LocalSession:
         self.stack: LocalStack | None = None
         self.pool: LocalNodePool | None = None
         self.monkey: ChaosMonkey | None = None
+        self.fleet_errors: FleetErrors | None = None
         self._lambda_log: IO[str] | None = None
         self._saved_metrics_env: str | None = None
 
@@ -149,6 +151,8 @@ class LocalSession:
         try:
             if self.monkey is not None:
                 self.monkey.stop()
+            if self.fleet_errors is not None:
+                self.fleet_errors.uninstall()
             if self.pool is not None:
                 self.pool.close()
             if self.cloud.running:
@@ -166,6 +170,8 @@ class LocalSession:
     def start_chaos(self, spec: ChaosSpec) -> None:
         assert self.pool is not None
         self.monkey = ChaosMonkey(spec, self.pool, self.services).start()
+        if spec.capacity > 0:
+            self.fleet_errors = FleetErrors(probability=spec.capacity, seed=spec.seed).install()
 
     # ---- starting missions -------------------------------------------------------------
 
