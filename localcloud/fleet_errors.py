@@ -86,7 +86,7 @@ class FleetErrors:
             )
 
         self._original = original
-        Fleets.create_fleet = create_fleet  # type: ignore[method-assign]
+        Fleets.create_fleet = create_fleet  # type: ignore[method-assign,assignment]
         return self
 
     def uninstall(self) -> None:

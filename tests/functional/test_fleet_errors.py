@@ -33,6 +33,7 @@ def _run_one_unit(stack: LocalStack, **params: Any) -> dict[str, Any]:
 def _unit(stack: LocalStack) -> Any:
     store = stack.services.store
     mission_id = store.mission_for_execution(_last_arn(stack))
+    assert mission_id is not None
     return store.get_unit(mission_id, "u0000")
 
 
