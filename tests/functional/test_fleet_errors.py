@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from localcloud.fleet_errors import INSUFFICIENT_CAPACITY, MAX_SPOT_COUNT, UNAUTHORIZED, FleetErrors
 from localcloud.stack import LocalStack
 from tests.functional.conftest import start_manual, wait_execution
@@ -51,7 +49,6 @@ def test_a_spot_refusal_is_a_capacity_error_and_is_retried(stack: LocalStack) ->
     assert (unit.launches, unit.capacity) == (2, Capacity.SPOT)  # retried, still Spot
 
 
-@pytest.mark.xfail(strict=True, reason="defect: capacity refusals never lead to On-Demand")
 def test_after_repeated_spot_refusals_the_unit_launches_on_demand(stack: LocalStack) -> None:
     """Issue 12 §4: Spot refused twice (the default budget) → the third launch is
     On-Demand, as after ``spotAttempts`` interruptions; one more refusal would be spent for
@@ -64,7 +61,6 @@ def test_after_repeated_spot_refusals_the_unit_launches_on_demand(stack: LocalSt
     assert _unit(stack).capacity == Capacity.ON_DEMAND
 
 
-@pytest.mark.xfail(strict=True, reason="defect: UnauthorizedOperation reported as Node.Capacity")
 def test_a_denied_launch_is_named_and_not_retried(stack: LocalStack) -> None:
     with FleetErrors().fail_next([UNAUTHORIZED] * 8) as fleet, NodeSim(stack.services):
         desc = _run_one_unit(stack)
