@@ -26,7 +26,9 @@ def run_local(
 ) -> int:
     started = time.monotonic()
     log_dir = (out or DEFAULT_OUT) / "logs" / time.strftime("%Y%m%d-%H%M%S")
-    with LocalSession(workers=request.workers, log_dir=log_dir.resolve()) as session:
+    with LocalSession(
+        workers=request.workers, log_dir=log_dir.resolve(), boot_seconds=request.boot_seconds
+    ) as session:
         err.print(
             f"local stack at {session.cloud.endpoint_url} · node logs in {session.log_dir}",
             markup=False,

@@ -21,6 +21,7 @@ import click
 
 from cli.options import EXIT_FAILED, err_console, fail, out_console, parse_param_options
 from cli.remote_commands import config, cost, start, status
+from localcloud.pool import DEFAULT_BOOT_SECONDS, REALISTIC_BOOT_SECONDS
 from workflow.errors import LightHpcError
 
 
@@ -58,6 +59,14 @@ def local() -> None:
 @click.option("--out", type=click.Path(path_type=Path), help="Result directory.")
 @click.option("--chaos", default=None, metavar="SPEC", help="e.g. interrupt=0.3,kill=1,dup=1")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
+@click.option(
+    "--boot-seconds",
+    default=DEFAULT_BOOT_SECONDS,
+    show_default=True,
+    type=float,
+    help="Modelled node start: the instance exists this long before its node boots "
+    f"(AWS: ~{REALISTIC_BOOT_SECONDS:.0f} s, then the install).",
+)
 def local_run(
     sample: Path,
     workload: str,
@@ -67,6 +76,7 @@ def local_run(
     out: Path | None,
     chaos: str | None,
     as_json: bool,
+    boot_seconds: float,
 ) -> None:
     """Upload SAMPLE to the local source bucket and run the mission it starts."""
     from cli.local_run import run_local
@@ -81,6 +91,7 @@ def local_run(
             params=parse_param_options(params),
             workers=workers,
             chaos=parse_chaos(chaos),
+            boot_seconds=boot_seconds,
         )
         request.validate()
     except LightHpcError as exc:
@@ -98,12 +109,23 @@ def local_run(
 
 @local.command("up")
 @click.option("--workers", default=2, show_default=True, type=int, help="Local nodes at once.")
-def local_up(workers: int) -> None:
+@click.option(
+    "--boot-seconds",
+    default=DEFAULT_BOOT_SECONDS,
+    show_default=True,
+    type=float,
+    help="Modelled node start: the instance exists this long before its node boots "
+    f"(AWS: ~{REALISTIC_BOOT_SECONDS:.0f} s, then the install).",
+)
+def local_up(workers: int, boot_seconds: float) -> None:
     """Run the emulator and node pool until Ctrl-C; drive it with the stock AWS CLI."""
     from localcloud.session import LocalSession
 
     try:
-        with sigterm_as_interrupt(), LocalSession(workers=workers) as session:
+        with (
+            sigterm_as_interrupt(),
+            LocalSession(workers=workers, boot_seconds=boot_seconds) as session,
+        ):
             stack = session.stack
             assert stack is not None
             endpoint = session.cloud.endpoint_url

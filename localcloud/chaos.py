@@ -6,6 +6,8 @@
 * ``dup=N`` — the S3 "Object Created" event is delivered N more times (must start no mission).
 * ``conflict=P`` / ``throttle=P`` — each DynamoDB write meets an in-flight transaction /
   is throttled with probability P (``moto_compat.FAULTS``, fixes 11 and 12).
+* ``capacity=P`` — each CreateFleet answers ``InsufficientInstanceCapacity`` with probability P
+  (``localcloud.fleet_errors``: AWS's ``Errors[]``, no instance).
 * ``seed=S`` — makes the choice of victims repeatable.
 """
 
@@ -23,7 +25,7 @@ from workflow.errors import LightHpcError
 from workflow.states import ShardStatus
 
 STRIKE_AFTER_SECONDS = 1.5
-_RATES = ("interrupt", "conflict", "throttle")
+_RATES = ("interrupt", "conflict", "throttle", "capacity")
 
 
 class ChaosSpecInvalid(LightHpcError):
@@ -38,10 +40,11 @@ class ChaosSpec:
     seed: int = 0
     conflict: float = 0.0
     throttle: float = 0.0
+    capacity: float = 0.0
 
     @property
     def active(self) -> bool:
-        rates = (self.interrupt, self.conflict, self.throttle)
+        rates = (self.interrupt, self.conflict, self.throttle, self.capacity)
         return max(rates) > 0 or self.kill > 0 or self.dup > 0
 
 
@@ -55,7 +58,7 @@ def parse_chaos(spec: str | None) -> ChaosSpec:
         if not sep or key not in {*_RATES, "kill", "dup", "seed"}:
             raise ChaosSpecInvalid(
                 f"bad chaos item {part!r}: use interrupt=P, conflict=P, throttle=P, "
-                "kill=N, dup=N, seed=S"
+                "capacity=P, kill=N, dup=N, seed=S"
             )
         try:
             values[key] = float(raw)
@@ -72,6 +75,7 @@ def parse_chaos(spec: str | None) -> ChaosSpec:
         interrupt=rates["interrupt"],
         conflict=rates["conflict"],
         throttle=rates["throttle"],
+        capacity=rates["capacity"],
         kill=counts["kill"],
         dup=counts["dup"],
         seed=counts["seed"],

@@ -10,6 +10,13 @@ report), pause or list nodes. Each node's stdout/stderr (its JSON log) goes to
 ends, its instance is terminated in the emulator; ``close()`` leaves no process behind (it
 kills whole process trees).
 
+A node starts as it does on AWS (docs/architecture.md, "Node start"): the instance exists
+(pending → running) for ``boot_seconds`` with nothing on it; then, for ``install_seconds``, the
+boot heartbeater of the user data beats the attempt's task token (read from the unit item)
+every ``BOOT_BEAT_SECONDS`` while the node package installs; then the agent starts. The
+defaults are small for the demo; ``REALISTIC_BOOT_SECONDS`` and ``MEASURED_INSTALL_SECONDS``
+are AWS's figures (DESIGN.md §10 and the install measured for the node's wheelhouse).
+
 Slots are bounded: a node gets ``min(slots_per_node or CPUs, free slots)`` and an instance
 waits for a free slot when the host is full, like a Spot request waiting for capacity.
 """
@@ -36,8 +43,10 @@ from localcloud.imds import ImdsEmulator
 from node_agent import proctree
 from node_agent.config import ENV_CACHE_DIR, ENV_MAX_SLOTS, ENV_SLOTS, ENV_WORK_DIR
 from node_agent.identity import ENV_IMDS_ENDPOINT
+from node_agent.liveness import BOOT_BEAT_SECONDS
 from workflow.aws.ec2 import TAG_ATTEMPT, TAG_MISSION, TAG_UNIT
 from workflow.aws.services import Services
+from workflow.records import UNIT_PREFIX
 from workflow.settings import Settings
 
 LOGGER = logging.getLogger(__name__)
@@ -45,6 +54,11 @@ LOGGER = logging.getLogger(__name__)
 DUMMY_CREDENTIAL: Final = "testing"
 NODE_COMMAND: Final = (sys.executable, "-m", "node_agent.main")
 _LIVE_STATES: Final = ("pending", "running")
+DEFAULT_BOOT_SECONDS: Final = 0.5
+# AWS: pending→running 10-20 s + AL2023 boot 15-30 s (DESIGN.md §10), typical 25 s; then
+# ``uv pip install`` of the node's wheelhouse (venv + install, measured on 2 shared cores).
+REALISTIC_BOOT_SECONDS: Final = 25.0
+MEASURED_INSTALL_SECONDS: Final = 16.0
 
 
 class CloudEndpoint(Protocol):
@@ -101,6 +115,20 @@ def _endpoint(cloud: CloudEndpoint | Services) -> tuple[str, str, Any]:
     return cloud.endpoint_url, cloud.region, session.client("ec2", endpoint_url=cloud.endpoint_url)
 
 
+def _clients(cloud: CloudEndpoint | Services, names: tuple[str, str]) -> tuple[Any, Any]:
+    if isinstance(cloud, Services):
+        return cloud.ddb, cloud.sfn
+    import boto3
+
+    session = boto3.session.Session(
+        aws_access_key_id=DUMMY_CREDENTIAL,
+        aws_secret_access_key=DUMMY_CREDENTIAL,
+        region_name=cloud.region,
+    )
+    first, second = (session.client(n, endpoint_url=cloud.endpoint_url) for n in names)
+    return first, second
+
+
 def node_capacity(total_slots: int, slots_per_node: int | None) -> int:
     """Nodes the pool runs at once when each takes its full ``slots_per_node``."""
     per_node = slots_per_node or os.cpu_count() or 1
@@ -121,6 +149,9 @@ class LocalNodePool:
         total_slots: int | None = None,
         poll_seconds: float = 0.2,
         tags_in_metadata: bool = True,
+        boot_seconds: float = DEFAULT_BOOT_SECONDS,
+        install_seconds: float = 0.0,
+        boot_heartbeat: bool = True,
     ) -> None:
         self.endpoint_url, self.region, self._ec2 = _endpoint(cloud)
         self.settings = settings
@@ -131,10 +162,16 @@ class LocalNodePool:
         self.work_root = self.log_dir / "work"
         self.poll_seconds = poll_seconds
         self.tags_in_metadata = tags_in_metadata
+        self.boot_seconds = boot_seconds
+        self.install_seconds = install_seconds
+        self.boot_heartbeat = boot_heartbeat
+        self.boot_beats: dict[str, int] = {}
+        self._next_beat: dict[str, float] = {}
+        self._ddb, self._sfn = _clients(cloud, ("dynamodb", "stepfunctions"))
         self.errors: list[BaseException] = []
         self._lock = threading.RLock()
         self._handles: dict[str, NodeHandle] = {}
-        self._waiting: dict[str, dict[str, Any]] = {}
+        self._waiting: dict[str, tuple[dict[str, Any], float]] = {}
         self._seen: set[str] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="local-node-pool", daemon=True)
@@ -249,20 +286,55 @@ class LocalNodePool:
                     with self._lock:
                         if iid not in self._seen:
                             self._seen.add(iid)
-                            self._waiting[iid] = instance
+                            self._waiting[iid] = (instance, time.monotonic())
 
     def _free_slots(self) -> int:
         used = sum(h.slots for h in self._handles.values() if not h.finished)
         return self.total_slots - used
 
     def _launch_waiting(self) -> None:
+        now = time.monotonic()
         with self._lock:
-            for iid, instance in list(self._waiting.items()):
+            waiting = list(self._waiting.items())
+        for iid, (instance, appeared) in waiting:
+            booted = appeared + self.boot_seconds
+            if now < booted:
+                continue  # the instance exists; nothing runs on it yet
+            if now < booted + self.install_seconds:
+                if self.boot_heartbeat:
+                    self._boot_beat(iid, instance, now)
+                continue
+            with self._lock:
                 granted = min(self.slots_per_node or os.cpu_count() or 1, self._free_slots())
                 if granted < 1:
                     return
                 del self._waiting[iid]
                 self._handles[iid] = self._spawn(instance, granted)
+
+    def _boot_beat(self, iid: str, instance: Mapping[str, Any], now: float) -> None:
+        """What the user data's boot heartbeater does before the install: read the token of
+        this instance's attempt from the unit item and send a heartbeat with it."""
+        if now < self._next_beat.get(iid, 0.0):
+            return
+        self._next_beat[iid] = now + BOOT_BEAT_SECONDS
+        tags = {str(t["Key"]): str(t["Value"]) for t in instance.get("Tags", [])}
+        item = self._ddb.get_item(
+            TableName=self.settings.trans_table,
+            Key={
+                "missionId": {"S": tags.get(TAG_MISSION, "")},
+                "shardId": {"S": UNIT_PREFIX + tags.get(TAG_UNIT, "")},
+            },
+            ConsistentRead=True,
+        ).get("Item", {})
+        if item.get("attempt", {}).get("N") != tags.get(TAG_ATTEMPT):
+            return  # superseded: the token is not this instance's
+        try:
+            self._sfn.send_task_heartbeat(taskToken=item["taskToken"]["S"])
+        except ClientError as exc:
+            LOGGER.info("boot heartbeat of %s refused: %s", iid, exc)
+            self._next_beat[iid] = float("inf")
+            return
+        self.boot_beats[iid] = self.boot_beats.get(iid, 0) + 1
 
     def _spawn(self, instance: Mapping[str, Any], slots: int) -> NodeHandle:
         iid = str(instance["InstanceId"])

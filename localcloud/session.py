@@ -20,8 +20,9 @@ from typing import IO, Any
 
 from localcloud.chaos import ChaosMonkey, ChaosSpec
 from localcloud.emulator import EmbeddedCloud
+from localcloud.fleet_errors import FleetErrors
 from localcloud.moto_compat import FAULTS
-from localcloud.pool import LocalNodePool, node_capacity
+from localcloud.pool import DEFAULT_BOOT_SECONDS, LocalNodePool, node_capacity
 from localcloud.stack import SOURCE_RULE_NAME, LocalStack, deploy
 from workflow.errors import LightHpcError, MissionInvalidInput
 from workflow.params import LOCAL_RUN_HEARTBEAT_SECONDS, parse_params
@@ -52,6 +53,7 @@ class MissionRequestLocal:
     params: dict[str, Any] = field(default_factory=dict)
     workers: int = 2
     chaos: ChaosSpec = field(default_factory=ChaosSpec)
+    boot_seconds: float = DEFAULT_BOOT_SECONDS
 
     def validate(self) -> None:
         if not self.sample.is_file():
@@ -60,6 +62,8 @@ class MissionRequestLocal:
             raise MissionInvalidInput(f"library file not found: {self.library}")
         if self.workers < 1:
             raise MissionInvalidInput(f"--workers must be >= 1, got {self.workers}")
+        if self.boot_seconds < 0:
+            raise MissionInvalidInput(f"--boot-seconds must be >= 0, got {self.boot_seconds}")
         parse_params(self.profile(), self.params)  # the same validation PlanMission applies
 
     def profile(self) -> dict[str, Any]:
@@ -80,14 +84,27 @@ class Progress:
 class LocalSession:
     """Emulator, stack and node pool; a context manager that always cleans up."""
 
-    def __init__(self, *, workers: int = 2, log_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        workers: int = 2,
+        log_dir: Path | None = None,
+        boot_seconds: float = DEFAULT_BOOT_SECONDS,
+        install_seconds: float = 0.0,
+    ) -> None:
+        """``boot_seconds`` and ``install_seconds``: the node start the pool models
+        (``localcloud.pool``; ``REALISTIC_BOOT_SECONDS`` and ``MEASURED_INSTALL_SECONDS``
+        are AWS's)."""
         self.workers = workers
+        self.boot_seconds = boot_seconds
+        self.install_seconds = install_seconds
         self._own_log_dir = log_dir is None
         self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="lighthpc-nodes-"))
         self.cloud = EmbeddedCloud()
         self.stack: LocalStack | None = None
         self.pool: LocalNodePool | None = None
         self.monkey: ChaosMonkey | None = None
+        self.fleet_errors: FleetErrors | None = None
         self._lambda_log: IO[str] | None = None
         self._saved_metrics_env: str | None = None
 
@@ -108,6 +125,8 @@ class LocalSession:
                 log_dir=self.log_dir,
                 total_slots=total_slots,
                 env=LOCAL_NODE_ENV,
+                boot_seconds=self.boot_seconds,
+                install_seconds=self.install_seconds,
             ).start()
         except BaseException:
             self.close()
@@ -150,6 +169,8 @@ class LocalSession:
         try:
             if self.monkey is not None:
                 self.monkey.stop()
+            if self.fleet_errors is not None:
+                self.fleet_errors.uninstall()
             if self.pool is not None:
                 self.pool.close()
             if self.cloud.running:
@@ -169,6 +190,8 @@ class LocalSession:
         assert self.pool is not None
         FAULTS.configure(conflict=spec.conflict, throttle=spec.throttle, seed=spec.seed)
         self.monkey = ChaosMonkey(spec, self.pool, self.services).start()
+        if spec.capacity > 0:
+            self.fleet_errors = FleetErrors(probability=spec.capacity, seed=spec.seed).install()
 
     # ---- starting missions -------------------------------------------------------------
 

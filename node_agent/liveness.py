@@ -17,6 +17,9 @@ from node_agent.logs import get_logger
 from workflow.ports import TaskReporter
 
 MIN_INTERVAL_SECONDS: Final = 1.0
+# The node's boot heartbeater (user data, before the install; docs/architecture.md "Node
+# start") beats this often: a third of the smallest heartbeatSeconds the params allow.
+BOOT_BEAT_SECONDS: Final = 3.0
 log = get_logger("liveness")
 
 

@@ -74,6 +74,13 @@ class NodeCapacity(LightHpcError):
     error_name = "Node.Capacity"
 
 
+class NodeLaunchDenied(LightHpcError):
+    """EC2 refused the launch on permissions (``UnauthorizedOperation``: the launch role may
+    not use this template, image, key or subnet): a deployment fix, never retried."""
+
+    error_name = "Node.LaunchDenied"
+
+
 class ShardFailed(LightHpcError):
     """A shard failed deterministically: retrying would fail again."""
 

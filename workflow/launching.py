@@ -2,7 +2,8 @@
 
 ``launch_unit`` makes the attempt current (storing its task token in DynamoDB), re-queues only
 the shards not yet DONE, and starts one node: Spot until the unit has been interrupted
-``spotAttempts`` times, then On-Demand.
+``spotAttempts`` times or EC2 has refused it Spot capacity ``spotCapacityErrors`` times,
+then On-Demand.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from workflow.errors import MissionInvalidInput
+from workflow.errors import MissionInvalidInput, NodeCapacity
 from workflow.ports import LaunchRequest, Ports
 from workflow.states import SETTLED_SHARD, Capacity, ShardStatus, UnitStatus
 
@@ -37,9 +38,18 @@ class LaunchCommand:
             raise MissionInvalidInput(f"launch payload is missing or malformed: {exc}") from exc
 
 
-def choose_capacity(interruptions: int, spot_attempts: int) -> Capacity:
-    """Spot until ``spot_attempts`` interruptions happened, then On-Demand."""
-    return Capacity.ON_DEMAND if interruptions >= spot_attempts else Capacity.SPOT
+def choose_capacity(
+    interruptions: int,
+    spot_attempts: int,
+    *,
+    capacity_refusals: int = 0,
+    spot_capacity_errors: int | None = None,
+) -> Capacity:
+    """Spot until ``spot_attempts`` interruptions happened, or until EC2 refused Spot
+    capacity ``spot_capacity_errors`` times (a region short of Spot stays short for minutes:
+    retrying Spot would spend the unit's launch budget), then On-Demand."""
+    refused = spot_capacity_errors is not None and capacity_refusals >= spot_capacity_errors
+    return Capacity.ON_DEMAND if interruptions >= spot_attempts or refused else Capacity.SPOT
 
 
 def launch_unit(cmd: LaunchCommand, svc: Ports) -> dict[str, Any]:
@@ -47,7 +57,12 @@ def launch_unit(cmd: LaunchCommand, svc: Ports) -> dict[str, Any]:
     mission = store.get_mission(cmd.mission_id)
     params = mission.mission_params()
     before = store.get_unit(cmd.mission_id, cmd.unit_id)
-    capacity = choose_capacity(len(before.interrupted_attempts), params.spot_attempts)
+    capacity = choose_capacity(
+        len(before.interrupted_attempts),
+        params.spot_attempts,
+        capacity_refusals=before.capacity_refusals,
+        spot_capacity_errors=params.spot_capacity_errors,
+    )
     unit, queued = store.begin_attempt(
         cmd.mission_id, cmd.unit_id, cmd.attempt, cmd.task_token, capacity
     )
@@ -58,17 +73,23 @@ def launch_unit(cmd: LaunchCommand, svc: Ports) -> dict[str, Any]:
         )
         svc.tokens.report_success(cmd.task_token, {"unitId": cmd.unit_id, "alreadyDone": True})
         return {"unitId": cmd.unit_id, "attempt": cmd.attempt, "launched": False}
-    node = svc.compute.launch(
-        LaunchRequest(
-            mission_id=cmd.mission_id,
-            unit_id=cmd.unit_id,
-            attempt=cmd.attempt,
-            capacity=capacity,
-            instance_types=params.instance_types,
-            launch_template=svc.settings.launch_template,
-            subnet_ids=svc.settings.subnet_ids,
-        ),
+    request = LaunchRequest(
+        mission_id=cmd.mission_id,
+        unit_id=cmd.unit_id,
+        attempt=cmd.attempt,
+        capacity=capacity,
+        instance_types=params.instance_types,
+        launch_template=svc.settings.launch_template,
+        subnet_ids=svc.settings.subnet_ids,
     )
+    try:
+        node = svc.compute.launch(request)
+    except NodeCapacity:
+        if capacity == Capacity.SPOT:
+            # Only this attempt writes it (conditioned on the attempt), one attempt at a time.
+            refusals = {"capacityRefusals": before.capacity_refusals + 1}
+            store.set_unit(cmd.mission_id, cmd.unit_id, cmd.attempt, refusals)
+        raise
     if not store.set_unit(
         cmd.mission_id,
         cmd.unit_id,

@@ -42,6 +42,10 @@ PARAMS: Mapping[str, Bound] = MappingProxyType(
         # interruption is the last one Step Functions makes, so a unit that needed a 9th
         # before On-Demand would fail instead (tests/unit/test_param_reach.py).
         "spotAttempts": Bound(2, 0, 8),
+        # At most 5: a Spot refusal fails the launch with Node.Capacity, which the ASL
+        # retries 6 times; On-Demand then still has at least one launch
+        # (tests/unit/test_capacity_fallback.py ties the two).
+        "spotCapacityErrors": Bound(2, 0, 5),
         "heartbeatSeconds": Bound(120, 1, 3600),
         "timeoutSeconds": Bound(6 * 3600, 10, 7 * 24 * 3600),
         "maxFailedShardPercent": Bound(0.0, 0, 100),
@@ -84,6 +88,7 @@ class MissionParams(BaseModel):
     max_nodes: int = _field("maxNodes")
     instance_types: tuple[str, ...] = _field("instanceTypes")
     spot_attempts: int = _field("spotAttempts")
+    spot_capacity_errors: int = _field("spotCapacityErrors")
     heartbeat_seconds: int = _field("heartbeatSeconds")
     timeout_seconds: int = _field("timeoutSeconds")
     max_failed_shard_percent: float = _field("maxFailedShardPercent")

@@ -271,6 +271,7 @@ class UnitRecord:
     capacity: str | None = None
     interrupted_attempts: tuple[int, ...] = ()
     launches: int = 0
+    capacity_refusals: int = 0  # Spot launches EC2 refused for capacity (launching.py)
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> UnitRecord:
@@ -286,6 +287,7 @@ class UnitRecord:
             capacity=item.get("capacity"),
             interrupted_attempts=tuple(int(a) for a in item.get("interruptedAttempts", [])),
             launches=int(item.get("launches", 0)),
+            capacity_refusals=int(item.get("capacityRefusals", 0)),
         )
 
 

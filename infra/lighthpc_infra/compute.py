@@ -21,6 +21,10 @@ from constructs import Construct
 
 from lighthpc_infra.bundling import NODE_REQUIREMENT, WHEELHOUSE
 from node_agent.config import ENV_WORK_DIR
+from node_agent.liveness import BOOT_BEAT_SECONDS
+from workflow.aws.ec2 import TAG_ATTEMPT, TAG_MISSION, TAG_UNIT
+from workflow.records import UNIT_PREFIX
+from workflow.settings import ENV_TRANS_TABLE
 
 SERVICE_NAME: Final = "lighthpc-node"
 INSTALL_DIR: Final = "/opt/lighthpc"
@@ -49,33 +53,66 @@ WantedBy=multi-user.target
 """
 
 
+BOOT_BEAT_PATH: Final = "/usr/local/bin/lighthpc-boot-beat"
+# Beats the attempt's task token from boot until the agent runs (docs/architecture.md, "Node
+# start"): only what AL2023 has before any install (bash, curl, python3 of the OS, the AWS CLI).
+# Data (tags, token) only ever sits in quoted variables and argv: no command is built from it.
+BOOT_BEAT_SCRIPT: Final = f"""#!/bin/bash
+set -u
+set -a; . {ENV_FILE}; set +a
+imds() {{
+  local t
+  t=$(curl -sf -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 300' \
+    http://169.254.169.254/latest/api/token) || return 1
+  curl -sf -H "X-aws-ec2-metadata-token: $t" "http://169.254.169.254/latest/meta-data/$1"
+}}
+mission=$(imds 'tags/instance/{TAG_MISSION}') || exit 0
+unit=$(imds 'tags/instance/{TAG_UNIT}') || exit 0
+attempt=$(imds 'tags/instance/{TAG_ATTEMPT}') || exit 0
+key=$(python3 -c 'import json, sys; print(json.dumps({{"missionId": {{"S": sys.argv[1]}},
+"shardId": {{"S": sys.argv[2]}}}}))' "$mission" "{UNIT_PREFIX}$unit")
+out=$(aws dynamodb get-item --table-name "${ENV_TRANS_TABLE}" --key "$key" --consistent-read \
+  --projection-expression 'attempt, taskToken' --query '[Item.attempt.N, Item.taskToken.S]' \
+  --output text) || exit 0
+read -r current token <<<"$out"
+[ "$current" = "$attempt" ] || exit 0  # superseded: the token is not this instance's
+while aws stepfunctions send-task-heartbeat --task-token "$token" >/dev/null; do
+  sleep {BOOT_BEAT_SECONDS:g}
+done
+"""
+
+
 def node_user_data(
     *, package: s3_assets.Asset, environment: Mapping[str, str], max_lifetime_seconds: int
 ) -> ec2.UserData:
     """Install the wheelhouse offline into a venv, write the environment, start the agent."""
     user_data = ec2.UserData.for_linux()
     minutes = max(max_lifetime_seconds // 60, 1)
+    env_lines = "\n".join(f"{key}={value}" for key, value in sorted(environment.items()))
     user_data.add_commands(
         "set -euo pipefail",
         "trap 'systemctl --no-block poweroff' ERR  # a node that cannot start is not kept",
         f"shutdown -P +{minutes} 'lightHPC node maximum lifetime reached'",
+        f"mkdir -p {shlex.quote(ENV_FILE.rsplit('/', 1)[0])}",
+        f"cat > {ENV_FILE} <<'LIGHTHPC_ENV'\n{env_lines}\nLIGHTHPC_ENV",
+        f"cat > {BOOT_BEAT_PATH} <<'LIGHTHPC_BEAT'\n{BOOT_BEAT_SCRIPT}LIGHTHPC_BEAT",
+        f"chmod 0755 {BOOT_BEAT_PATH}",
+        f"{BOOT_BEAT_PATH} & boot_beat=$!  # heartbeats while Python and the package install",
         f"dnf install -y -q {NODE_PYTHON_PACKAGE} {NODE_PYTHON_PACKAGE}-pip",
     )
     archive = user_data.add_s3_download_command(
         bucket=package.bucket, bucket_key=package.s3_object_key, local_file=f"{INSTALL_DIR}/pkg.zip"
     )
-    env_lines = "\n".join(f"{key}={value}" for key, value in sorted(environment.items()))
     user_data.add_commands(
         f"python3 -m zipfile -e {archive} {INSTALL_DIR}/pkg",
         f"{NODE_PYTHON_PACKAGE} -m venv {INSTALL_DIR}/venv",
         f"{INSTALL_DIR}/venv/bin/pip install --quiet --no-index "
         f"--find-links {INSTALL_DIR}/pkg/{WHEELHOUSE} {shlex.quote(NODE_REQUIREMENT)}",
-        f"mkdir -p {shlex.quote(ENV_FILE.rsplit('/', 1)[0])}",
-        f"cat > {ENV_FILE} <<'LIGHTHPC_ENV'\n{env_lines}\nLIGHTHPC_ENV",
         f"cat > /etc/systemd/system/{SERVICE_NAME}.service <<'LIGHTHPC_UNIT'\n"
         f"{UNIT_FILE}LIGHTHPC_UNIT",
         "systemctl daemon-reload",
         f"systemctl enable --now {SERVICE_NAME}.service",
+        'kill "$boot_beat" || true  # the agent heartbeats from here on',
     )
     return user_data
 

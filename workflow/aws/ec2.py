@@ -12,7 +12,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from workflow.errors import NodeCapacity
+from workflow.errors import NodeCapacity, NodeLaunchDenied
 from workflow.ports import Launched, LaunchRequest, NodeRef
 from workflow.states import Capacity
 
@@ -31,6 +31,16 @@ _TRANSIENT = {
     "InternalError",
     "UnfulfillableCapacity",
 }
+# Errors that mean "this launch may never be made": a permission to fix, not a retry.
+_DENIED = {"UnauthorizedOperation", "AuthFailure", "AccessDenied", "AccessDeniedException"}
+
+
+def launch_error(codes: Sequence[str], detail: str) -> NodeCapacity | NodeLaunchDenied:
+    """The named error for EC2's refusal: a permission error when every code is one (a
+    capacity answer among them means another override might launch on a retry)."""
+    if codes and all(code in _DENIED for code in codes):
+        return NodeLaunchDenied(f"EC2 refused to launch a node: {detail}")
+    return NodeCapacity(f"EC2 could not launch a node now: {detail}")
 
 
 def node_tags(mission_id: str, unit_id: str, attempt: int) -> list[dict[str, str]]:
@@ -84,13 +94,14 @@ class Ec2Launcher:
         self._ec2 = client
 
     def launch(self, request: LaunchRequest) -> Launched:
-        """Launch exactly one instance or raise ``NodeCapacity`` (transient) / ``ClientError``."""
+        """Launch exactly one instance or raise ``NodeCapacity`` (transient),
+        ``NodeLaunchDenied`` (permissions) or ``ClientError``."""
         try:
             resp = self._ec2.create_fleet(**fleet_request(request))
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
-            if code in _TRANSIENT:
-                raise NodeCapacity(f"EC2 could not launch a node now: {code}") from exc
+            if code in _TRANSIENT or code in _DENIED:
+                raise launch_error([code], code) from exc
             raise
         for group in resp.get("Instances", []):
             ids = group.get("InstanceIds") or []
@@ -100,10 +111,12 @@ class Ec2Launcher:
                     instance_type=group.get("InstanceType"),
                     capacity=request.capacity,
                 )
-        errors = "; ".join(
-            f"{e.get('ErrorCode')}: {e.get('ErrorMessage')}" for e in resp.get("Errors", [])
+        errors = resp.get("Errors", [])
+        detail = "; ".join(f"{e.get('ErrorCode')}: {e.get('ErrorMessage')}" for e in errors)
+        raise launch_error(
+            [str(e.get("ErrorCode")) for e in errors],
+            f"EC2 Fleet launched no instance ({detail or 'no reason given'})",
         )
-        raise NodeCapacity(f"EC2 Fleet launched no instance ({errors or 'no reason given'})")
 
     def terminate(self, instance_ids: Sequence[str]) -> None:
         if instance_ids:
