@@ -30,6 +30,7 @@ from workflow.settings import Settings
 from workflow.states import TERMINAL_EXECUTION
 
 METRICS_DISABLED_ENV = "POWERTOOLS_METRICS_DISABLED"
+IAM_REPORT_ENV = "LIGHTHPC_LOCAL_IAM_REPORT"  # a file: the IAM call matrix, written at close
 # Local shards last seconds, not minutes: look for Spot notices and write progress more often.
 LOCAL_NODE_ENV = {"LIGHTHPC_NODE_POLL_SECONDS": "0.5", "LIGHTHPC_NODE_PROGRESS_SECONDS": "0.5"}
 LOCAL_DEFAULTS: Mapping[str, Any] = {"heartbeatSeconds": LOCAL_RUN_HEARTBEAT_SECONDS}
@@ -79,11 +80,14 @@ class Progress:
 class LocalSession:
     """Emulator, stack and node pool; a context manager that always cleans up."""
 
-    def __init__(self, *, workers: int = 2, log_dir: Path | None = None) -> None:
+    def __init__(
+        self, *, workers: int = 2, log_dir: Path | None = None, iam: bool | None = None
+    ) -> None:
+        """``iam``: enforce the deployed grants (default: on unless ``LIGHTHPC_LOCAL_IAM=0``)."""
         self.workers = workers
         self._own_log_dir = log_dir is None
         self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="lighthpc-nodes-"))
-        self.cloud = EmbeddedCloud()
+        self.cloud = EmbeddedCloud(iam=iam)
         self.stack: LocalStack | None = None
         self.pool: LocalNodePool | None = None
         self.monkey: ChaosMonkey | None = None
@@ -107,6 +111,7 @@ class LocalSession:
                 log_dir=self.log_dir,
                 total_slots=total_slots,
                 env=LOCAL_NODE_ENV,
+                iam=self.cloud.iam,
             ).start()
         except BaseException:
             self.close()
@@ -151,12 +156,21 @@ class LocalSession:
                 self.monkey.stop()
             if self.pool is not None:
                 self.pool.close()
+            self._write_iam_report()
             if self.cloud.running:
                 self.cloud.stop()
         finally:
             self._restore_handlers()
             if self._own_log_dir:
                 shutil.rmtree(self.log_dir, ignore_errors=True)
+
+    def _write_iam_report(self) -> None:
+        target = os.environ.get(IAM_REPORT_ENV)
+        if not target or self.cloud.iam is None:
+            return
+        from localcloud.iam.report import render
+
+        Path(target).write_text(render(self.cloud.iam.observed()), encoding="utf-8")
 
     @property
     def services(self) -> Any:
