@@ -137,7 +137,7 @@ def _bind_iam(cloud: Any, settings: Settings, state_machine_arn: str) -> None:
     iam = getattr(cloud, "iam", None)
     if iam is None:
         return
-    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.core.models import DEFAULT_ACCOUNT_ID
 
     from localcloud.iam.requests import ArnContext
 
