@@ -7,6 +7,7 @@ Errors are one readable line on stderr: ``lighthpc: <Error.Name>: <what and why>
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -67,6 +68,10 @@ def local() -> None:
     help="Modelled node start: the instance exists this long before its node boots "
     f"(AWS: ~{REALISTIC_BOOT_SECONDS:.0f} s, then the install).",
 )
+@click.option("--no-iam", is_flag=True, help="Do not enforce the deployed IAM grants locally.")
+@click.option(
+    "--iam-report", type=click.Path(path_type=Path), help="Write the IAM call matrix to FILE."
+)
 def local_run(
     sample: Path,
     workload: str,
@@ -77,8 +82,11 @@ def local_run(
     chaos: str | None,
     as_json: bool,
     boot_seconds: float,
+    no_iam: bool,
+    iam_report: Path | None,
 ) -> None:
     """Upload SAMPLE to the local source bucket and run the mission it starts."""
+    _iam_switches(no_iam=no_iam, report=iam_report)
     from cli.local_run import run_local
     from localcloud.chaos import parse_chaos
     from localcloud.session import MissionRequestLocal
@@ -107,6 +115,17 @@ def local_run(
     sys.exit(code)
 
 
+def _iam_switches(*, no_iam: bool, report: Path | None = None) -> None:
+    """The local cloud reads these at start (``localcloud.iam``, ``localcloud.session``)."""
+    from localcloud.iam import ENV_SWITCH
+    from localcloud.session import IAM_REPORT_ENV
+
+    if no_iam:
+        os.environ[ENV_SWITCH] = "0"
+    if report is not None:
+        os.environ[IAM_REPORT_ENV] = str(report.resolve())
+
+
 @local.command("up")
 @click.option("--workers", default=2, show_default=True, type=int, help="Local nodes at once.")
 @click.option(
@@ -117,10 +136,12 @@ def local_run(
     help="Modelled node start: the instance exists this long before its node boots "
     f"(AWS: ~{REALISTIC_BOOT_SECONDS:.0f} s, then the install).",
 )
-def local_up(workers: int, boot_seconds: float) -> None:
+@click.option("--no-iam", is_flag=True, help="Do not enforce the deployed IAM grants locally.")
+def local_up(workers: int, boot_seconds: float, no_iam: bool) -> None:
     """Run the emulator and node pool until Ctrl-C; drive it with the stock AWS CLI."""
     from localcloud.session import LocalSession
 
+    _iam_switches(no_iam=no_iam)
     try:
         with (
             sigterm_as_interrupt(),

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import lru_cache
 from typing import IO
 
@@ -16,11 +19,27 @@ metrics = Metrics(namespace="LightHPC", service=SERVICE)
 
 
 _configured: Services | None = None
+_acting: ContextVar[Services | None] = ContextVar("lighthpc_acting_services", default=None)
 
 
 def services() -> Services:
-    """The configured Services, else clients built at the first invocation (cold start)."""
+    """The invocation's Services (``acting_as``), else the configured ones, else clients
+    built at the first invocation (cold start)."""
+    acting = _acting.get()
+    if acting is not None:
+        return acting
     return _configured if _configured is not None else _from_environment()
+
+
+@contextmanager
+def acting_as(svc: Services) -> Iterator[Services]:
+    """Run one invocation with ``svc`` (the local cloud: each function's own role's clients,
+    where on AWS each function's container has its own credentials)."""
+    token = _acting.set(svc)
+    try:
+        yield svc
+    finally:
+        _acting.reset(token)
 
 
 @lru_cache(maxsize=1)

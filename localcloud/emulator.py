@@ -27,6 +27,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from localcloud import moto_compat
+from localcloud.iam import LocalIam, enabled_from_env
 from localcloud.lambda_runtime import (
     DEFAULT_MEMORY_MB,
     DEFAULT_TIMEOUT_SECONDS,
@@ -61,9 +62,14 @@ def free_port(host: str = LOCAL_HOST) -> int:
 class EmbeddedCloud:
     """A local AWS (moto) that runs state machines and dispatches Lambdas in-process."""
 
-    def __init__(self, *, region: str = LOCAL_REGION, apply_compat: bool = True) -> None:
+    def __init__(
+        self, *, region: str = LOCAL_REGION, apply_compat: bool = True, iam: bool | None = None
+    ) -> None:
+        """``iam``: enforce the deployed grants (default: on unless ``LIGHTHPC_LOCAL_IAM=0``)."""
         self.region = region
         self.apply_compat = apply_compat
+        self.iam_enabled = enabled_from_env() if iam is None else iam
+        self.iam: LocalIam | None = None  # created at start, bound to names by deploy()
         self.lambdas = LambdaRegistry()
         self.port = 0
         self._server: Any = None
@@ -105,6 +111,8 @@ class EmbeddedCloud:
             if self.apply_compat:
                 self._apply_compat()
             self.lambdas.install()
+            if self.iam_enabled:
+                self.iam = LocalIam()
         except BaseException:
             self.stop()
             raise
@@ -133,6 +141,9 @@ class EmbeddedCloud:
             server._server.server_close()  # moto leaves the listening socket open
 
     def _restore_process_state(self) -> None:
+        if self.iam is not None:
+            self.iam.close()
+            self.iam = None
         self.lambdas.uninstall()
         for fix in reversed(self._applied_fixes):
             fix.revert()

@@ -39,6 +39,8 @@ from typing import Any, Final, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from localcloud.iam import NODE_COMMAND as IAM_NODE_COMMAND
+from localcloud.iam import LocalIam
 from localcloud.imds import ImdsEmulator
 from node_agent import proctree
 from node_agent.config import ENV_CACHE_DIR, ENV_MAX_SLOTS, ENV_SLOTS, ENV_WORK_DIR
@@ -152,7 +154,11 @@ class LocalNodePool:
         boot_seconds: float = DEFAULT_BOOT_SECONDS,
         install_seconds: float = 0.0,
         boot_heartbeat: bool = True,
+        iam: LocalIam | None = None,
     ) -> None:
+        """``iam``: run each node under the node role (``cloud.iam`` of an ``EmbeddedCloud``
+        is taken when ``cloud`` is one and ``iam`` is not given)."""
+        self.iam = iam if iam is not None else getattr(cloud, "iam", None)
         self.endpoint_url, self.region, self._ec2 = _endpoint(cloud)
         self.settings = settings
         self.slots_per_node = slots_per_node
@@ -350,7 +356,7 @@ class LocalNodePool:
         log_path = self.log_dir / f"{iid}.log"
         with log_path.open("ab") as sink:
             process = subprocess.Popen(
-                NODE_COMMAND,
+                NODE_COMMAND if self.iam is None else IAM_NODE_COMMAND,
                 env=self._node_env(imds, slots, iid),
                 cwd=self.log_dir,
                 stdin=subprocess.DEVNULL,
@@ -392,6 +398,8 @@ class LocalNodePool:
             env[ENV_SLOTS] = str(self.slots_per_node)
         env.update(self.settings.as_env())
         env.update(self.env)
+        if self.iam is not None:
+            env.update(self.iam.node_env())
         return env
 
     def _reap_finished(self) -> None:

@@ -32,6 +32,7 @@ from workflow.settings import Settings
 from workflow.states import TERMINAL_EXECUTION
 
 METRICS_DISABLED_ENV = "POWERTOOLS_METRICS_DISABLED"
+IAM_REPORT_ENV = "LIGHTHPC_LOCAL_IAM_REPORT"  # a file: the IAM call matrix, written at close
 # Local shards last seconds, not minutes: look for Spot notices and write progress more often.
 LOCAL_NODE_ENV = {"LIGHTHPC_NODE_POLL_SECONDS": "0.5", "LIGHTHPC_NODE_PROGRESS_SECONDS": "0.5"}
 LOCAL_DEFAULTS: Mapping[str, Any] = {"heartbeatSeconds": LOCAL_RUN_HEARTBEAT_SECONDS}
@@ -91,16 +92,18 @@ class LocalSession:
         log_dir: Path | None = None,
         boot_seconds: float = DEFAULT_BOOT_SECONDS,
         install_seconds: float = 0.0,
+        iam: bool | None = None,
     ) -> None:
         """``boot_seconds`` and ``install_seconds``: the node start the pool models
         (``localcloud.pool``; ``REALISTIC_BOOT_SECONDS`` and ``MEASURED_INSTALL_SECONDS``
-        are AWS's)."""
+        are AWS's). ``iam``: enforce the deployed grants (default: on unless
+        ``LIGHTHPC_LOCAL_IAM=0``)."""
         self.workers = workers
         self.boot_seconds = boot_seconds
         self.install_seconds = install_seconds
         self._own_log_dir = log_dir is None
         self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="lighthpc-nodes-"))
-        self.cloud = EmbeddedCloud()
+        self.cloud = EmbeddedCloud(iam=iam)
         self.stack: LocalStack | None = None
         self.pool: LocalNodePool | None = None
         self.monkey: ChaosMonkey | None = None
@@ -127,6 +130,7 @@ class LocalSession:
                 env=LOCAL_NODE_ENV,
                 boot_seconds=self.boot_seconds,
                 install_seconds=self.install_seconds,
+                iam=self.cloud.iam,
             ).start()
         except BaseException:
             self.close()
@@ -173,6 +177,7 @@ class LocalSession:
                 self.fleet_errors.uninstall()
             if self.pool is not None:
                 self.pool.close()
+            self._write_iam_report()
             if self.cloud.running:
                 self.cloud.stop()
         finally:
@@ -180,6 +185,14 @@ class LocalSession:
             self._restore_handlers()
             if self._own_log_dir:
                 shutil.rmtree(self.log_dir, ignore_errors=True)
+
+    def _write_iam_report(self) -> None:
+        target = os.environ.get(IAM_REPORT_ENV)
+        if not target or self.cloud.iam is None:
+            return
+        from localcloud.iam.report import render
+
+        Path(target).write_text(render(self.cloud.iam.observed()), encoding="utf-8")
 
     @property
     def services(self) -> Any:

@@ -70,6 +70,7 @@ def deploy(
     arns = {key: _function(cloud, key, chosen[key]) for key in FUNCTIONS}
     sm_arn = _state_machine(cloud, arns, topic_arn)
     _source_rule(cloud, settings, sm_arn)
+    _bind_iam(cloud, settings, sm_arn)
     stack = LocalStack(
         settings,
         svc,
@@ -116,14 +117,67 @@ def real_handlers() -> dict[str, Handler]:
     }
 
 
-def local_services(cloud: Any, settings: Settings) -> Services:
-    """Clients for ``settings`` at the embedded cloud, as the deployed Lambdas would build."""
+def local_services(cloud: Any, settings: Settings, access_key: str = "testing") -> Services:
+    """Clients for ``settings`` at the embedded cloud, as the deployed Lambdas would build;
+    ``access_key`` names the principal (default: the account's unrestricted administrator)."""
     session = boto3.session.Session(
-        aws_access_key_id="testing",
+        aws_access_key_id=access_key,
         aws_secret_access_key="testing",  # noqa: S106 - the emulator's dummy credentials
         region_name=cloud.region,
     )
     return make_services(settings, session=session, endpoint_url=cloud.endpoint_url)
+
+
+def principal_services(cloud: Any, settings: Settings, key: str) -> Services | None:
+    """The clients of function ``key`` (keyed like ``FUNCTIONS``) under its own role, or None
+    when the cloud enforces no IAM (then every handler uses the stack's clients)."""
+    iam = getattr(cloud, "iam", None)
+    if iam is None:
+        return None
+    return iam.cached(  # type: ignore[no-any-return]
+        key, settings, lambda: local_services(cloud, settings, iam.access_key(key))
+    )
+
+
+def _as_principal(handler: Handler, svc: Services) -> Handler:
+    from lambdas import runtime
+
+    def invoke(event: dict[str, Any], context: Any) -> Any:
+        with runtime.acting_as(svc):
+            return handler(event, context)
+
+    return invoke
+
+
+def _bind_iam(cloud: Any, settings: Settings, state_machine_arn: str) -> None:
+    """Resolve the snapshot's placeholders to what this deployment created; enforce it."""
+    iam = getattr(cloud, "iam", None)
+    if iam is None:
+        return
+    from moto.core.models import DEFAULT_ACCOUNT_ID
+
+    from localcloud.iam.requests import ArnContext
+
+    templates = cloud.client("ec2").describe_launch_templates(
+        LaunchTemplateNames=[settings.launch_template]
+    )["LaunchTemplates"]
+    values = {
+        "AWS::Partition": "aws",
+        "AWS::Region": cloud.region,
+        "AWS::AccountId": DEFAULT_ACCOUNT_ID,
+        **{name: str(value) for name, value in settings.__dict__.items()},
+        **{f"function:{key}": name for key, name in FUNCTIONS.items()},
+        "launch_template_id": str(templates[0]["LaunchTemplateId"]),
+    }
+    admin: dict[str, Any] = {}
+
+    def admin_client(name: str) -> Any:
+        if name not in admin:
+            admin[name] = cloud.client(name)
+        return admin[name]
+
+    arns = ArnContext("aws", cloud.region, DEFAULT_ACCOUNT_ID)
+    iam.bind(values, arns, state_machine_arn, admin_client)
 
 
 def wire(cloud: Any, stack: LocalStack, handlers: Mapping[str, Handler] | None = None) -> None:
@@ -133,7 +187,10 @@ def wire(cloud: Any, stack: LocalStack, handlers: Mapping[str, Handler] | None =
 
     runtime.configure(stack.services)
     for key, handler in {**stack.handlers, **(handlers or {})}.items():
-        cloud.lambdas.register(FUNCTIONS[key], handler)
+        svc = principal_services(cloud, stack.settings, key)
+        cloud.lambdas.register(
+            FUNCTIONS[key], handler if svc is None else _as_principal(handler, svc)
+        )
     _put_source_rule(stack.services.events, stack.settings)  # keeps the rule's targets
     stack.services.store.put_profile(stack.settings.default_profile, dict(stack.profile), 0.0)
 
