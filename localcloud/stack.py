@@ -68,7 +68,6 @@ def deploy(
     chosen = {**real_handlers(), **(handlers or {})}
     arns = {key: cloud.deploy_function(FUNCTIONS[key], chosen[key]) for key in FUNCTIONS}
     sm_arn = _state_machine(cloud, arns, topic_arn)
-    _source_rule(cloud, settings, sm_arn)
     stack = LocalStack(
         settings,
         svc,
@@ -79,7 +78,8 @@ def deploy(
         handlers=chosen,
         profile=dict(profile or DEFAULT_LOCAL_PROFILE),
     )
-    wire(cloud, stack)
+    wire(cloud, stack)  # creates the S3 rule
+    _source_rule_target(cloud, sm_arn)
     from localcloud.outputs import register_outputs  # the remote CLI finds it by name
 
     register_outputs(cloud, stack)
@@ -116,7 +116,7 @@ def wire(cloud: Any, stack: LocalStack, handlers: Mapping[str, Handler] | None =
     runtime.configure(stack.services)
     for key, handler in {**stack.handlers, **(handlers or {})}.items():
         cloud.lambdas.register(FUNCTIONS[key], handler)
-    _put_source_rule(stack.services.events, stack.settings)  # keeps the rule's targets
+    _put_source_rule(stack.services.events, stack.settings)  # an update keeps the targets
     stack.services.store.put_profile(stack.settings.default_profile, dict(stack.profile), 0.0)
 
 
@@ -238,10 +238,8 @@ def _role(cloud: Any) -> str:
         return str(role["Role"]["Arn"])
 
 
-def _source_rule(cloud: Any, settings: Settings, state_machine_arn: str) -> None:
-    events = cloud.client("events")
-    _put_source_rule(events, settings)
-    events.put_targets(
+def _source_rule_target(cloud: Any, state_machine_arn: str) -> None:
+    cloud.client("events").put_targets(
         Rule=SOURCE_RULE_NAME,
         Targets=[
             {
