@@ -6,10 +6,10 @@ instances, table items, objects (every version), notices. It keeps what ``deploy
 (buckets, tables, queue, topic, functions, state machine, launch template, rule) and repeats
 ``wire``: the handlers, the enabled S3 rule and the default profile come back as deployed.
 
-Most of it goes through the AWS APIs. Three things no API forgets, so they are reached in
-moto's backends (moto ``5.2.5``, ``localcloud.moto_compat.MOTO_VERSION_PINNED``): finished
-executions (``StateMachine.executions``), terminated instances (``reservations``, fleets and
-Spot requests) and a purge inside SQS's 60-second purge window.
+Most of it goes through the AWS APIs. Three things the APIs cannot do are done in moto's
+backends (moto ``5.2.5``, ``localcloud.moto_compat.MOTO_VERSION_PINNED``): forget finished
+executions (``StateMachine.executions``), forget terminated instances (``reservations``, fleets,
+Spot requests) and purge the queue again within SQS's 60 seconds.
 """
 
 from __future__ import annotations
@@ -56,9 +56,11 @@ def reset(
 ) -> LocalStack:
     """Make ``stack`` as freshly deployed and return it.
 
-    ``handlers`` (keyed like ``stack.FUNCTIONS``) replace deployed handlers until the next
-    reset. ``settings`` changes the knobs the handlers read (e.g. ``max_concurrent_nodes``)
-    until the next reset; the returned stack carries them. Renaming a resource is refused.
+    ``handlers`` (keyed like ``localcloud.stack.FUNCTIONS``) replace deployed handlers until
+    the next reset, which waits for their calls under way (a handler registered by hand is
+    not waited for). ``settings`` changes the knobs the handlers read (e.g.
+    ``max_concurrent_nodes``) until the next reset; the returned stack carries them. Renaming
+    a resource is refused.
     """
     fresh = stack if settings is None else _with_settings(cloud, stack, settings)
     _stop_executions(cloud, stack, timeout)
@@ -223,7 +225,9 @@ def _empty_table(ddb: Any, table: str) -> None:
         requests = [
             {"DeleteRequest": {"Key": key}} for key in keys[start : start + _BATCH_WRITE_MAX]
         ]
-        ddb.batch_write_item(RequestItems={table: requests})
+        while requests:
+            resp = ddb.batch_write_item(RequestItems={table: requests})
+            requests = resp.get("UnprocessedItems", {}).get(table, [])
 
 
 def _purge_queue(cloud: Any, queue_url: str) -> None:

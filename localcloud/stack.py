@@ -69,7 +69,6 @@ def deploy(
     chosen = {**real_handlers(), **(handlers or {})}
     arns = {key: _function(cloud, key, chosen[key]) for key in FUNCTIONS}
     sm_arn = _state_machine(cloud, arns, topic_arn)
-    _source_rule(cloud, settings, sm_arn)
     _bind_iam(cloud, settings, sm_arn)
     stack = LocalStack(
         settings,
@@ -81,7 +80,8 @@ def deploy(
         handlers=chosen,
         profile=dict(profile or DEFAULT_LOCAL_PROFILE),
     )
-    wire(cloud, stack)
+    wire(cloud, stack)  # creates the S3 rule
+    _source_rule_target(cloud, sm_arn)
     from localcloud.outputs import register_outputs  # the remote CLI finds it by name
 
     register_outputs(cloud, stack)
@@ -313,10 +313,8 @@ def _role(cloud: Any) -> str:
         return str(role["Role"]["Arn"])
 
 
-def _source_rule(cloud: Any, settings: Settings, state_machine_arn: str) -> None:
-    events = cloud.client("events")
-    _put_source_rule(events, settings)
-    events.put_targets(
+def _source_rule_target(cloud: Any, state_machine_arn: str) -> None:
+    cloud.client("events").put_targets(
         Rule=SOURCE_RULE_NAME,
         Targets=[
             {
