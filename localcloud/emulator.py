@@ -38,6 +38,17 @@ from localcloud.lambda_runtime import (
 from localcloud.sfn_mock_config import MOCK_CONFIG_WIRING
 
 LOGGER = logging.getLogger(__name__)
+# moto warns that ToleratedFailure* "have no effect" each time it parses the definition; with
+# fix 13 (map_tolerated_failure) they do, so the warning is false and only drowns real output.
+_MOTO_PREPROCESSOR = "moto.stepfunctions.parser.asl.parse.preprocessor"
+
+
+class _ToleranceHasEffect(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "ToleratedFailure" not in record.getMessage()
+
+
+_TOLERANCE_HAS_EFFECT = _ToleranceHasEffect()
 
 LOCAL_REGION: Final = "us-east-1"
 LOCAL_HOST: Final = "127.0.0.1"
@@ -104,6 +115,7 @@ class EmbeddedCloud:
             werkzeug_logger = logging.getLogger("werkzeug")
             self._saved_werkzeug_level = werkzeug_logger.level
             werkzeug_logger.setLevel(logging.WARNING)  # no access-log line per request
+            logging.getLogger(_MOTO_PREPROCESSOR).addFilter(_TOLERANCE_HAS_EFFECT)  # once
             self._server = ThreadedMotoServer(ip_address=LOCAL_HOST, port=self.port, verbose=False)
             self._server.start()
             self._post("/moto-api/reset", None)

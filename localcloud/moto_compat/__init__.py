@@ -52,7 +52,10 @@ from localcloud.moto_compat.parity_sfn import (
     SFN_PARSER_BACKEND,
     TASK_FAILURE_CAUSE,
 )
-from localcloud.moto_compat.parity_sfn_limits import MAP_TOLERATED_FAILURE
+from localcloud.moto_compat.parity_sfn_limits import (
+    MAP_TOLERATED_FAILURE,
+    TOLERATED_FAILURE_PERCENTAGE_INTEGER,
+)
 from localcloud.moto_compat.performance import (
     DYNAMODB_QUERY_PARTITION,
     DYNAMODB_WIRE_VALUES,
@@ -79,6 +82,7 @@ __all__ = [
     "S3_EVENTBRIDGE_EVENT_SHAPE",
     "SFN_PARSER_BACKEND",
     "TASK_FAILURE_CAUSE",
+    "TOLERATED_FAILURE_PERCENTAGE_INTEGER",
     "TRANSACTION_ITEM_SNAPSHOT",
     "DynamoFaults",
     "Fix",
@@ -110,6 +114,7 @@ FIXES: Final[tuple[Fix, ...]] = (
     DYNAMODB_TRANSACTION_CONFLICTS,
     DYNAMODB_THROTTLING,
     MAP_TOLERATED_FAILURE,
+    TOLERATED_FAILURE_PERCENTAGE_INTEGER,
 )
 FIXES_BY_NAME: Final[dict[str, Fix]] = {fix.name: fix for fix in FIXES}
 

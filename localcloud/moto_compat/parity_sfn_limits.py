@@ -9,12 +9,17 @@ moto is kinder than AWS here, so a local mission could pass where the deployed o
   ``States.ExceedToleratedFailureThreshold`` and the running children are aborted
   (DESIGN §6.6, §10; AWS Step Functions guide, "Tolerated failure threshold for Distributed
   Map state": failed % = (failed + timed out) / total items).
+- 14 ``tolerated_failure_percentage_integer``: moto's ASL grammar takes only a decimal
+  ``ToleratedFailurePercentage`` and refuses the definition when it is an integer such as
+  ``100`` (AWS's own language service requires an integer there). The definition is handed to
+  moto's parser with such integers written as decimals; nothing else in it changes.
 """
 
 from __future__ import annotations
 
 import datetime
 import importlib
+import json
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -185,6 +190,57 @@ MAP_TOLERATED_FAILURE = Fix(
             "_eval_job",
             _wrap_eval_job,
             ("self", "env", "job"),
+        ),
+    ),
+)
+
+
+# ------------------------------------- 14. integer ToleratedFailurePercentage
+
+
+_PERCENTAGE_KEY: Final = "ToleratedFailurePercentage"
+
+
+def decimal_percentages(node: Any) -> bool:
+    """Turn integer ``ToleratedFailurePercentage`` values into floats, in place; True if any."""
+    changed = False
+    if isinstance(node, dict):
+        value = node.get(_PERCENTAGE_KEY)
+        if isinstance(value, int) and not isinstance(value, bool):
+            node[_PERCENTAGE_KEY] = float(value)
+            changed = True
+        for child in node.values():
+            changed = decimal_percentages(child) or changed
+    elif isinstance(node, list):
+        for child in node:
+            changed = decimal_percentages(child) or changed
+    return changed
+
+
+def _wrap_parse(inner: Impl) -> Impl:
+    def parse(definition: str) -> Any:
+        try:
+            tree = json.loads(definition)
+        except (TypeError, ValueError):
+            return inner(definition)  # moto reports the syntax error itself
+        return inner(json.dumps(tree) if decimal_percentages(tree) else definition)
+
+    return parse
+
+
+TOLERATED_FAILURE_PERCENTAGE_INTEGER = Fix(
+    name="tolerated_failure_percentage_integer",
+    design_ref="AWS ASL: ToleratedFailurePercentage is an integer 0-100",
+    description=(
+        "moto's grammar refuses an integer ToleratedFailurePercentage (AWS accepts 100, its "
+        "language service requires an integer); the parser sees it as a decimal."
+    ),
+    patches=(
+        Patch(
+            "moto.stepfunctions.parser.asl.parse.asl_parser:AmazonStateLanguageParser",
+            "parse",
+            _wrap_parse,
+            ("definition",),
         ),
     ),
 )

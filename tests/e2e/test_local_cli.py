@@ -79,7 +79,10 @@ def node_processes() -> set[int]:
             environ = (entry / "environ").read_bytes()
         except OSError:
             continue
-        is_node = b"node_agent.main" in cmdline or b"lighthpc-node" in cmdline
+        is_node = any(
+            marker in cmdline
+            for marker in (b"node_agent.main", b"localcloud.iam.node", b"lighthpc-node")
+        )
         if is_node and RUN_MARKER.encode() in environ.split(b"\0"):
             pids.add(int(entry.name))
     return pids

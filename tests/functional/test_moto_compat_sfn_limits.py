@@ -14,7 +14,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from localcloud.lambda_runtime import LambdaContext
-from localcloud.moto_compat import MAP_TOLERATED_FAILURE
+from localcloud.moto_compat import MAP_TOLERATED_FAILURE, TOLERATED_FAILURE_PERCENTAGE_INTEGER
 from localcloud.moto_compat.parity_sfn_limits import (
     EXCEED_TOLERATED_FAILURE_THRESHOLD,
     THRESHOLD_CAUSE,
@@ -131,9 +131,15 @@ def test_a_failed_map_run_aborts_its_running_children(harness: Harness) -> None:
     assert elapsed < 10, f"the Map Run waited {elapsed:.1f} s for a child it should abort"
 
 
-def test_moto_still_refuses_an_integer_tolerated_failure_percentage(harness: Harness) -> None:
-    """moto's ASL grammar takes only a decimal ``ToleratedFailurePercentage`` (AWS takes
-    ``100``), so ``statemachine.asl.json`` writes ``100.0``. Stricter than AWS, so no fix:
-    this fails the day moto accepts ``100``, and the ASL may say ``100`` again."""
-    with pytest.raises(ClientError, match="ToleratedFailurePercentage"):
+def test_bug_still_present_tolerated_failure_percentage_integer(harness: Harness) -> None:
+    """moto's ASL grammar takes only a decimal ``ToleratedFailurePercentage``; AWS takes (and
+    its language service requires) ``100``. Fails the day moto accepts the integer."""
+    with (
+        TOLERATED_FAILURE_PERCENTAGE_INTEGER.reverted(),
+        pytest.raises(ClientError, match="ToleratedFailurePercentage"),
+    ):
         map_machine(harness, tolerance={"ToleratedFailurePercentage": 100})
+
+
+def test_an_integer_tolerated_failure_percentage_is_accepted(harness: Harness) -> None:
+    map_machine(harness, tolerance={"ToleratedFailurePercentage": 100})
