@@ -81,6 +81,13 @@ class NodeLaunchDenied(LightHpcError):
     error_name = "Node.LaunchDenied"
 
 
+class NodeTerminateFailed(LightHpcError):
+    """EC2 refused or failed a TerminateInstances. A clean-up that failed: the caller logs it
+    and goes on (the node terminates itself and carries a maximum lifetime)."""
+
+    error_name = "Node.TerminateFailed"
+
+
 class ShardFailed(LightHpcError):
     """A shard failed deterministically: retrying would fail again."""
 

@@ -9,13 +9,16 @@ then On-Demand.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from workflow.errors import MissionInvalidInput, NodeCapacity
+from workflow.errors import MissionInvalidInput, NodeCapacity, NodeTerminateFailed
 from workflow.ports import LaunchRequest, Ports
 from workflow.states import SETTLED_SHARD, Capacity, ShardStatus, UnitStatus
+
+LOGGER = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,7 @@ def launch_unit(cmd: LaunchCommand, svc: Ports) -> dict[str, Any]:
         cmd.attempt,
         {"instanceId": node.instance_id, "instanceType": node.instance_type},
     ):
-        svc.compute.terminate([node.instance_id])  # superseded while launching: no orphan
+        _terminate_quietly(svc, node.instance_id)  # superseded while launching: no orphan
     return {
         "unitId": unit.unit_id,
         "attempt": cmd.attempt,
@@ -130,8 +133,17 @@ def record_unit_failure(payload: Mapping[str, Any], svc: Ports) -> dict[str, Any
         mission_id, unit_id, unit.attempt, {"status": UnitStatus.FAILED.value, "error": cause}
     )
     if unit.instance_id:
-        svc.compute.terminate([unit.instance_id])
+        _terminate_quietly(svc, unit.instance_id)
     return {"unitId": unit_id, "failedShards": failed}
+
+
+def _terminate_quietly(svc: Ports, instance_id: str) -> None:
+    """A failed clean-up must not fail the unit: the failure is recorded already, and the node
+    ends itself (self-terminate, maximum lifetime, node_watch)."""
+    try:
+        svc.compute.terminate([instance_id])
+    except NodeTerminateFailed:
+        LOGGER.exception("could not terminate %s; it ends by itself", instance_id)
 
 
 def _cause_text(error: Mapping[str, Any]) -> str:

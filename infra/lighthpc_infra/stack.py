@@ -223,6 +223,7 @@ class LightHpcStack(cdk.Stack):
         _allow(ls, read_sample, [source_objects])
         _allow(ls, ("s3:PutObject",), [mission_objects])
         self._grant_launch(ls)
+        self._grant_terminate(ls)  # a failed or superseded unit's node
         self._grant_task_response(ls, TASK_RESPONSE)
 
         # RsltProc: reduce the committed shard results, write the final result.

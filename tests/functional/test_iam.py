@@ -71,7 +71,6 @@ def test_terminate_is_refused_for_an_untagged_instance(
     _as(cloud, stack, "node_watch").ec2.terminate_instances(InstanceIds=[_instance(stack)])
 
 
-@pytest.mark.xfail(strict=True, reason="defect: lightScheduler lacks ec2:TerminateInstances")
 def test_light_scheduler_can_terminate_the_node_of_a_failed_unit(
     cloud: EmbeddedCloud, stack: LocalStack
 ) -> None:

@@ -19,6 +19,7 @@ from workflow.aggregation import aggregate_mission
 from workflow.errors import (
     MissionInvalidInput,
     NodeCapacity,
+    NodeTerminateFailed,
     ProfileInvalid,
     ProfileNotFound,
     SpotInterrupted,
@@ -211,6 +212,24 @@ def test_a_failed_unit_fails_its_open_shards_and_the_tolerance_decides() -> None
     failed = cloud.store.get_mission(mission_id).failed_shards
     assert failed is not None
     assert failed[0].error == "Shard.Failed: exit status 3"
+
+
+def test_a_terminate_that_fails_does_not_fail_the_unit(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """RecordUnitFailure must end cleanly whatever EC2 says: the shards are failed already,
+    and an error here would fail the child execution (AWS's Map tolerance is 0 by default)."""
+    cloud = FakeCloud()
+    mission_id = start(cloud, shards=2, maxNodes=1)
+    node = launch(cloud, mission_id, "u0000", 1)["instanceId"]
+
+    def refuse(instance_ids: object) -> None:
+        raise NodeTerminateFailed("UnauthorizedOperation")
+
+    monkeypatch.setattr(cloud.compute, "terminate", refuse)
+    payload = {"missionId": mission_id, "unitId": "u0000", "error": {"Error": "Node.Lost"}}
+    assert record_unit_failure(payload, cloud.ports) == {"unitId": "u0000", "failedShards": 2}
+    assert f"could not terminate {node}" in caplog.text
 
 
 def test_an_aborted_execution_terminates_every_node_and_marks_the_mission() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from workflow.errors import NodeCapacity, NodeLaunchDenied
+from workflow.errors import NodeCapacity, NodeLaunchDenied, NodeTerminateFailed
 from workflow.ports import Launched, LaunchRequest, NodeRef
 from workflow.states import Capacity
 
@@ -119,8 +119,13 @@ class Ec2Launcher:
         )
 
     def terminate(self, instance_ids: Sequence[str]) -> None:
-        if instance_ids:
+        if not instance_ids:
+            return
+        try:
             self._ec2.terminate_instances(InstanceIds=list(instance_ids))
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            raise NodeTerminateFailed(f"terminating {', '.join(instance_ids)}: {code}") from exc
 
     def mission_instances(self, mission_id: str) -> list[str]:
         """Instances of a mission that are not yet terminated."""
