@@ -40,6 +40,16 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+boot_seconds_option = click.option(
+    "--boot-seconds",
+    default=DEFAULT_BOOT_SECONDS,
+    show_default=True,
+    type=float,
+    help="Modelled node start: the instance exists this long before its node boots "
+    f"(AWS: ~{REALISTIC_BOOT_SECONDS:.0f} s, then the install).",
+)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="lighthpc-sfn")
 def main() -> None:
@@ -60,14 +70,7 @@ def local() -> None:
 @click.option("--out", type=click.Path(path_type=Path), help="Result directory.")
 @click.option("--chaos", default=None, metavar="SPEC", help="e.g. interrupt=0.3,kill=1,dup=1")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
-@click.option(
-    "--boot-seconds",
-    default=DEFAULT_BOOT_SECONDS,
-    show_default=True,
-    type=float,
-    help="Modelled node start: the instance exists this long before its node boots "
-    f"(AWS: ~{REALISTIC_BOOT_SECONDS:.0f} s, then the install).",
-)
+@boot_seconds_option
 @click.option("--no-iam", is_flag=True, help="Do not enforce the deployed IAM grants locally.")
 @click.option(
     "--iam-report", type=click.Path(path_type=Path), help="Write the IAM call matrix to FILE."
@@ -128,14 +131,7 @@ def _iam_switches(*, no_iam: bool, report: Path | None = None) -> None:
 
 @local.command("up")
 @click.option("--workers", default=2, show_default=True, type=int, help="Local nodes at once.")
-@click.option(
-    "--boot-seconds",
-    default=DEFAULT_BOOT_SECONDS,
-    show_default=True,
-    type=float,
-    help="Modelled node start: the instance exists this long before its node boots "
-    f"(AWS: ~{REALISTIC_BOOT_SECONDS:.0f} s, then the install).",
-)
+@boot_seconds_option
 @click.option("--no-iam", is_flag=True, help="Do not enforce the deployed IAM grants locally.")
 def local_up(workers: int, boot_seconds: float, no_iam: bool) -> None:
     """Run the emulator and node pool until Ctrl-C; drive it with the stock AWS CLI."""
