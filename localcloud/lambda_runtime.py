@@ -34,7 +34,9 @@ Catch see what they would see on AWS:
   on the handler's thread, and its size is watched against the ephemeral storage (512 MB
   by default). Past it the handler gets ``OSError: [Errno 28] No space left on device``
   where it is, as a full ``/tmp`` raises on AWS; unhandled, AWS's Python runtime reports it
-  as ``errorType: OSError``;
+  as ``errorType: OSError``. The size is sampled every ``WATCH_INTERVAL_SECONDS``: files that
+  pass the limit and are deleted again within one interval go unseen (kinder than AWS for
+  such bursts; what stays on ``/tmp``, as RsltProc's shard results do, is always seen);
 * 6 MB payloads: a larger request is refused with ``RequestEntityTooLargeException``, a
   larger response fails the invocation with ``Function.ResponseSizeTooLarge``.
 """

@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 
 from localcloud.lambda_runtime import (
     PAYLOAD_LIMIT_BYTES,
+    WATCH_INTERVAL_SECONDS,
     LambdaContext,
     create_stub_function,
     load_function_limits,
@@ -67,11 +68,14 @@ def _allocates(_event: Any, _context: LambdaContext) -> int:
 
 
 def _fills_tmp(event: Any, _context: LambdaContext) -> str:
+    """Writes ``mb`` MB to /tmp and keeps using the file, as RsltProc keeps shard results
+    (the size is sampled: a burst deleted within one interval is not seen)."""
     chunk = b"\1" * MB
     with tempfile.NamedTemporaryFile() as out:
         for _ in range(event["mb"]):
             out.write(chunk)
             out.flush()
+        time.sleep(20 * WATCH_INTERVAL_SECONDS)
     return f"wrote {event['mb']} MB"
 
 
