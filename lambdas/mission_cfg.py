@@ -27,24 +27,38 @@ def dispatch(op: str, name: Any, body: Any) -> dict[str, Any]:
     raise ProfileInvalid(f"unknown operation {op!r}; use get, put, list or delete")
 
 
+_OPS = {"GET": "list", "PUT": "put", "DELETE": "delete"}
+
+
 def _from_http(event: dict[str, Any]) -> tuple[str, Any, Any]:
-    method = str(event.get("httpMethod", "GET")).upper()
-    name = (event.get("pathParameters") or {}).get("name")
+    """(op, name, params) of an API Gateway proxy event; any other shape is ``Profile.Invalid``."""
+    method = event.get("httpMethod")
+    path = event.get("pathParameters")
+    if not isinstance(method, str) or not isinstance(path, dict | None):
+        raise ProfileInvalid("httpMethod must be a string and pathParameters an object")
+    name = (path or {}).get("name")
     body: Any = None
-    if event.get("body"):
+    raw = event.get("body")
+    if raw:
+        if not isinstance(raw, str):
+            raise ProfileInvalid(f"body must be a JSON string, got {type(raw).__name__}")
         try:
-            body = json.loads(event["body"])
-        except json.JSONDecodeError as exc:
+            body = json.loads(raw)
+        except (json.JSONDecodeError, RecursionError) as exc:
             raise ProfileInvalid(f"body is not JSON: {exc}") from exc
         if isinstance(body, dict) and "params" in body:
             body = body["params"]
-    op = {"GET": "get" if name else "list", "PUT": "put", "DELETE": "delete"}.get(method, method)
+    op = _OPS.get(method.upper(), method)
+    if op == "list" and name is not None:
+        op = "get"
     return op, name, body
 
 
 @logger.inject_lambda_context(clear_state=True)
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     """Direct invocation ``{"op", "name", "params"}`` raises named errors; HTTP returns codes."""
+    if not isinstance(event, dict):
+        raise ProfileInvalid(f"event must be a JSON object, got {type(event).__name__}")
     if "httpMethod" not in event:
         return dispatch(str(event.get("op")), event.get("name"), event.get("params"))
     try:

@@ -11,7 +11,9 @@ from workflow.watch import handle_event
 
 
 @logger.inject_lambda_context(clear_state=True)
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
+    """One event → one domain call; a malformed event raises ``Watch.InvalidEvent``."""
     result = handle_event(event, services().ports)
-    logger.info("event handled", extra={"detailType": event.get("detail-type"), **result})
+    kind = event.get("detail-type") if isinstance(event, dict) else None
+    logger.info("event handled", extra={"detailType": kind, **result})
     return result

@@ -88,6 +88,13 @@ class NodeTerminateFailed(LightHpcError):
     error_name = "Node.TerminateFailed"
 
 
+class WatchInvalidEvent(LightHpcError):
+    """node_watch got an event of a kind it handles but not of that kind's shape (EventBridge
+    retries it, then it lands in the dead-letter queue for a person to read)."""
+
+    error_name = "Watch.InvalidEvent"
+
+
 class ShardFailed(LightHpcError):
     """A shard failed deterministically: retrying would fail again."""
 

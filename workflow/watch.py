@@ -11,7 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from workflow.errors import MissionNotFound, NodeLost, SpotInterrupted
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from workflow.errors import MissionNotFound, NodeLost, SpotInterrupted, WatchInvalidEvent
+from workflow.params import describe_validation_error
 from workflow.ports import Ports
 from workflow.states import FAILED_EXECUTION, ExecutionStatus, MissionStatus, UnitStatus
 
@@ -23,18 +26,66 @@ ENDED_EXECUTION = FAILED_EXECUTION
 _OPEN_UNIT = frozenset({UnitStatus.LAUNCHING, UnitStatus.RUNNING})
 
 
-def handle_event(event: Mapping[str, Any], svc: Ports) -> dict[str, Any]:
+class _Detail(BaseModel):
+    """The fields node_watch reads from an event's ``detail``; the rest is AWS's to add."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class _InstanceDetail(_Detail):
+    instance_id: str = Field(alias="instance-id", pattern=r"^i-[0-9a-zA-Z]{1,64}$")
+    state: str | None = Field(default=None, max_length=32)
+
+
+class _ExecutionDetail(_Detail):
+    execution_arn: str = Field(alias="executionArn", min_length=1, max_length=2048)
+    status: str = Field(max_length=32)
+
+
+_DETAIL_OF: dict[str, type[_Detail]] = {
+    SPOT_WARNING: _InstanceDetail,
+    STATE_CHANGE: _InstanceDetail,
+    EXECUTION_CHANGE: _ExecutionDetail,
+}
+
+
+def parse_event(event: object) -> tuple[str, _Detail] | None:
+    """The event's kind and typed detail; None for a kind node_watch does not handle.
+
+    A handled kind with a malformed detail is ``Watch.InvalidEvent``: the rules only route
+    these kinds here, so a bad shape is a bug or a forgery worth a dead letter, not a skip.
+    """
+    if not isinstance(event, Mapping):
+        raise WatchInvalidEvent(f"event must be a JSON object, got {type(event).__name__}")
     kind = event.get("detail-type")
-    detail = event.get("detail") or {}
+    model = _DETAIL_OF.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        return None
+    try:
+        return str(kind), model.model_validate(event.get("detail"))
+    except ValidationError as exc:
+        raise WatchInvalidEvent(describe_validation_error(exc, "detail")) from exc
+
+
+def handle_event(event: object, svc: Ports) -> dict[str, Any]:
+    parsed = parse_event(event)
+    if parsed is None:
+        kind = event.get("detail-type") if isinstance(event, Mapping) else None
+        return {"action": "ignored", "reason": f"event {kind!r}"}
+    kind, detail = parsed
+    if isinstance(detail, _InstanceDetail):
+        return _on_instance(svc, kind, detail)
+    if isinstance(detail, _ExecutionDetail) and detail.status in ENDED_EXECUTION:
+        return on_execution_ended(svc, detail.execution_arn, detail.status)
+    return {"action": "ignored", "reason": f"{kind}: nothing ended"}
+
+
+def _on_instance(svc: Ports, kind: str, detail: _InstanceDetail) -> dict[str, Any]:
     if kind == SPOT_WARNING:
-        return on_node_gone(svc, str(detail.get("instance-id")), interrupted=True)
-    if kind == STATE_CHANGE:
-        if detail.get("state") in GONE_STATES:
-            return on_node_gone(svc, str(detail.get("instance-id")), interrupted=False)
-        return {"action": "ignored", "reason": f"state {detail.get('state')}"}
-    if kind == EXECUTION_CHANGE and detail.get("status") in ENDED_EXECUTION:
-        return on_execution_ended(svc, str(detail.get("executionArn")), str(detail["status"]))
-    return {"action": "ignored", "reason": f"event {kind!r}"}
+        return on_node_gone(svc, detail.instance_id, interrupted=True)
+    if detail.state in GONE_STATES:
+        return on_node_gone(svc, detail.instance_id, interrupted=False)
+    return {"action": "ignored", "reason": f"state {detail.state}"}
 
 
 def on_node_gone(svc: Ports, instance_id: str, *, interrupted: bool) -> dict[str, Any]:
