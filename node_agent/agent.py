@@ -34,12 +34,14 @@ from node_agent.liveness import Heartbeat, heartbeat_interval
 from node_agent.runner import EventPump, ShardPool
 from node_agent.shutdown import Shutdown, StopCause
 from node_agent.unit_run import UnitReport, UnitRun
+from workflow.attempt import UnitAttempt
 from workflow.aws.services import Services
 from workflow.errors import MissionNotFound, NodeLost, ShardFailed, SpotInterrupted
 from workflow.params import MissionParams
+from workflow.ports import MissionStore
 from workflow.records import ShardRecord, UnitRecord
 from workflow.request import SampleRef
-from workflow.states import SETTLED_SHARD, ShardStatus, UnitStatus
+from workflow.states import SETTLED_SHARD, ShardStatus
 
 MAX_CAUSE_SHARDS: Final = 5
 log = logs.get_logger("agent")
@@ -151,17 +153,7 @@ class NodeAgent:
         mission = store.get_mission(ident.mission_id)
         params = mission.mission_params()
         self._start_threads(params, token)  # the first heartbeat goes out now, at boot
-        started = store.set_unit(
-            ident.mission_id,
-            ident.unit_id,
-            ident.attempt,
-            {
-                "status": UnitStatus.RUNNING.value,
-                "instanceId": ident.instance_id,
-                "nodeStartedAt": time.time(),
-            },
-        )
-        if not started:
+        if not _attempt_of(store, ident).start(ident.instance_id):
             log.warning("attempt superseded before start")
             return ExitCode.SUPERSEDED
         report = self._run_shards(ident, unit, params, mission.sample)
@@ -175,15 +167,11 @@ class NodeAgent:
         params: MissionParams,
         sample: SampleRef,
     ) -> UnitReport:
-        store = self.svc.store
+        attempt = _attempt_of(self.svc.store, ident)
         work_dir = self.config.work_dir / f"{ident.mission_id}-{ident.unit_id}-a{ident.attempt:03d}"
         staged = stage_inputs(self.svc.objects, sample, params, work_dir, self.config.library_cache)
         self._bytes_downloaded = staged.bytes_downloaded
-        shards = [
-            s
-            for s in store.unit_shards(unit)
-            if s.status is ShardStatus.QUEUED and s.attempt == ident.attempt
-        ]
+        shards = attempt.shards_to_run(unit)
         slots = resolve_slots(
             self.config.slots, params.slots_per_node, self.cpu_count, self.config.max_slots
         )
@@ -197,6 +185,7 @@ class NodeAgent:
         run = UnitRun(
             svc=self.svc,
             ident=ident,
+            attempt=attempt,
             params=params,
             inputs=staged.inputs,
             pool=pool,
@@ -248,16 +237,14 @@ class NodeAgent:
         self, ident: NodeIdentity, shards: Sequence[ShardRecord], report: UnitReport
     ) -> ExitCode:
         failed = [s for s in shards if s.status is ShardStatus.FAILED]
-        store = self.svc.store
+        attempt = _attempt_of(self.svc.store, ident)
         if failed:
             cause = failure_cause(failed)
-            fields = {"status": UnitStatus.FAILED.value, "error": cause[-4000:]}
-            if not store.set_unit(ident.mission_id, ident.unit_id, ident.attempt, fields):
+            if not attempt.fail(cause):
                 return ExitCode.SUPERSEDED
             self._report_failure(ShardFailed.error_name, cause)
             return ExitCode.SHARD_FAILED
-        done: dict[str, Any] = {"status": UnitStatus.SUCCEEDED.value, "finishedAt": time.time()}
-        if not store.set_unit(ident.mission_id, ident.unit_id, ident.attempt, done):
+        if not attempt.succeed():
             log.warning("superseded at the finish line; no report")
             return ExitCode.SUPERSEDED
         summary = self._summary(ident, shards, report)
@@ -270,34 +257,18 @@ class NodeAgent:
     def _interrupted(
         self, ident: NodeIdentity, open_shards: Sequence[ShardRecord], report: UnitReport
     ) -> ExitCode:
-        store = self.svc.store
+        attempt = _attempt_of(self.svc.store, ident)
         for shard in open_shards:
             key, position = report.stopped.get(shard.shard_id, (None, None))
-            fields: dict[str, Any] = {"interruptedAt": time.time()}
-            if key is not None:
-                fields["checkpointKey"] = key
-            if position is not None:
-                fields["position"] = position
-            moved = store.move_shard(
-                ident.mission_id,
-                shard.shard_id,
-                ShardStatus.INTERRUPTED,
-                attempt=ident.attempt,
-                fields=fields,
-            )
-            if not moved:
+            if not attempt.interrupt_shard(shard.shard_id, key, position):
                 log.warning("superseded while interrupting", extra={"shardId": shard.shard_id})
                 return ExitCode.SUPERSEDED
         detail = self.shutdown.detail
         if self.shutdown.cause is StopCause.LIFETIME:
-            store.set_unit(
-                ident.mission_id, ident.unit_id, ident.attempt, {"status": UnitStatus.LOST.value}
-            )
+            attempt.lose()
             self._report_failure(NodeLost.error_name, detail)
             return ExitCode.LOST
-        store.note_interruption(ident.mission_id, ident.unit_id, ident.attempt)
-        fields2 = {"status": UnitStatus.INTERRUPTED.value, "interruption": detail}
-        store.set_unit(ident.mission_id, ident.unit_id, ident.attempt, fields2)
+        attempt.interrupt(detail)
         self._report_failure(SpotInterrupted.error_name, detail)
         return ExitCode.INTERRUPTED
 
@@ -383,3 +354,8 @@ class NodeAgent:
             instance_id = self.imds.get(META + "instance-id")
             if instance_id:
                 self._terminate_self(instance_id.strip())
+
+
+def _attempt_of(store: MissionStore, ident: NodeIdentity) -> UnitAttempt:
+    """The protocol object of the attempt this node was launched for (its instance tags)."""
+    return UnitAttempt(store, ident.mission_id, ident.unit_id, ident.attempt)

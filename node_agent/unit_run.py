@@ -34,14 +34,13 @@ from node_agent.runner import (
     WorkerOutcome,
 )
 from node_agent.shutdown import Shutdown, StopCause
+from workflow.attempt import ERROR_FIELD_CHARS, UnitAttempt
 from workflow.aws.services import Services
 from workflow.keys import KIND_SHARD_RESULT, kind_tagging, shard_result_key
 from workflow.params import MissionParams
 from workflow.records import ShardRecord
-from workflow.states import ShardStatus
 from workflow.workloads.base import WorkInputs
 
-ERROR_FIELD_CHARS: Final = 4000
 _WAIT_SECONDS: Final = 0.2
 log = get_logger("unit")
 
@@ -90,6 +89,7 @@ class UnitRun:
         *,
         svc: Services,
         ident: NodeIdentity,
+        attempt: UnitAttempt,
         params: MissionParams,
         inputs: WorkInputs,
         pool: ShardPool,
@@ -100,6 +100,7 @@ class UnitRun:
     ) -> None:
         self._svc = svc
         self._ident = ident
+        self._attempt = attempt
         self._params = params
         self._inputs = inputs
         self._pool = pool
@@ -190,14 +191,7 @@ class UnitRun:
         }
         if ref is not None:
             fields["resumedCheckpoint"] = ref.key
-        claimed = self._svc.store.move_shard(
-            ident.mission_id,
-            shard.shard_id,
-            ShardStatus.RUNNING,
-            attempt=ident.attempt,
-            fields=fields,
-        )
-        if not claimed:
+        if not self._attempt.claim(shard.shard_id, fields):
             self._supersede(f"claim of {shard.shard_id} refused")
             return None
         with self._active_lock:
@@ -276,13 +270,10 @@ class UnitRun:
             key,
             tagging=kind_tagging(KIND_SHARD_RESULT),  # lifecycle-expired
         )
-        committed = self._svc.store.move_shard(
-            ident.mission_id,
+        committed = self._attempt.commit(
             shard.shard_id,
-            ShardStatus.DONE,
-            attempt=ident.attempt,
-            fields={
-                "resultKey": key,
+            key,
+            {
                 "resultBytes": size,
                 "finishedAt": time.time(),
                 "seconds": round(outcome.seconds, 3),
@@ -290,7 +281,7 @@ class UnitRun:
                 "stats": numeric_stats(outcome.stats),
             },
         )
-        if not committed and not self._already_committed(shard.shard_id, key):
+        if not committed:
             self._supersede(f"commit of {shard.shard_id} refused")
             return
         self.report.done.append(shard.shard_id)
@@ -300,29 +291,9 @@ class UnitRun:
             extra={"shardId": shard.shard_id, "resultKey": key, "seconds": outcome.seconds},
         )
 
-    def _already_committed(self, shard_id: str, key: str) -> bool:
-        """A refused commit may be the SDK's retry of a write the server had applied: it is
-        ours if the shard is DONE by this attempt with this very result key."""
-        ident = self._ident
-        current = self._svc.store.get_shard(ident.mission_id, shard_id)
-        return (
-            current is not None
-            and current.status is ShardStatus.DONE
-            and current.attempt == ident.attempt
-            and current.result_key == key
-        )
-
     def _failed(self, shard: ShardRecord, outcome: WorkerOutcome) -> None:
-        ident = self._ident
         cause = outcome.cause[-ERROR_FIELD_CHARS:]
-        moved = self._svc.store.move_shard(
-            ident.mission_id,
-            shard.shard_id,
-            ShardStatus.FAILED,
-            attempt=ident.attempt,
-            fields={"error": cause, "finishedAt": time.time()},
-        )
-        if not moved:
+        if not self._attempt.fail_shard(shard.shard_id, cause):
             self._supersede(f"failure of {shard.shard_id} refused")
             return
         self.report.failed[shard.shard_id] = cause
@@ -354,12 +325,6 @@ class UnitRun:
             if not active.open or now - active.last_write < self._progress_seconds:
                 return
             active.last_write = now
-            written = self._svc.store.move_shard(
-                self._ident.mission_id,
-                shard_id,
-                ShardStatus.RUNNING,
-                attempt=self._ident.attempt,
-                fields={"position": position},
-            )
+            written = self._attempt.progress(shard_id, position)
         if not written:
             self._supersede(f"progress write of {shard_id} refused")

@@ -14,9 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from workflow.attempt import UnitAttempt, fail_open_shards
 from workflow.errors import MissionInvalidInput, NodeCapacity, NodeTerminateFailed
 from workflow.ports import LaunchRequest, Ports
-from workflow.states import SETTLED_SHARD, Capacity, ShardStatus, UnitStatus
+from workflow.states import Capacity
 
 LOGGER = logging.getLogger(__name__)
 
@@ -66,14 +67,17 @@ def launch_unit(cmd: LaunchCommand, svc: Ports) -> dict[str, Any]:
         capacity_refusals=before.capacity_refusals,
         spot_capacity_errors=params.spot_capacity_errors,
     )
-    unit, queued = store.begin_attempt(
-        cmd.mission_id, cmd.unit_id, cmd.attempt, cmd.task_token, capacity
+    attempt, unit, queued = UnitAttempt.begin(
+        store,
+        cmd.mission_id,
+        cmd.unit_id,
+        cmd.attempt,
+        task_token=cmd.task_token,
+        capacity=capacity,
     )
     if not queued:
         # Every shard is already DONE (a previous node finished but its report was lost).
-        store.set_unit(
-            cmd.mission_id, cmd.unit_id, cmd.attempt, {"status": UnitStatus.SUCCEEDED.value}
-        )
+        attempt.succeed()
         svc.tokens.report_success(cmd.task_token, {"unitId": cmd.unit_id, "alreadyDone": True})
         return {"unitId": cmd.unit_id, "attempt": cmd.attempt, "launched": False}
     request = LaunchRequest(
@@ -89,16 +93,9 @@ def launch_unit(cmd: LaunchCommand, svc: Ports) -> dict[str, Any]:
         node = svc.compute.launch(request)
     except NodeCapacity:
         if capacity == Capacity.SPOT:
-            # Only this attempt writes it (conditioned on the attempt), one attempt at a time.
-            refusals = {"capacityRefusals": before.capacity_refusals + 1}
-            store.set_unit(cmd.mission_id, cmd.unit_id, cmd.attempt, refusals)
+            attempt.note_capacity_refusals(before.capacity_refusals + 1)
         raise
-    if not store.set_unit(
-        cmd.mission_id,
-        cmd.unit_id,
-        cmd.attempt,
-        {"instanceId": node.instance_id, "instanceType": node.instance_type},
-    ):
+    if not attempt.note_launch(node.instance_id, node.instance_type):
         _terminate_quietly(svc, node.instance_id)  # superseded while launching: no orphan
     return {
         "unitId": unit.unit_id,
@@ -117,21 +114,8 @@ def record_unit_failure(payload: Mapping[str, Any], svc: Ports) -> dict[str, Any
     cause = _cause_text(error)
     store = svc.store
     unit = store.get_unit(mission_id, unit_id)
-    failed = 0
-    for shard in store.unit_shards(unit):
-        if shard.status in SETTLED_SHARD:
-            continue
-        if store.move_shard(
-            mission_id,
-            shard.shard_id,
-            ShardStatus.FAILED,
-            attempt=shard.attempt,
-            fields={"error": cause},
-        ):
-            failed += 1
-    store.set_unit(
-        mission_id, unit_id, unit.attempt, {"status": UnitStatus.FAILED.value, "error": cause}
-    )
+    failed = fail_open_shards(store, unit, cause)
+    UnitAttempt(store, mission_id, unit_id, unit.attempt).fail(cause)
     if unit.instance_id:
         _terminate_quietly(svc, unit.instance_id)
     return {"unitId": unit_id, "failedShards": failed}

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from workflow.attempt import UnitAttempt
 from workflow.errors import MissionNotFound, NodeLost, SpotInterrupted, WatchInvalidEvent
 from workflow.params import describe_validation_error
 from workflow.ports import Ports
@@ -93,8 +94,9 @@ def on_node_gone(svc: Ports, instance_id: str, *, interrupted: bool) -> dict[str
     if ref is None:
         return {"action": "ignored", "reason": "not a lightHPC node"}
     store = svc.store
+    attempt = UnitAttempt(store, ref.mission_id, ref.unit_id, ref.attempt)
     if interrupted:
-        store.note_interruption(ref.mission_id, ref.unit_id, ref.attempt)
+        attempt.note_interruption()
     try:
         unit = store.get_unit(ref.mission_id, ref.unit_id)
     except MissionNotFound:
@@ -103,8 +105,8 @@ def on_node_gone(svc: Ports, instance_id: str, *, interrupted: bool) -> dict[str
         return {"action": "ignored", "reason": "attempt already settled or superseded"}
     was_interrupted = interrupted or ref.attempt in unit.interrupted_attempts
     error = SpotInterrupted if was_interrupted else NodeLost
-    new_status = UnitStatus.INTERRUPTED if was_interrupted else UnitStatus.LOST
-    if not store.set_unit(ref.mission_id, ref.unit_id, ref.attempt, {"status": new_status.value}):
+    settled = attempt.interrupt() if was_interrupted else attempt.lose()
+    if not settled:
         return {"action": "ignored", "reason": "attempt superseded"}
     reported = svc.tokens.report_failure(
         unit.task_token,

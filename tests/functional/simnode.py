@@ -15,11 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from workflow.attempt import UnitAttempt
 from workflow.aws.ec2 import TAG_ATTEMPT, TAG_MISSION, TAG_UNIT
 from workflow.aws.services import Services
 from workflow.errors import ShardFailed, SpotInterrupted
 from workflow.keys import shard_result_key
-from workflow.states import ShardStatus, UnitStatus
+from workflow.ports import MissionStore
 
 Behaviour = Literal["succeed", "interrupt", "silent", "fail"]
 
@@ -33,6 +34,10 @@ class Attempt:
     instance_lifecycle: str | None
     token: str = ""
     shards_run: list[str] = field(default_factory=list)
+
+    def protocol(self, store: MissionStore) -> UnitAttempt:
+        """The same protocol object the node agent writes through."""
+        return UnitAttempt(store, self.mission_id, self.unit_id, self.attempt)
 
 
 class NodeSim:
@@ -116,11 +121,8 @@ class NodeSim:
         a.token = unit.task_token
         self.attempts.append(a)
         what = self.behaviour(a)
-        shards = [
-            s
-            for s in store.unit_shards(unit)
-            if s.status is ShardStatus.QUEUED and s.attempt == a.attempt
-        ]
+        attempt = a.protocol(store)
+        shards = attempt.shards_to_run(unit)
         if what == "silent":
             return
         if what == "fail":
@@ -131,37 +133,24 @@ class NodeSim:
         for s in todo:
             self.run_shard(a, s.shard_id, s.end - s.start)
         if what == "interrupt":
-            store.note_interruption(a.mission_id, a.unit_id, a.attempt)
             for s in shards[len(todo) :]:
-                store.move_shard(
-                    a.mission_id, s.shard_id, ShardStatus.INTERRUPTED, attempt=a.attempt
-                )
-            store.set_unit(
-                a.mission_id, a.unit_id, a.attempt, {"status": UnitStatus.INTERRUPTED.value}
-            )
+                attempt.interrupt_shard(s.shard_id)
+            attempt.interrupt("spot notice")
             self.svc.tokens.report_failure(a.token, SpotInterrupted.error_name, "spot notice")
         else:
-            store.set_unit(
-                a.mission_id, a.unit_id, a.attempt, {"status": UnitStatus.SUCCEEDED.value}
-            )
+            attempt.succeed()
             self.svc.tokens.report_success(a.token, {"shards": len(todo)})
         self._terminate(a)
 
     def run_shard(self, a: Attempt, shard_id: str, items: int) -> bool:
         """Claim, 'compute', upload to the attempt's key, commit. False if refused."""
-        store = self.svc.store
-        if not store.move_shard(a.mission_id, shard_id, ShardStatus.RUNNING, attempt=a.attempt):
+        attempt = a.protocol(self.svc.store)
+        if not attempt.claim(shard_id):
             return False
         key = shard_result_key(a.mission_id, shard_id, a.attempt, ".json")
         body = json.dumps({"shard": shard_id, "items": items}).encode()
         self.svc.s3.put_object(Bucket=self.svc.settings.result_bucket, Key=key, Body=body)
-        ok = store.move_shard(
-            a.mission_id,
-            shard_id,
-            ShardStatus.DONE,
-            attempt=a.attempt,
-            fields={"resultKey": key},
-        )
+        ok = attempt.commit(shard_id, key, {})
         if ok:
             a.shards_run.append(shard_id)
         return ok

@@ -16,6 +16,7 @@ import pytest
 from tests.fakes import FakeCloud
 from workflow import profiles
 from workflow.aggregation import aggregate_mission
+from workflow.attempt import UnitAttempt
 from workflow.errors import (
     MissionInvalidInput,
     NodeCapacity,
@@ -66,29 +67,20 @@ def commit(cloud: FakeCloud, mission_id: str, shard_id: str, attempt: int) -> bo
     key = shard_result_key(mission_id, shard_id, attempt, ".json")
     body = json.dumps({"shard": shard_id, "items": shard.end - shard.start}).encode()
     cloud.objects.put_bytes(cloud.settings.result_bucket, key, body)
-    return cloud.store.move_shard(
-        mission_id,
-        shard_id,
-        ShardStatus.DONE,
-        attempt=attempt,
-        fields={"resultKey": key},
-    )
+    return UnitAttempt(cloud.store, mission_id, shard.unit_id, attempt).commit(shard_id, key, {})
 
 
 def run_node(cloud: FakeCloud, mission_id: str, unit_id: str, attempt: int) -> list[str]:
     """The node of ``attempt``: claim and commit each shard queued for it, then report."""
-    store = cloud.store
-    unit = store.get_unit(mission_id, unit_id)
-    assert store.set_unit(mission_id, unit_id, attempt, {"status": UnitStatus.RUNNING.value})
+    protocol = UnitAttempt(cloud.store, mission_id, unit_id, attempt)
+    unit = cloud.store.get_unit(mission_id, unit_id)
+    assert protocol.start(f"i-{unit_id}-{attempt}")
     ran = []
-    for shard in store.unit_shards(unit):
-        if shard.status is ShardStatus.QUEUED and shard.attempt == attempt:
-            assert store.move_shard(
-                mission_id, shard.shard_id, ShardStatus.RUNNING, attempt=attempt
-            )
-            assert commit(cloud, mission_id, shard.shard_id, attempt)
-            ran.append(shard.shard_id)
-    assert store.set_unit(mission_id, unit_id, attempt, {"status": UnitStatus.SUCCEEDED.value})
+    for shard in protocol.shards_to_run(unit):
+        assert protocol.claim(shard.shard_id)
+        assert commit(cloud, mission_id, shard.shard_id, attempt)
+        ran.append(shard.shard_id)
+    assert protocol.succeed()
     cloud.tokens.report_success(token(unit_id, attempt), {"shards": len(ran)})
     return ran
 

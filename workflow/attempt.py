@@ -1,0 +1,163 @@
+"""The attempt protocol: every write that one attempt of one work unit makes, in one place.
+
+An attempt is a unit's launch number n (``$$.State.RetryCount + 1``). Each step below is a
+DynamoDB write conditioned on n, so a superseded node is refused by the table itself:
+
+    begin (LaunchNode) → start (node) → claim → progress → commit | fail_shard
+    → succeed | fail | interrupt | lose            (node, or node_watch for lose/interrupt)
+
+Every method returning ``bool`` means the same thing: False is "refused, a later attempt owns
+the unit: stop, do not report". LaunchNode, the node agent, node_watch and the tests' simulated
+node all speak through this object, so no caller spells a condition of its own.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from workflow.ports import MissionStore
+from workflow.records import ShardRecord, UnitRecord
+from workflow.states import SETTLED_SHARD, ShardStatus, UnitStatus
+
+ERROR_FIELD_CHARS = 4000
+
+
+@dataclass(frozen=True)
+class UnitAttempt:
+    store: MissionStore
+    mission_id: str
+    unit_id: str
+    number: int
+
+    # ---- LaunchNode -----------------------------------------------------------------------
+
+    @classmethod
+    def begin(
+        cls,
+        store: MissionStore,
+        mission_id: str,
+        unit_id: str,
+        number: int,
+        *,
+        task_token: str,
+        capacity: str,
+    ) -> tuple[UnitAttempt, UnitRecord, list[ShardRecord]]:
+        """Make attempt ``number`` current; returns it, the unit and the shards it must run.
+        ``Attempt.Superseded`` when the unit already has this (other token) or a later one."""
+        unit, queued = store.begin_attempt(mission_id, unit_id, number, task_token, capacity)
+        return cls(store, mission_id, unit_id, number), unit, queued
+
+    def note_launch(self, instance_id: str, instance_type: str | None) -> bool:
+        return self._set_unit({"instanceId": instance_id, "instanceType": instance_type})
+
+    def note_capacity_refusals(self, refusals: int) -> bool:
+        """Spot capacity refused ``refusals`` times so far (only this attempt writes it)."""
+        return self._set_unit({"capacityRefusals": refusals})
+
+    # ---- the node -------------------------------------------------------------------------
+
+    def start(self, instance_id: str) -> bool:
+        return self._set_unit(
+            {
+                "status": UnitStatus.RUNNING.value,
+                "instanceId": instance_id,
+                "nodeStartedAt": time.time(),
+            }
+        )
+
+    def shards_to_run(self, unit: UnitRecord) -> list[ShardRecord]:
+        """The unit's shards that ``begin`` queued for this attempt."""
+        return [
+            s
+            for s in self.store.unit_shards(unit)
+            if s.status is ShardStatus.QUEUED and s.attempt == self.number
+        ]
+
+    def claim(self, shard_id: str, fields: Mapping[str, Any] | None = None) -> bool:
+        return self._move(shard_id, ShardStatus.RUNNING, fields)
+
+    def progress(self, shard_id: str, position: int) -> bool:
+        return self._move(shard_id, ShardStatus.RUNNING, {"position": position})
+
+    def commit(self, shard_id: str, result_key: str, fields: Mapping[str, Any]) -> bool:
+        """RUNNING → DONE with its result key. A refusal that is the SDK's retry of a commit
+        the server had applied (DONE by this attempt with this very key) counts as done."""
+        if self._move(shard_id, ShardStatus.DONE, {**fields, "resultKey": result_key}):
+            return True
+        current = self.store.get_shard(self.mission_id, shard_id)
+        return (
+            current is not None
+            and current.status is ShardStatus.DONE
+            and current.attempt == self.number
+            and current.result_key == result_key
+        )
+
+    def fail_shard(self, shard_id: str, cause: str) -> bool:
+        fields = {"error": cause[-ERROR_FIELD_CHARS:], "finishedAt": time.time()}
+        return self._move(shard_id, ShardStatus.FAILED, fields)
+
+    def interrupt_shard(
+        self, shard_id: str, checkpoint_key: str | None = None, position: int | None = None
+    ) -> bool:
+        fields: dict[str, Any] = {"interruptedAt": time.time()}
+        if checkpoint_key is not None:
+            fields["checkpointKey"] = checkpoint_key
+        if position is not None:
+            fields["position"] = position
+        return self._move(shard_id, ShardStatus.INTERRUPTED, fields)
+
+    def succeed(self) -> bool:
+        return self._set_unit({"status": UnitStatus.SUCCEEDED.value, "finishedAt": time.time()})
+
+    def fail(self, cause: str) -> bool:
+        return self._set_unit(
+            {"status": UnitStatus.FAILED.value, "error": cause[-ERROR_FIELD_CHARS:]}
+        )
+
+    def interrupt(self, detail: str | None = None) -> bool:
+        """The unit ends INTERRUPTED; the attempt joins the unit's set of interrupted ones
+        (which the next launch counts to choose On-Demand)."""
+        self.note_interruption()
+        return self._set_unit({"status": UnitStatus.INTERRUPTED.value, "interruption": detail})
+
+    def lose(self) -> bool:
+        return self._set_unit({"status": UnitStatus.LOST.value})
+
+    # ---- node_watch -------------------------------------------------------------------------
+
+    def note_interruption(self) -> None:
+        """Idempotent (a set): the node and node_watch may both say so, EventBridge twice."""
+        self.store.note_interruption(self.mission_id, self.unit_id, self.number)
+
+    # ---- the writes -------------------------------------------------------------------------
+
+    def _move(
+        self, shard_id: str, target: ShardStatus, fields: Mapping[str, Any] | None = None
+    ) -> bool:
+        return self.store.move_shard(
+            self.mission_id, shard_id, target, attempt=self.number, fields=fields
+        )
+
+    def _set_unit(self, fields: Mapping[str, Any]) -> bool:
+        return self.store.set_unit(self.mission_id, self.unit_id, self.number, fields)
+
+
+def fail_open_shards(store: MissionStore, unit: UnitRecord, cause: str) -> int:
+    """RecordUnitFailure: every unsettled shard of the unit → FAILED, each fenced by its own
+    attempt (whichever attempt last held it); returns how many moved."""
+    failed = 0
+    for shard in store.unit_shards(unit):
+        if shard.status in SETTLED_SHARD:
+            continue
+        moved = store.move_shard(
+            unit.mission_id,
+            shard.shard_id,
+            ShardStatus.FAILED,
+            attempt=shard.attempt,
+            fields={"error": cause[-ERROR_FIELD_CHARS:]},
+        )
+        failed += moved
+    return failed
