@@ -5,8 +5,12 @@ or commit means a later attempt owns the unit, so the node stops and stays silen
 to attempt-specific keys and count only once committed; checkpoints are uploaded as they come
 and a shard resumes from the newest checkpoint any attempt left behind.
 
-Commits (upload + conditional transaction) run on one committer thread while the next shard is
-claimed and started, so a slot does not idle through the bookkeeping round trips.
+Claims and commits go in batches (``UnitAttempt.claim_many``/``commit_many``: up to 100
+shards per DynamoDB transaction, each still conditioned on this attempt). The node claims up to
+``CLAIM_AHEAD`` shards at once; a committer thread commits, in one transaction, every shard
+that finished within ``COMMIT_LINGER_SECONDS`` of the first one waiting (sooner when a batch
+is full or the node stops), so short shards cost a fraction of a write each and a slot never
+idles through the bookkeeping round trips.
 """
 
 from __future__ import annotations
@@ -34,14 +38,20 @@ from node_agent.runner import (
     WorkerOutcome,
 )
 from node_agent.shutdown import Shutdown, StopCause
-from workflow.attempt import ERROR_FIELD_CHARS, UnitAttempt
+from workflow.attempt import ERROR_FIELD_CHARS, Commit, UnitAttempt
 from workflow.aws.services import Services
 from workflow.keys import KIND_SHARD_RESULT, kind_tagging, shard_result_key
 from workflow.params import MissionParams
+from workflow.ports import MAX_BATCH_MOVES
 from workflow.records import ShardRecord
 from workflow.workloads.base import WorkInputs
 
 _WAIT_SECONDS: Final = 0.2
+CLAIM_AHEAD: Final = 50  # shards claimed per transaction (claimed, not yet started, is RUNNING)
+# How long a finished shard may wait for others to share its commit: short next to any real
+# shard, long next to a DynamoDB round trip (a 20 ms shard otherwise commits alone).
+COMMIT_LINGER_SECONDS: Final = 0.25
+MOST_PENDING_COMMITS: Final = 2  # one in flight, one filling: a third makes the slots wait
 log = get_logger("unit")
 
 
@@ -67,6 +77,7 @@ class _Active:
     lock: threading.Lock = field(default_factory=threading.Lock)
     open: bool = True
     last_write: float = 0.0
+    written: bool = False  # a position is recorded (the next attempt looks for checkpoints)
 
 
 def numeric_stats(stats: Mapping[str, Any]) -> dict[str, int | float]:
@@ -115,6 +126,11 @@ class UnitRun:
         self._active_lock = threading.Lock()
         self._committer = ThreadPoolExecutor(1, thread_name_prefix="commit")
         self._commits: list[Future[None]] = []
+        self._outbox: list[tuple[ShardRecord, WorkerOutcome]] = []
+        self._outbox_lock = threading.Lock()
+        self._flush = threading.Event()  # commit now: a full batch, a stop, or the end
+        self._claimed: set[str] = set()
+        self._started: dict[str, dict[str, Any]] = {}
 
     # ---- the loop ------------------------------------------------------------------------
 
@@ -123,6 +139,7 @@ class UnitRun:
         try:
             self._run(shards)
         finally:
+            self._flush.set()
             self._committer.shutdown(wait=True)
         self._settle_commits(most_pending=0)  # all done now; one that raised fails the attempt
         return self.report
@@ -132,6 +149,7 @@ class UnitRun:
         commit's error here, as the inline commit did."""
         unsettled = [f for f in self._commits if not f.done()]
         if len(unsettled) > most_pending:
+            self._flush.set()
             wait(unsettled[: len(unsettled) - most_pending])  # FIFO: the oldest finish first
         for commit in [f for f in self._commits if f.done()]:
             self._commits.remove(commit)
@@ -143,9 +161,9 @@ class UnitRun:
         deadline: float | None = None
         while pending or running:
             while pending and len(running) < self._pool.slots and not self._shutdown.stopping:
-                self._settle_commits(most_pending=self._pool.slots)
+                self._settle_commits(most_pending=MOST_PENDING_COMMITS)
                 shard = pending.popleft()
-                future = self._start(shard)
+                future = self._start(shard, pending)
                 if future is None:
                     pending.appendleft(shard)
                     break
@@ -174,30 +192,42 @@ class UnitRun:
 
     # ---- start ---------------------------------------------------------------------------
 
-    def _start(self, shard: ShardRecord) -> Future[WorkerOutcome] | None:
-        """Claim the shard (conditional) and hand it to a worker; None when refused."""
-        ident = self._ident
+    def _claim_ahead(self, shard: ShardRecord, pending: deque[ShardRecord]) -> bool:
+        """Claim ``shard`` and the next pending ones, ``CLAIM_AHEAD`` in one transaction."""
+        if shard.shard_id in self._claimed:
+            return True
+        batch = [shard.shard_id] + [s.shard_id for s in list(pending)[: CLAIM_AHEAD - 1]]
+        batch = [shard_id for shard_id in batch if shard_id not in self._claimed]
+        fields = {"instanceId": self._ident.instance_id, "claimedAt": time.time()}
+        if not self._attempt.claim_many(batch, fields):
+            self._supersede(f"claim of {shard.shard_id} and {len(batch) - 1} more refused")
+            return False
+        self._claimed.update(batch)
+        return True
+
+    def _start(
+        self, shard: ShardRecord, pending: deque[ShardRecord]
+    ) -> Future[WorkerOutcome] | None:
+        """Claim the shard (in a batch, conditional) and hand it to a worker; None when refused."""
+        if not self._claim_ahead(shard, pending):
+            return None
         ref, resume = self.checkpoints.resume_point(
             shard.shard_id, shard.start, shard.end, claimed_before=shard.position is not None
         )
         resumed_from = ref.position if ref else shard.start
         redo = redo_items(shard.position, resumed_from)
-        fields: dict[str, Any] = {
-            "instanceId": ident.instance_id,
+        started: dict[str, Any] = {
             "startedAt": time.time(),
             "resumedFrom": resumed_from,
             "redoItems": redo,
-            "position": resumed_from,
         }
         if ref is not None:
-            fields["resumedCheckpoint"] = ref.key
-        if not self._attempt.claim(shard.shard_id, fields):
-            self._supersede(f"claim of {shard.shard_id} refused")
-            return None
+            started["resumedCheckpoint"] = ref.key
         with self._active_lock:
-            # The claim wrote the position: the first progress write waits a full interval
-            # (a shard shorter than that costs no progress write at all).
+            # The first progress write waits a full interval (a shard shorter than that costs
+            # no progress write at all); what the start found is written with the commit.
             self._active[shard.shard_id] = _Active(last_write=time.monotonic())
+            self._started[shard.shard_id] = started
         if ref is not None:
             self.report.resumed[shard.shard_id] = resumed_from
             self.report.redo_items += redo
@@ -235,20 +265,34 @@ class UnitRun:
         self.report.shard_seconds += outcome.seconds
         if outcome.kind == "stopped":
             self._stopped(shard, outcome)
-        else:
-            self._commits.append(self._committer.submit(self._record, shard, outcome))
+            return
+        with self._outbox_lock:
+            self._outbox.append((shard, outcome))
+            first = len(self._outbox) == 1
+            if len(self._outbox) >= MAX_BATCH_MOVES or self._shutdown.stopping:
+                self._flush.set()
+        if first:  # one commit per batch; later outcomes join the outbox it will drain
+            self._commits.append(self._committer.submit(self._record))
+        self._settle_commits(most_pending=MOST_PENDING_COMMITS)
 
-    def _record(self, shard: ShardRecord, outcome: WorkerOutcome) -> None:
-        """On the committer thread: commit a result or record a failure, in finish order."""
+    def _record(self) -> None:
+        """On the committer thread: wait up to ``COMMIT_LINGER_SECONDS`` for more results,
+        commit them in one batch (uploads first), then record failures, in finish order."""
+        self._flush.wait(COMMIT_LINGER_SECONDS)
+        with self._outbox_lock:
+            batch, self._outbox = self._outbox, []
+            self._flush.clear()
+        if not batch:
+            return  # an earlier call took this one's outcome into its batch
         if self._shutdown.superseded:
-            log.warning(
-                "superseded: outcome not committed",
-                extra={"shardId": shard.shard_id, "outcome": outcome.kind},
-            )
-        elif outcome.kind == "done" and outcome.result is not None:
-            self._commit(shard, outcome.result, outcome)
-        else:
-            self._failed(shard, outcome)
+            log.warning("superseded: outcomes not committed", extra={"shards": len(batch)})
+            return
+        uploads = [self._upload(s, o, o.result) for s, o in batch if o.kind == "done" and o.result]
+        if uploads and not self._commit(uploads):
+            return
+        for shard, outcome in batch:
+            if not (outcome.kind == "done" and outcome.result):
+                self._failed(shard, outcome)
 
     def _stopped(self, shard: ShardRecord, outcome: WorkerOutcome) -> None:
         key, _ = self.uploader.latest(shard.shard_id)
@@ -260,7 +304,10 @@ class UnitRun:
             extra={"shardId": shard.shard_id, "position": outcome.position, "checkpoint": key},
         )
 
-    def _commit(self, shard: ShardRecord, result: Path, outcome: WorkerOutcome) -> None:
+    def _upload(
+        self, shard: ShardRecord, outcome: WorkerOutcome, result: Path
+    ) -> tuple[Commit, int]:
+        """The result to this attempt's key (lifecycle-expired); the commit that names it."""
         ident = self._ident
         key = shard_result_key(ident.mission_id, shard.shard_id, ident.attempt, result.suffix)
         size = result.stat().st_size
@@ -268,28 +315,30 @@ class UnitRun:
             result,
             self._svc.settings.result_bucket,
             key,
-            tagging=kind_tagging(KIND_SHARD_RESULT),  # lifecycle-expired
+            tagging=kind_tagging(KIND_SHARD_RESULT),
         )
-        committed = self._attempt.commit(
-            shard.shard_id,
-            key,
-            {
-                "resultBytes": size,
-                "finishedAt": time.time(),
-                "seconds": round(outcome.seconds, 3),
-                "position": shard.end,
-                "stats": numeric_stats(outcome.stats),
-            },
-        )
-        if not committed:
-            self._supersede(f"commit of {shard.shard_id} refused")
-            return
-        self.report.done.append(shard.shard_id)
-        self.report.result_bytes += size
-        log.info(
-            "shard done",
-            extra={"shardId": shard.shard_id, "resultKey": key, "seconds": outcome.seconds},
-        )
+        fields = {
+            **self._started.pop(shard.shard_id, {}),
+            "resultBytes": size,
+            "finishedAt": time.time(),
+            "seconds": round(outcome.seconds, 3),
+            "position": shard.end,
+            "stats": numeric_stats(outcome.stats),
+        }
+        return Commit(shard.shard_id, key, fields), size
+
+    def _commit(self, uploads: list[tuple[Commit, int]]) -> bool:
+        """One batch of DONE moves; False when superseded (the rest is not ours to write)."""
+        committed, superseded = self._attempt.commit_many([c for c, _ in uploads])
+        ours = set(committed)
+        for commit, size in uploads:
+            if commit.shard_id in ours:
+                self.report.done.append(commit.shard_id)
+                self.report.result_bytes += size
+        log.info("shards done", extra={"shards": committed, "batch": len(uploads)})
+        if superseded:
+            self._supersede(f"commit of {len(uploads) - len(committed)} shards refused")
+        return not superseded
 
     def _failed(self, shard: ShardRecord, outcome: WorkerOutcome) -> None:
         cause = outcome.cause[-ERROR_FIELD_CHARS:]
@@ -309,22 +358,31 @@ class UnitRun:
         try:
             if isinstance(event, CheckpointEvent):
                 self.uploader.offer(event.shard_id, event.data, event.position)
+                # A checkpoint exists now: record a position at once if none is, so the next
+                # attempt knows to look for it (``resume_point``'s ``claimed_before``).
+                self._progress(event.shard_id, event.position, first_only=True)
             elif isinstance(event, ProgressEvent):
                 self._progress(event.shard_id, event.position)
         except (ClientError, BotoCoreError) as exc:
             # A lost progress write or periodic checkpoint is retried by the next one.
             log.warning("could not record shard progress", extra={"error": str(exc)})
 
-    def _progress(self, shard_id: str, position: int) -> None:
+    def _progress(self, shard_id: str, position: int, *, first_only: bool = False) -> None:
         with self._active_lock:
             active = self._active.get(shard_id)
         if active is None:
             return
         with active.lock:
             now = time.monotonic()
-            if not active.open or now - active.last_write < self._progress_seconds:
+            due = (
+                not active.written
+                if first_only
+                else now - active.last_write >= self._progress_seconds
+            )
+            if not active.open or not due:
                 return
             active.last_write = now
+            active.written = True
             written = self._attempt.progress(shard_id, position)
         if not written:
             self._supersede(f"progress write of {shard_id} refused")

@@ -19,7 +19,15 @@ from typing import Any
 
 from workflow.errors import AttemptSuperseded, MissionNotFound, NodeCapacity, ObjectUnavailable
 from workflow.planner import WorkUnit, shard_id
-from workflow.ports import Launched, LaunchRequest, NodeRef, ObjectHead, Ports
+from workflow.ports import (
+    MAX_BATCH_MOVES,
+    Launched,
+    LaunchRequest,
+    NodeRef,
+    ObjectHead,
+    Ports,
+    ShardMove,
+)
 from workflow.records import (
     PROFILE_PREFIX,
     SHARD_PREFIX,
@@ -160,7 +168,7 @@ class MemoryMissionStore:
 
     def begin_attempt(
         self, mission_id: str, unit_id: str, attempt: int, task_token: str, capacity: str
-    ) -> tuple[UnitRecord, list[ShardRecord]]:
+    ) -> UnitRecord:
         with self._lock:
             item = self.trans.get(mission_id, {}).get(UNIT_PREFIX + unit_id)
             if item is not None and item.get("attempt", 0) < attempt:
@@ -180,19 +188,7 @@ class MemoryMissionStore:
                         f"{mission_id}/{unit_id}: attempt {attempt} is not newer than the "
                         "current one"
                     )
-        unit = self.get_unit(mission_id, unit_id)
-        queued = [
-            s
-            for s in self.unit_shards(unit)
-            if s.status not in (ShardStatus.DONE, ShardStatus.FAILED)
-            and (
-                (s.status is ShardStatus.QUEUED and s.attempt == attempt)
-                or self.move_shard(
-                    mission_id, s.shard_id, ShardStatus.QUEUED, attempt=attempt, older_attempts=True
-                )
-            )
-        ]
-        return unit, queued
+        return self.get_unit(mission_id, unit_id)
 
     def set_unit(
         self, mission_id: str, unit_id: str, attempt: int, fields: Mapping[str, Any]
@@ -222,19 +218,49 @@ class MemoryMissionStore:
         older_attempts: bool = False,
         fields: Mapping[str, Any] | None = None,
     ) -> bool:
+        move = ShardMove(shard, target, fields)
+        return not self.move_shards(
+            mission_id, [move], attempt=attempt, older_attempts=older_attempts
+        )
+
+    def move_shards(
+        self,
+        mission_id: str,
+        moves: Sequence[ShardMove],
+        *,
+        attempt: int,
+        older_attempts: bool = False,
+    ) -> list[str]:
+        if len(moves) > MAX_BATCH_MOVES:
+            raise ValueError(f"{len(moves)} moves: a transaction takes {MAX_BATCH_MOVES} at most")
         with self._lock:
-            item = self.trans.get(mission_id, {}).get(SHARD_PREFIX + shard)
-            if item is None or item.get("status") not in sources_of(target):
-                return False
-            current = item.get("attempt")
-            if current is None or not (current < attempt if older_attempts else current == attempt):
-                return False
-            item.update(copy.deepcopy(dict(fields or {})))
-            item["status"] = target.value
-            item["updatedAt"] = time.time()
-            if older_attempts:
-                item["attempt"] = attempt
-        return True
+            table = self.trans.get(mission_id, {})
+            items = [table.get(SHARD_PREFIX + m.shard_id) for m in moves]
+            refused = [
+                m.shard_id
+                for m, item in zip(moves, items, strict=True)
+                if not _may_move(item, m.target, attempt, older_attempts)
+            ]
+            if refused:
+                return refused
+            for move, item in zip(moves, items, strict=True):
+                assert item is not None  # checked by _may_move
+                item.update(copy.deepcopy(dict(move.fields or {})))
+                item["status"] = move.target.value
+                item["updatedAt"] = time.time()
+                if older_attempts:
+                    item["attempt"] = attempt
+        return []
+
+
+def _may_move(
+    item: dict[str, Any] | None, target: ShardStatus, attempt: int, older_attempts: bool
+) -> bool:
+    """The DynamoDB adapter's condition expression, in Python."""
+    if item is None or item.get("status") not in sources_of(target):
+        return False
+    current = item.get("attempt")
+    return current is not None and (current < attempt if older_attempts else current == attempt)
 
 
 @dataclass

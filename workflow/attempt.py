@@ -14,15 +14,30 @@ node all speak through this object, so no caller spells a condition of its own.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
-from workflow.ports import MissionStore
+from workflow.ports import MAX_BATCH_MOVES, MissionStore, ShardMove
 from workflow.records import ShardRecord, UnitRecord
 from workflow.states import SETTLED_SHARD, ShardStatus, UnitStatus
 
 ERROR_FIELD_CHARS = 4000
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Commit:
+    """A finished shard's DONE move: its attempt-specific result key and what it measured."""
+
+    shard_id: str
+    result_key: str
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _chunks(items: list[T]) -> Iterator[list[T]]:
+    for i in range(0, len(items), MAX_BATCH_MOVES):
+        yield items[i : i + MAX_BATCH_MOVES]
 
 
 @dataclass(frozen=True)
@@ -47,8 +62,32 @@ class UnitAttempt:
     ) -> tuple[UnitAttempt, UnitRecord, list[ShardRecord]]:
         """Make attempt ``number`` current; returns it, the unit and the shards it must run.
         ``Attempt.Superseded`` when the unit already has this (other token) or a later one."""
-        unit, queued = store.begin_attempt(mission_id, unit_id, number, task_token, capacity)
-        return cls(store, mission_id, unit_id, number), unit, queued
+        unit = store.begin_attempt(mission_id, unit_id, number, task_token, capacity)
+        attempt = cls(store, mission_id, unit_id, number)
+        return attempt, unit, attempt._queue_open_shards(unit)
+
+    def _queue_open_shards(self, unit: UnitRecord) -> list[ShardRecord]:
+        """Every unsettled shard → QUEUED at this attempt, ``MAX_BATCH_MOVES`` per transaction
+        (a relaunch of a unit with thousands of open shards costs tens of writes, not
+        thousands). A shard refused meanwhile (a late commit of an older attempt settled it)
+        is left out and the rest of its batch retried."""
+        open_shards = [s for s in self.store.unit_shards(unit) if s.status not in SETTLED_SHARD]
+        ready = [
+            s for s in open_shards if s.status is ShardStatus.QUEUED and s.attempt == self.number
+        ]
+        todo = [s for s in open_shards if s not in ready]
+        for batch in _chunks(todo):
+            chunk = batch
+            while chunk:
+                moves = [ShardMove(s.shard_id, ShardStatus.QUEUED) for s in chunk]
+                refused = self.store.move_shards(
+                    self.mission_id, moves, attempt=self.number, older_attempts=True
+                )
+                if not refused:
+                    ready.extend(chunk)
+                    break
+                chunk = [s for s in chunk if s.shard_id not in refused]
+        return sorted(ready, key=lambda s: s.index)
 
     def note_launch(self, instance_id: str, instance_type: str | None) -> bool:
         return self._set_unit({"instanceId": instance_id, "instanceType": instance_type})
@@ -79,20 +118,56 @@ class UnitAttempt:
     def claim(self, shard_id: str, fields: Mapping[str, Any] | None = None) -> bool:
         return self._move(shard_id, ShardStatus.RUNNING, fields)
 
+    def claim_many(self, shard_ids: Sequence[str], fields: Mapping[str, Any]) -> bool:
+        """Claim shards ``MAX_BATCH_MOVES`` per transaction, each under its own condition.
+        False (superseded) as soon as one is refused: only a later attempt moves our shards."""
+        for chunk in _chunks(list(shard_ids)):
+            moves = [ShardMove(shard_id, ShardStatus.RUNNING, fields) for shard_id in chunk]
+            if self.store.move_shards(self.mission_id, moves, attempt=self.number):
+                return False
+        return True
+
     def progress(self, shard_id: str, position: int) -> bool:
         return self._move(shard_id, ShardStatus.RUNNING, {"position": position})
 
     def commit(self, shard_id: str, result_key: str, fields: Mapping[str, Any]) -> bool:
         """RUNNING → DONE with its result key. A refusal that is the SDK's retry of a commit
         the server had applied (DONE by this attempt with this very key) counts as done."""
-        if self._move(shard_id, ShardStatus.DONE, {**fields, "resultKey": result_key}):
-            return True
-        current = self.store.get_shard(self.mission_id, shard_id)
+        commit = Commit(shard_id, result_key, fields)
+        return self._move(shard_id, ShardStatus.DONE, {**fields, "resultKey": result_key}) or (
+            self._is_mine(commit)
+        )
+
+    def commit_many(self, commits: Sequence[Commit]) -> tuple[list[str], bool]:
+        """Commit shards ``MAX_BATCH_MOVES`` per transaction: (committed ids, superseded).
+        A refused shard that is already ours (the SDK's retry of an applied commit) is
+        dropped from its batch and counted; any other refusal means superseded: stop."""
+        committed: list[str] = []
+        for batch in _chunks(list(commits)):
+            chunk = batch
+            while chunk:
+                moves = [
+                    ShardMove(c.shard_id, ShardStatus.DONE, {**c.fields, "resultKey": c.result_key})
+                    for c in chunk
+                ]
+                refused = set(self.store.move_shards(self.mission_id, moves, attempt=self.number))
+                if not refused:
+                    committed.extend(c.shard_id for c in chunk)
+                    break
+                mine = [c for c in chunk if c.shard_id in refused and self._is_mine(c)]
+                if len(mine) < len(refused):
+                    return committed, True
+                committed.extend(c.shard_id for c in mine)
+                chunk = [c for c in chunk if c.shard_id not in refused]
+        return committed, False
+
+    def _is_mine(self, commit: Commit) -> bool:
+        current = self.store.get_shard(self.mission_id, commit.shard_id)
         return (
             current is not None
             and current.status is ShardStatus.DONE
             and current.attempt == self.number
-            and current.result_key == result_key
+            and current.result_key == commit.result_key
         )
 
     def fail_shard(self, shard_id: str, cause: str) -> bool:

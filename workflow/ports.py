@@ -18,6 +18,17 @@ from workflow.records import MissionRecord, ProfileRecord, ShardRecord, UnitReco
 from workflow.settings import Settings
 from workflow.states import Capacity, ShardStatus
 
+MAX_BATCH_MOVES = 100  # DynamoDB TransactWriteItems: at most 100 items per transaction
+
+
+@dataclass(frozen=True)
+class ShardMove:
+    """One shard's conditional move within ``MissionStore.move_shards``."""
+
+    shard_id: str
+    target: ShardStatus
+    fields: Mapping[str, Any] | None = None
+
 
 class MissionStore(Protocol):
     """Mission state: every status change conditional, every write idempotent.
@@ -63,7 +74,11 @@ class MissionStore(Protocol):
     # ---- attempts and shards -------------------------------------------------------------
     def begin_attempt(
         self, mission_id: str, unit_id: str, attempt: int, task_token: str, capacity: str
-    ) -> tuple[UnitRecord, list[ShardRecord]]: ...
+    ) -> UnitRecord:
+        """The unit's attempt := ``attempt`` with its token (``UnitAttempt.begin`` does the
+        rest); ``Attempt.Superseded`` if a later one, or this one with another token, holds it."""
+        ...
+
     def set_unit(
         self, mission_id: str, unit_id: str, attempt: int, fields: Mapping[str, Any]
     ) -> bool: ...
@@ -80,6 +95,18 @@ class MissionStore(Protocol):
     ) -> bool:
         """False only when the condition refused it; contention is retried, never False.
         It writes the shard item alone: counts come from ``tblTrans`` (``progress_of``)."""
+        ...
+
+    def move_shards(
+        self,
+        mission_id: str,
+        moves: Sequence[ShardMove],
+        *,
+        attempt: int,
+        older_attempts: bool = False,
+    ) -> list[str]:
+        """``move_shard`` for up to ``MAX_BATCH_MOVES`` shards in one transaction, each under
+        its own condition: all applied (returns ``[]``) or none (returns the refused ids)."""
         ...
 
 

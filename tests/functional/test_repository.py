@@ -6,10 +6,23 @@ import pytest
 
 from localcloud.stack import LocalStack
 from tests.fakes import mission_record
+from workflow.attempt import UnitAttempt
 from workflow.errors import AttemptSuperseded
 from workflow.planner import pack_units, plan_shards
+from workflow.ports import MissionStore
 from workflow.progress import progress_of
+from workflow.records import ShardRecord, UnitRecord
 from workflow.states import ShardStatus
+
+
+def begin(
+    store: MissionStore, mission_id: str, unit_id: str, n: int, *, token: str, capacity: str
+) -> tuple[UnitRecord, list[ShardRecord]]:
+    """LaunchNode's first step: ``UnitAttempt.begin`` over this store."""
+    _, unit, queued = UnitAttempt.begin(
+        store, mission_id, unit_id, n, task_token=token, capacity=capacity
+    )
+    return unit, queued
 
 
 @pytest.fixture
@@ -24,22 +37,22 @@ def planned(shared_stack: LocalStack) -> tuple[LocalStack, str]:
 def test_a_retried_begin_attempt_is_its_own_not_superseded(planned: tuple[LocalStack, str]) -> None:
     stack, mission_id = planned
     store = stack.services.store
-    store.begin_attempt(mission_id, "u0000", 1, "token-1", "spot")
+    begin(store, mission_id, "u0000", 1, token="token-1", capacity="spot")
     # the SDK retries a request the server had applied: same attempt, same token → carry on
-    unit, queued = store.begin_attempt(mission_id, "u0000", 1, "token-1", "spot")
+    unit, queued = begin(store, mission_id, "u0000", 1, token="token-1", capacity="spot")
     assert unit.attempt == 1 and len(queued) == 3  # still this attempt's 3 shards to run
     assert all(s.status is ShardStatus.QUEUED for s in store.list_shards(mission_id))
     with pytest.raises(AttemptSuperseded):
-        store.begin_attempt(mission_id, "u0000", 1, "token-other", "spot")
-    store.begin_attempt(mission_id, "u0000", 2, "token-2", "on-demand")
+        begin(store, mission_id, "u0000", 1, token="token-other", capacity="spot")
+    begin(store, mission_id, "u0000", 2, token="token-2", capacity="on-demand")
     with pytest.raises(AttemptSuperseded):
-        store.begin_attempt(mission_id, "u0000", 1, "token-1", "spot")
+        begin(store, mission_id, "u0000", 1, token="token-1", capacity="spot")
 
 
 def test_a_shard_is_done_once_and_counted_once(planned: tuple[LocalStack, str]) -> None:
     stack, mission_id = planned
     store = stack.services.store
-    store.begin_attempt(mission_id, "u0000", 1, "t", "spot")
+    begin(store, mission_id, "u0000", 1, token="t", capacity="spot")
     assert store.move_shard(mission_id, "s000000", ShardStatus.RUNNING, attempt=1)
     done = {"resultKey": "k"}
     assert store.move_shard(mission_id, "s000000", ShardStatus.DONE, attempt=1, fields=done)
@@ -53,9 +66,10 @@ def test_a_shard_is_done_once_and_counted_once(planned: tuple[LocalStack, str]) 
 
 def _update_calls(stack: LocalStack) -> list[str]:
     calls: list[str] = []
-    stack.services.ddb.meta.events.register(
-        "before-call.dynamodb.UpdateItem", lambda **_: calls.append("UpdateItem")
-    )
+    for op in ("UpdateItem", "TransactWriteItems"):
+        stack.services.ddb.meta.events.register(
+            f"before-call.dynamodb.{op}", lambda op=op, **_: calls.append(op)
+        )
     return calls
 
 
@@ -68,12 +82,13 @@ def test_the_first_launch_moves_no_shard_and_a_relaunch_moves_the_open_ones(
         (ShardStatus.QUEUED, 1)
     }
     calls = _update_calls(stack)
-    _, queued = store.begin_attempt(mission_id, "u0000", 1, "t1", "spot")
-    assert (len(queued), len(calls)) == (3, 1)  # the unit item only
+    _, queued = begin(store, mission_id, "u0000", 1, token="t1", capacity="spot")
+    assert (len(queued), calls) == (3, ["UpdateItem"])  # the unit item only
     assert store.move_shard(mission_id, "s000000", ShardStatus.RUNNING, attempt=1)
     done = {"resultKey": "k"}
     assert store.move_shard(mission_id, "s000000", ShardStatus.DONE, attempt=1, fields=done)
     calls.clear()
-    _, queued = store.begin_attempt(mission_id, "u0000", 2, "t2", "on-demand")
-    assert (len(queued), len(calls)) == (2, 1 + 2)  # the unit, then each open shard
+    _, queued = begin(store, mission_id, "u0000", 2, token="t2", capacity="on-demand")
+    # the unit, then one transaction for the open shards (100 per transaction)
+    assert (len(queued), calls) == (2, ["UpdateItem", "TransactWriteItems"])
     assert not store.move_shard(mission_id, "s000001", ShardStatus.RUNNING, attempt=1)

@@ -11,11 +11,12 @@ import pytest
 
 from localcloud.stack import LocalStack
 from tests.fakes import MemoryMissionStore, mission_record
+from workflow.attempt import UnitAttempt
 from workflow.errors import AttemptSuperseded, MissionNotFound
 from workflow.planner import pack_units, plan_shards
-from workflow.ports import MissionStore
+from workflow.ports import MAX_BATCH_MOVES, MissionStore, ShardMove
 from workflow.progress import progress_of
-from workflow.records import FailedShard
+from workflow.records import FailedShard, ShardRecord, UnitRecord
 from workflow.states import ALLOWED, MissionStatus, ShardStatus, UnitStatus
 
 # The store fixture reaches the stack through getfixturevalue, which tests/conftest.py cannot
@@ -30,6 +31,16 @@ def store(request: pytest.FixtureRequest) -> Iterator[MissionStore]:
     else:
         stack: LocalStack = request.getfixturevalue("shared_stack")
         yield stack.services.store
+
+
+def begin(
+    store: MissionStore, mission_id: str, unit_id: str, n: int, *, token: str, capacity: str
+) -> tuple[UnitRecord, list[ShardRecord]]:
+    """LaunchNode's first step: ``UnitAttempt.begin`` over this store."""
+    _, unit, queued = UnitAttempt.begin(
+        store, mission_id, unit_id, n, task_token=token, capacity=capacity
+    )
+    return unit, queued
 
 
 def new_id() -> str:
@@ -137,16 +148,16 @@ def test_the_plan_queues_every_shard_for_attempt_one(store: MissionStore) -> Non
 
 def test_an_attempt_begins_once_and_an_older_one_is_superseded(store: MissionStore) -> None:
     mission_id = planned(store)
-    unit, queued = store.begin_attempt(mission_id, "u0000", 1, "t1", "spot")
+    unit, queued = begin(store, mission_id, "u0000", 1, token="t1", capacity="spot")
     assert (unit.attempt, unit.task_token, unit.capacity, unit.launches) == (1, "t1", "spot", 1)
     assert [s.shard_id for s in queued] == ["s000000", "s000001"]
-    again, queued_again = store.begin_attempt(mission_id, "u0000", 1, "t1", "spot")
+    again, queued_again = begin(store, mission_id, "u0000", 1, token="t1", capacity="spot")
     assert (again.launches, len(queued_again)) == (1, 2)  # a client retry of the same call
     with pytest.raises(AttemptSuperseded):
-        store.begin_attempt(mission_id, "u0000", 1, "t-other", "spot")
+        begin(store, mission_id, "u0000", 1, token="t-other", capacity="spot")
     assert store.move_shard(mission_id, "s000000", ShardStatus.RUNNING, attempt=1)
     assert store.move_shard(mission_id, "s000000", ShardStatus.DONE, attempt=1)
-    unit, queued = store.begin_attempt(mission_id, "u0000", 2, "t2", "on-demand")
+    unit, queued = begin(store, mission_id, "u0000", 2, token="t2", capacity="on-demand")
     assert (unit.attempt, unit.capacity, unit.launches) == (2, "on-demand", 2)
     assert [s.shard_id for s in queued] == ["s000001"]  # DONE stays DONE
     shards = store.unit_shards(unit)
@@ -155,16 +166,16 @@ def test_an_attempt_begins_once_and_an_older_one_is_superseded(store: MissionSto
         (ShardStatus.QUEUED, 2),
     ]
     with pytest.raises(AttemptSuperseded):
-        store.begin_attempt(mission_id, "u0000", 1, "t1", "spot")
+        begin(store, mission_id, "u0000", 1, token="t1", capacity="spot")
     with pytest.raises(MissionNotFound):
-        store.begin_attempt(mission_id, "u0009", 1, "t1", "spot")
+        begin(store, mission_id, "u0009", 1, token="t1", capacity="spot")
 
 
 def test_unit_writes_are_fenced_by_the_current_attempt(store: MissionStore) -> None:
     mission_id = planned(store)
-    store.begin_attempt(mission_id, "u0000", 1, "t1", "spot")
+    begin(store, mission_id, "u0000", 1, token="t1", capacity="spot")
     assert store.set_unit(mission_id, "u0000", 1, {"instanceId": "i-1", "error": None})
-    store.begin_attempt(mission_id, "u0000", 2, "t2", "spot")
+    begin(store, mission_id, "u0000", 2, token="t2", capacity="spot")
     assert not store.set_unit(mission_id, "u0000", 1, {"status": UnitStatus.FAILED.value})
     assert not store.set_unit(mission_id, "u0009", 1, {"status": UnitStatus.FAILED.value})
     unit = store.get_unit(mission_id, "u0000")
@@ -228,3 +239,32 @@ def test_a_move_is_fenced_by_attempt_and_counted_once(store: MissionStore) -> No
     requeued = store.get_shard(mission_id, "s000001")
     assert requeued is not None
     assert (requeued.status, requeued.attempt) == (ShardStatus.QUEUED, 3)
+
+
+def test_a_batch_of_moves_lands_whole_or_names_what_refused_it(store: MissionStore) -> None:
+    mission_id = planned(store, shards=4, units=1)
+    claims = [ShardMove(f"s00000{i}", ShardStatus.RUNNING, {"instanceId": "i-1"}) for i in range(3)]
+    assert store.move_shards(mission_id, claims, attempt=1) == []
+    assert store.move_shard(mission_id, "s000001", ShardStatus.DONE, attempt=1)
+    commits = [ShardMove(f"s00000{i}", ShardStatus.DONE, {"resultKey": f"k{i}"}) for i in range(3)]
+    assert store.move_shards(mission_id, commits, attempt=1) == ["s000001"]  # none applied
+    assert [s.status for s in store.list_shards(mission_id)] == [
+        ShardStatus.RUNNING,
+        ShardStatus.DONE,
+        ShardStatus.RUNNING,
+        ShardStatus.QUEUED,
+    ]
+    assert store.move_shards(mission_id, commits[:1] + commits[2:], attempt=1) == []
+    stale = [ShardMove("s000003", ShardStatus.RUNNING), ShardMove("s000009", ShardStatus.RUNNING)]
+    assert store.move_shards(mission_id, stale, attempt=2) == ["s000003", "s000009"]
+    requeue = [ShardMove("s000003", ShardStatus.QUEUED)]
+    assert store.move_shards(mission_id, requeue, attempt=2, older_attempts=True) == []
+    assert [(s.status, s.attempt, s.result_key) for s in store.list_shards(mission_id)] == [
+        (ShardStatus.DONE, 1, "k0"),
+        (ShardStatus.DONE, 1, None),
+        (ShardStatus.DONE, 1, "k2"),
+        (ShardStatus.QUEUED, 2, None),
+    ]
+    too_many = [ShardMove(f"s{i:06d}", ShardStatus.RUNNING) for i in range(MAX_BATCH_MOVES + 1)]
+    with pytest.raises(ValueError, match="at most"):
+        store.move_shards(mission_id, too_many, attempt=1)

@@ -23,6 +23,7 @@ from botocore.exceptions import ClientError
 
 from workflow.errors import AttemptSuperseded, MissionNotFound
 from workflow.planner import WorkUnit, shard_id
+from workflow.ports import MAX_BATCH_MOVES, ShardMove
 from workflow.records import (
     EXECUTION_INDEX,
     PROFILE_PREFIX,
@@ -49,6 +50,7 @@ _TRANSIENT = frozenset(
         "RequestLimitExceeded",
     }
 )
+_REFUSED = "ConditionalCheckFailed"  # a CancellationReasons code: this item's condition said no
 _TRANSIENT_REASONS = frozenset(
     {"TransactionConflict", "ProvisionedThroughputExceeded", "ThrottlingError"}
 )
@@ -99,7 +101,7 @@ def _conditional_failed(exc: ClientError) -> bool:
     """The write's condition refused it: the only answer that means "no" (superseded)."""
     code = _code(exc)
     if code == "TransactionCanceledException":
-        return "ConditionalCheckFailed" in _reasons(exc)
+        return _REFUSED in _reasons(exc)
     return code == "ConditionalCheckFailedException"
 
 
@@ -366,12 +368,10 @@ class DynamoMissionStore:
 
     def begin_attempt(
         self, mission_id: str, unit_id: str, attempt: int, task_token: str, capacity: str
-    ) -> tuple[UnitRecord, list[ShardRecord]]:
-        """Make ``attempt`` the unit's current one; returns its shards to run: those not
-        finished, queued for it now or already (the plan queues them for attempt 1).
-
-        Refused (``AttemptSuperseded``) when the unit already has this or a later attempt.
-        """
+    ) -> UnitRecord:
+        """Make ``attempt`` the unit's current one (``UnitAttempt.begin`` then queues its
+        shards). Refused (``AttemptSuperseded``) when the unit already has a later attempt,
+        or this one with another token."""
         try:
             write_with_retry(
                 self._ddb.update_item,
@@ -412,19 +412,7 @@ class DynamoMissionStore:
                 raise AttemptSuperseded(
                     f"{mission_id}/{unit_id}: attempt {attempt} is not newer than the current one"
                 ) from exc
-        unit = self.get_unit(mission_id, unit_id)
-        queued = [
-            s
-            for s in self.unit_shards(unit)
-            if s.status not in (ShardStatus.DONE, ShardStatus.FAILED)
-            and (
-                (s.status is ShardStatus.QUEUED and s.attempt == attempt)
-                or self.move_shard(
-                    mission_id, s.shard_id, ShardStatus.QUEUED, attempt=attempt, older_attempts=True
-                )
-            )
-        ]
-        return unit, queued
+        return self.get_unit(mission_id, unit_id)
 
     def set_unit(
         self, mission_id: str, unit_id: str, attempt: int, fields: Mapping[str, Any]
@@ -480,28 +468,9 @@ class DynamoMissionStore:
         attempt equals ``attempt`` (or, with ``older_attempts``, is older: used by a new launch).
         The mission item is not written: a commit touches its own shard item only.
         """
-        extra = dict(fields or {})
-        extra["status"] = target.value
-        extra["updatedAt"] = time.time()
-        if older_attempts:
-            extra["attempt"] = attempt
-        names = {f"#f{i}": k for i, k in enumerate(extra)}
-        values: dict[str, Any] = {f":v{i}": v for i, v in enumerate(extra.values())}
-        sources = sources_of(target)
-        values.update({f":s{i}": s for i, s in enumerate(sources)})
-        values[":n"] = attempt
-        names["#st"] = "status"
-        names["#at"] = "attempt"
-        cond_attempt = "#at < :n" if older_attempts else "#at = :n"
-        src = ", ".join(f":s{i}" for i in range(len(sources)))
-        update = {
-            "TableName": self.trans_table,
-            "Key": _to_ddb({"missionId": mission_id, "shardId": SHARD_PREFIX + shard}),
-            "UpdateExpression": "SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(extra))),
-            "ConditionExpression": f"#st IN ({src}) AND {cond_attempt}",
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": _to_ddb(values),
-        }
+        update = self._shard_update(
+            mission_id, ShardMove(shard, target, fields), attempt, older_attempts
+        )
         try:
             write_with_retry(self._ddb.update_item, **update)
         except ClientError as exc:
@@ -509,3 +478,67 @@ class DynamoMissionStore:
                 return False
             raise
         return True
+
+    def move_shards(
+        self,
+        mission_id: str,
+        moves: Sequence[ShardMove],
+        *,
+        attempt: int,
+        older_attempts: bool = False,
+    ) -> list[str]:
+        """One ``TransactWriteItems`` of ``move_shard`` updates: all or none. The refused ids
+        come from ``CancellationReasons`` (one per item, in order), so a caller can drop
+        them and retry the rest; a conflict or a throttle is retried here, never refused."""
+        if len(moves) > MAX_BATCH_MOVES:
+            raise ValueError(f"{len(moves)} moves: a transaction takes {MAX_BATCH_MOVES} at most")
+        if len(moves) <= 1:  # a transaction costs twice the write units of an UpdateItem
+            return [
+                m.shard_id
+                for m in moves
+                if not self.move_shard(
+                    mission_id,
+                    m.shard_id,
+                    m.target,
+                    attempt=attempt,
+                    older_attempts=older_attempts,
+                    fields=m.fields,
+                )
+            ]
+        items = [
+            {"Update": self._shard_update(mission_id, m, attempt, older_attempts)} for m in moves
+        ]
+        try:
+            write_with_retry(self._ddb.transact_write_items, TransactItems=items)
+        except ClientError as exc:
+            if not _conditional_failed(exc):
+                raise
+            reasons = _reasons(exc)
+            return [m.shard_id for m, r in zip(moves, reasons, strict=False) if r == _REFUSED]
+        return []
+
+    def _shard_update(
+        self, mission_id: str, move: ShardMove, attempt: int, older_attempts: bool
+    ) -> dict[str, Any]:
+        extra = dict(move.fields or {})
+        extra["status"] = move.target.value
+        extra["updatedAt"] = time.time()
+        if older_attempts:
+            extra["attempt"] = attempt
+        names = {f"#f{i}": k for i, k in enumerate(extra)}
+        values: dict[str, Any] = {f":v{i}": v for i, v in enumerate(extra.values())}
+        sources = sources_of(move.target)
+        values.update({f":s{i}": s for i, s in enumerate(sources)})
+        values[":n"] = attempt
+        names["#st"] = "status"
+        names["#at"] = "attempt"
+        cond_attempt = "#at < :n" if older_attempts else "#at = :n"
+        src = ", ".join(f":s{i}" for i in range(len(sources)))
+        return {
+            "TableName": self.trans_table,
+            "Key": _to_ddb({"missionId": mission_id, "shardId": SHARD_PREFIX + move.shard_id}),
+            "UpdateExpression": "SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(extra))),
+            "ConditionExpression": f"#st IN ({src}) AND {cond_attempt}",
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": _to_ddb(values),
+        }
