@@ -52,6 +52,8 @@ CLAIM_AHEAD: Final = 50  # shards claimed per transaction (claimed, not yet star
 # shard, long next to a DynamoDB round trip (a 20 ms shard otherwise commits alone).
 COMMIT_LINGER_SECONDS: Final = 0.25
 MOST_PENDING_COMMITS: Final = 2  # one in flight, one filling: a third makes the slots wait
+MAX_OUTBOX: Final = 4 * MAX_BATCH_MOVES  # finished, uncommitted shards before the slots wait
+UPLOAD_THREADS: Final = 8  # a batch's result uploads in parallel (each a PutObject round trip)
 log = get_logger("unit")
 
 
@@ -125,6 +127,7 @@ class UnitRun:
         self._active: dict[str, _Active] = {}
         self._active_lock = threading.Lock()
         self._committer = ThreadPoolExecutor(1, thread_name_prefix="commit")
+        self._uploaders = ThreadPoolExecutor(UPLOAD_THREADS, thread_name_prefix="upload")
         self._commits: list[Future[None]] = []
         self._outbox: list[tuple[ShardRecord, WorkerOutcome]] = []
         self._outbox_lock = threading.Lock()
@@ -141,6 +144,7 @@ class UnitRun:
         finally:
             self._flush.set()
             self._committer.shutdown(wait=True)
+            self._uploaders.shutdown(wait=True)
         self._settle_commits(most_pending=0)  # all done now; one that raised fails the attempt
         return self.report
 
@@ -268,31 +272,42 @@ class UnitRun:
             return
         with self._outbox_lock:
             self._outbox.append((shard, outcome))
-            first = len(self._outbox) == 1
-            if len(self._outbox) >= MAX_BATCH_MOVES or self._shutdown.stopping:
+            waiting = len(self._outbox)
+            if waiting >= MAX_BATCH_MOVES or self._shutdown.stopping:
                 self._flush.set()
-        if first:  # one commit per batch; later outcomes join the outbox it will drain
+        if waiting == 1:  # the committer drains the outbox; a new one starts when it is empty
             self._commits.append(self._committer.submit(self._record))
-        self._settle_commits(most_pending=MOST_PENDING_COMMITS)
+        # Results count only once committed: when the committer falls behind, the slots wait.
+        self._settle_commits(most_pending=0 if waiting >= MAX_OUTBOX else MOST_PENDING_COMMITS)
 
     def _record(self) -> None:
         """On the committer thread: wait up to ``COMMIT_LINGER_SECONDS`` for more results,
-        commit them in one batch (uploads first), then record failures, in finish order."""
+        then commit the outbox ``MAX_BATCH_MOVES`` at a time (uploads first, in parallel)
+        and record failures, in finish order, until it is empty."""
         self._flush.wait(COMMIT_LINGER_SECONDS)
-        with self._outbox_lock:
-            batch, self._outbox = self._outbox, []
-            self._flush.clear()
-        if not batch:
-            return  # an earlier call took this one's outcome into its batch
-        if self._shutdown.superseded:
-            log.warning("superseded: outcomes not committed", extra={"shards": len(batch)})
-            return
-        uploads = [self._upload(s, o, o.result) for s, o in batch if o.kind == "done" and o.result]
+        while True:
+            with self._outbox_lock:
+                batch = self._outbox[:MAX_BATCH_MOVES]
+                del self._outbox[:MAX_BATCH_MOVES]
+                self._flush.clear()
+            if not batch:
+                return
+            if self._shutdown.superseded:
+                log.warning("superseded: outcomes not committed", extra={"shards": len(batch)})
+                return
+            if not self._record_batch(batch):
+                return
+
+    def _record_batch(self, batch: list[tuple[ShardRecord, WorkerOutcome]]) -> bool:
+        """False when superseded (nothing more is ours to write)."""
+        done = [(s, o, o.result) for s, o in batch if o.kind == "done" and o.result]
+        uploads = list(self._uploaders.map(lambda d: self._upload(*d), done))
         if uploads and not self._commit(uploads):
-            return
+            return False
         for shard, outcome in batch:
             if not (outcome.kind == "done" and outcome.result):
                 self._failed(shard, outcome)
+        return not self._shutdown.superseded
 
     def _stopped(self, shard: ShardRecord, outcome: WorkerOutcome) -> None:
         key, _ = self.uploader.latest(shard.shard_id)

@@ -21,6 +21,7 @@ from workflow.ports import ObjectHead
 
 _COPY_CHUNK = 1024 * 1024
 _TOO_MANY_REQUESTS = 429
+SINGLE_PUT_BYTES = 8 * 1024 * 1024  # boto3's multipart threshold: below it, one PutObject
 
 
 @contextmanager
@@ -73,8 +74,13 @@ class S3ObjectStore:
             return bytes(self._s3.get_object(Bucket=bucket, Key=key)["Body"].read())
 
     def upload(self, source: Path, bucket: str, key: str, *, tagging: str | None = None) -> None:
-        extra = {"Tagging": tagging} if tagging else None
-        self._s3.upload_file(str(source), bucket, key, ExtraArgs=extra)
+        """A small file in one PutObject; a large one through the transfer manager (multipart,
+        threads), whose set-up costs more than a small shard result's whole upload."""
+        extra = {"Tagging": tagging} if tagging else {}
+        if source.stat().st_size < SINGLE_PUT_BYTES:
+            self._s3.put_object(Bucket=bucket, Key=key, Body=source.read_bytes(), **extra)
+            return
+        self._s3.upload_file(str(source), bucket, key, ExtraArgs=extra or None)
 
     def put_bytes(
         self, bucket: str, key: str, body: bytes, *, content_type: str | None = None
