@@ -156,6 +156,19 @@ def add_suppressions(stack: LightHpcStack) -> None:
             )
         ],
     )
+    NagSuppressions.add_resource_suppressions(
+        stack.dead_letters.queue,
+        [
+            NagPackSuppression(
+                id="AwsSolutions-SQS3",
+                reason=(
+                    "This queue is itself the dead-letter queue of node_watch (EventBridge "
+                    "target DLQ and Lambda on-failure destination); cdk-nag recognises only "
+                    "queues named in another queue's RedrivePolicy."
+                ),
+            )
+        ],
+    )
     api = stack.api.api
     if stack.config.api_cloud_watch_role:
         NagSuppressions.add_resource_suppressions(

@@ -21,6 +21,7 @@ from lighthpc_infra.api import MissionApi
 from lighthpc_infra.bundling import lambda_code, node_package
 from lighthpc_infra.compute import Compute, machine_image, node_environment
 from lighthpc_infra.config import NODE_GLIBC, NODE_PYTHON, InfraConfig
+from lighthpc_infra.dead_letters import WatchDeadLetters
 from lighthpc_infra.events import MissionEvents
 from lighthpc_infra.functions import MissionFunctions
 from lighthpc_infra.network import Network
@@ -91,6 +92,7 @@ class LightHpcStack(cdk.Stack):
             "Storage",
             checkpoint_expiration=cdk.Duration.days(config.checkpoint_expiration_days),
             intermediate_expiration=cdk.Duration.days(config.intermediate_expiration_days),
+            noncurrent_expiration=cdk.Duration.days(config.noncurrent_version_days),
             removal_policy=removal,
         )
         self.notifications = Notifications(
@@ -165,12 +167,20 @@ class LightHpcStack(cdk.Stack):
             log_retention=retention,
             removal_policy=removal,
         )
+        self.dead_letters = WatchDeadLetters(
+            self,
+            "WatchDeadLetters",
+            node_watch=self.functions.node_watch,
+            topic=self.notifications.topic,
+            removal_policy=removal,
+        )
         self.events = MissionEvents(
             self,
             "Events",
             source_pattern=source_event_pattern(self.settings),
             state_machine=self.workflow.state_machine,
             node_watch=self.functions.node_watch,
+            dead_letter_queue=self.dead_letters.queue,
         )
         self.api = MissionApi(
             self,

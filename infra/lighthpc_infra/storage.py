@@ -41,6 +41,7 @@ class Storage(Construct):
         *,
         checkpoint_expiration: cdk.Duration,
         intermediate_expiration: cdk.Duration,
+        noncurrent_expiration: cdk.Duration,
         removal_policy: cdk.RemovalPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -60,7 +61,7 @@ class Storage(Construct):
             lifecycle_rules=[
                 s3.LifecycleRule(
                     id="expire-old-versions",
-                    noncurrent_version_expiration=cdk.Duration.days(30),
+                    noncurrent_version_expiration=noncurrent_expiration,
                     abort_incomplete_multipart_upload_after=cdk.Duration.days(1),
                 )
             ],
@@ -80,7 +81,15 @@ class Storage(Construct):
             "Results",
             server_access_logs_bucket=self.log_bucket,
             server_access_logs_prefix="s3/results/",
+            # Versioned: an overwritten or deleted result (a user's mistake, a re-run writing
+            # the same key) can be restored for ``noncurrent_expiration``, then goes.
+            versioned=True,
             lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-old-versions",
+                    noncurrent_version_expiration=noncurrent_expiration,
+                    expired_object_delete_marker=True,  # the markers the rules below leave
+                ),
                 s3.LifecycleRule(
                     id="expire-checkpoints",
                     prefix=MISSIONS_PREFIX,
