@@ -13,6 +13,12 @@ from workflow import keys, records
 from workflow.records import EXECUTION_INDEX
 
 MISSIONS_PREFIX: Final = "missions/"
+# What a node writes (workflow.keys): missions/<id>/shards/… and missions/<id>/checkpoints/….
+NODE_WRITE_PATTERNS: Final = (
+    f"{MISSIONS_PREFIX}*/shards/*",
+    f"{MISSIONS_PREFIX}*/checkpoints/*",
+)
+NODE_LIST_PREFIX: Final = f"{MISSIONS_PREFIX}*/checkpoints/*"
 # S3 lifecycle filters take a key prefix and tags, never a wildcard such as
 # ``missions/*/checkpoints/``: checkpoints and shard results are told apart by this tag.
 OBJECT_KIND_TAG: Final = keys.OBJECT_KIND_TAG  # the nodes tag what they upload (workflow.keys)
