@@ -9,6 +9,7 @@ from typing import Any
 from lighthpc_infra.dead_letters import ASYNC_RETRIES
 
 from workflow.watch import SPOT_WARNING, STATE_CHANGE
+from workflow.workloads.command import DEFAULT_WORK_USER
 
 # Physical-name properties CloudFormation refuses to create twice in one account/region.
 NAME_PROPERTIES = {
@@ -164,3 +165,16 @@ def test_ec2_rules_match_only_this_account_and_region(synth: Any) -> None:
     for kind in (SPOT_WARNING, STATE_CHANGE):
         assert patterns[kind]["account"] == [{"Ref": "AWS::AccountId"}]
         assert patterns[kind]["region"] == [{"Ref": "AWS::Region"}]
+
+
+def test_user_data_creates_the_work_user_before_the_agent_starts(synth: Any) -> None:
+    """Without it a root agent refuses every ``command`` shard (Command.RunsAsRoot)."""
+    (template,) = synth.resources("AWS::EC2::LaunchTemplate").values()
+    parts = template["Properties"]["LaunchTemplateData"]["UserData"]["Fn::Base64"]["Fn::Join"][1]
+    script = "".join(p if isinstance(p, str) else "<token>" for p in parts)
+    create = (
+        f"id -u {DEFAULT_WORK_USER} >/dev/null 2>&1 || useradd --system --create-home "
+        f"--shell /sbin/nologin {DEFAULT_WORK_USER}"
+    )
+    assert create in script
+    assert script.index(create) < script.index("systemctl enable --now lighthpc-node.service")
