@@ -50,6 +50,7 @@ from workflow.aws.ec2 import TAG_ATTEMPT, TAG_MISSION, TAG_UNIT
 from workflow.aws.services import Services
 from workflow.records import UNIT_PREFIX
 from workflow.settings import Settings
+from workflow.workloads.command import LOCAL_ROOT_ENV
 
 LOGGER = logging.getLogger(__name__)
 
@@ -394,6 +395,10 @@ class LocalNodePool:
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        if os.geteuid() == 0:
+            # A developer's machine, not a node: no work user exists, and their interpreter may
+            # sit under /root. A node as root never runs a command as root (command.work_user).
+            env[LOCAL_ROOT_ENV] = "1"
         if self.slots_per_node:
             env[ENV_SLOTS] = str(self.slots_per_node)
         env.update(self.settings.as_env())

@@ -138,3 +138,10 @@ class WorkloadUnavailable(LightHpcError):
     retry: the message names the extra to install)."""
 
     error_name = "Workload.Unavailable"
+
+
+class CommandRunsAsRoot(ShardFailed):
+    """A ``command`` shard would run as root: the agent is root and the unprivileged work
+    user (created by the node's user data) is missing. Never run user code as root."""
+
+    error_name = "Command.RunsAsRoot"

@@ -25,6 +25,7 @@ from node_agent.liveness import BOOT_BEAT_SECONDS
 from workflow.aws.ec2 import TAG_ATTEMPT, TAG_MISSION, TAG_UNIT
 from workflow.records import UNIT_PREFIX
 from workflow.settings import ENV_TRANS_TABLE
+from workflow.workloads.command import DEFAULT_WORK_USER
 
 SERVICE_NAME: Final = "lighthpc-node"
 INSTALL_DIR: Final = "/opt/lighthpc"
@@ -98,6 +99,10 @@ def node_user_data(
         f"cat > {BOOT_BEAT_PATH} <<'LIGHTHPC_BEAT'\n{BOOT_BEAT_SCRIPT}LIGHTHPC_BEAT",
         f"chmod 0755 {BOOT_BEAT_PATH}",
         f"{BOOT_BEAT_PATH} & boot_beat=$!  # heartbeats while Python and the package install",
+        # `command` shards run as this user, never as root (workflow/workloads/command.py):
+        # a system account with no login shell and no password.
+        f"id -u {DEFAULT_WORK_USER} >/dev/null 2>&1 || useradd --system --create-home "
+        f"--shell /sbin/nologin {DEFAULT_WORK_USER}",
         f"dnf install -y -q {NODE_PYTHON_PACKAGE} {NODE_PYTHON_PACKAGE}-pip",
     )
     archive = user_data.add_s3_download_command(

@@ -59,6 +59,7 @@ class InfraConfig:
     retain_data: bool = True
     checkpoint_expiration_days: int = 7
     intermediate_expiration_days: int = 30
+    noncurrent_version_days: int = 30  # old versions of samples and results
     lambda_python: str = "3.12"
     api_cloud_watch_role: bool = True
 
@@ -108,6 +109,7 @@ class InfraConfig:
             (8 <= self.node_volume_gib <= 16384, "nodeVolumeGiB: 8..16384"),
             (self.checkpoint_expiration_days >= 1, "checkpointExpirationDays >= 1"),
             (self.intermediate_expiration_days >= 1, "intermediateExpirationDays >= 1"),
+            (self.noncurrent_version_days >= 1, "noncurrentVersionDays >= 1"),
             (self.log_retention_days >= 1, "logRetentionDays >= 1"),
             (self.max_concurrent_nodes >= 0, "maxConcurrentNodes >= 0 (0: no cap)"),
         ]
@@ -176,6 +178,7 @@ _COERCE: Final[Mapping[str, Callable[[str, Any], Any]]] = {
     "log_retention_days": _int,
     "checkpoint_expiration_days": _int,
     "intermediate_expiration_days": _int,
+    "noncurrent_version_days": _int,
     "node_max_lifetime_hours": _float,
     "log_execution_data": _bool,
     "retain_data": _bool,

@@ -3,6 +3,13 @@
 Patterns come from the code that consumes the events: the S3 pattern from
 ``workflow.trigger.source_event_pattern`` (the local mode's rule too), the detail types and
 states from ``workflow.watch`` (node_watch's dispatcher).
+
+The EC2 rules match this stack's account and region only. Nothing narrower is possible:
+neither the Spot interruption warning nor the state-change notification carries the
+instance's tags (``detail`` has only ``instance-id`` and ``instance-action``/``state``), and
+instance ids are created at run time. node_watch reads the instance's tags
+(``ComputeLauncher.node_ref``) and ignores an instance without lightHPC's tags ("not a
+lightHPC node") or whose unit this stack does not know.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
@@ -57,6 +65,7 @@ class MissionEvents(Construct):
         source_pattern: Mapping[str, Any],
         state_machine: sfn.IStateMachine,
         node_watch: lambda_.IFunction,
+        dead_letter_queue: sqs.IQueue,
     ) -> None:
         super().__init__(scope, construct_id)
         self.source_rule = events.Rule(
@@ -72,13 +81,19 @@ class MissionEvents(Construct):
             ],
         )
         watch = targets.LambdaFunction(
-            node_watch, retry_attempts=TARGET_RETRIES, max_event_age=TARGET_MAX_AGE
+            node_watch,
+            retry_attempts=TARGET_RETRIES,
+            max_event_age=TARGET_MAX_AGE,
+            dead_letter_queue=dead_letter_queue,  # undeliverable after the retries
         )
+        account, region = [cdk.Aws.ACCOUNT_ID], [cdk.Aws.REGION]
         self.spot_rule = events.Rule(
             self,
             "SpotInterruption",
             description="Spot interruption warning: fail the attempt at once (Spot.Interrupted)",
-            event_pattern=events.EventPattern(source=["aws.ec2"], detail_type=[SPOT_WARNING]),
+            event_pattern=events.EventPattern(
+                source=["aws.ec2"], detail_type=[SPOT_WARNING], account=account, region=region
+            ),
             targets=[watch],
         )
         self.instance_rule = events.Rule(
@@ -89,6 +104,8 @@ class MissionEvents(Construct):
                 source=["aws.ec2"],
                 detail_type=[STATE_CHANGE],
                 detail={"state": sorted(GONE_STATES)},
+                account=account,
+                region=region,
             ),
             targets=[watch],
         )

@@ -12,6 +12,7 @@ import aws_cdk as cdk
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import IConstruct
 
+from lighthpc_infra.storage import NODE_WRITE_PATTERNS
 from workflow.aws.ec2 import TAG_MISSION
 
 if TYPE_CHECKING:
@@ -92,7 +93,19 @@ def add_suppressions(stack: LightHpcStack) -> None:
     )
 
     roles = stack.functions
-    _iam5(stack.compute.role, [read_samples, mission_objects, task_tokens, terminate, describe])
+    node_writes = [
+        (
+            f"Resource::{_arn_of(stack, stack.storage.result_bucket)}/{pattern}",
+            "A node writes only shard results and checkpoints, under "
+            "missions/<missionId>/shards|checkpoints/; mission ids are created at run time, so "
+            "the id is the only wildcard (docs/deploy.md: what the node role still shares).",
+        )
+        for pattern in NODE_WRITE_PATTERNS
+    ]
+    _iam5(
+        stack.compute.role,
+        [read_samples, mission_objects, task_tokens, terminate, describe, *node_writes],
+    )
     assert roles.light_scheduler.role is not None
     _iam5(
         roles.light_scheduler.role,
@@ -152,6 +165,19 @@ def add_suppressions(stack: LightHpcStack) -> None:
                     f"Python {stack.config.lambda_python} is pinned: the bundle's wheels are "
                     "built for exactly this runtime at synth, and the project supports "
                     "3.11-3.12 only (pyproject requires-python); switch with -c lambdaPython."
+                ),
+            )
+        ],
+    )
+    NagSuppressions.add_resource_suppressions(
+        stack.dead_letters.queue,
+        [
+            NagPackSuppression(
+                id="AwsSolutions-SQS3",
+                reason=(
+                    "This queue is itself the dead-letter queue of node_watch (EventBridge "
+                    "target DLQ and Lambda on-failure destination); cdk-nag recognises only "
+                    "queues named in another queue's RedrivePolicy."
                 ),
             )
         ],

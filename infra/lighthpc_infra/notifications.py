@@ -1,8 +1,14 @@
-"""The mission topic: SNS, encrypted with a customer-managed key, TLS-only."""
+"""The mission topic: SNS, encrypted with a customer-managed key, TLS-only.
+
+CloudWatch alarms of this account publish to it too (the dead-letter alarm): a topic under a
+customer-managed key drops an alarm's notice unless the key lets CloudWatch encrypt with it,
+and the TLS-only topic policy must let CloudWatch publish.
+"""
 
 from __future__ import annotations
 
 import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
@@ -35,5 +41,38 @@ class Notifications(Construct):
             master_key=self.key,
             enforce_ssl=True,
         )
+        self._allow_alarms()
         if notify_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(notify_email))
+
+    def _allow_alarms(self) -> None:
+        stack = cdk.Stack.of(self)
+        cloudwatch = iam.ServicePrincipal("cloudwatch.amazonaws.com")
+        alarms = stack.format_arn(
+            service="cloudwatch",
+            resource="alarm",
+            resource_name="*",
+            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+        )
+        from_our_alarms = {
+            "StringEquals": {"aws:SourceAccount": stack.account},
+            "ArnLike": {"aws:SourceArn": alarms},
+        }
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsOfThisAccount",
+                principals=[cloudwatch],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],  # a key policy's resource is the key itself
+                conditions=from_our_alarms,
+            )
+        )
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsOfThisAccount",
+                principals=[cloudwatch],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions=from_our_alarms,
+            )
+        )

@@ -18,6 +18,18 @@ from constructs import Construct
 from workflow.asl import placeholder_values, read_definition
 
 
+def execution_log_group_name(name: str) -> str:
+    """``/aws/vendedlogs/states/<name>-<stack uuid>``: unique per deployment.
+
+    The group is retained with the data (``retainData``), so a fixed name would make the next
+    ``cdk deploy`` after a ``cdk destroy`` fail on "already exists". The stack id's UUID is new
+    at every stack creation. ``/aws/vendedlogs/`` keeps the CloudWatch Logs resource policy
+    small (one wildcard entry for every vended log group).
+    """
+    stack_uuid = cdk.Fn.select(2, cdk.Fn.split("/", cdk.Aws.STACK_ID))
+    return f"/aws/vendedlogs/states/{name}-{stack_uuid}"
+
+
 class MissionStateMachine(Construct):
     """``state_machine`` (STANDARD, X-Ray, CloudWatch Logs level ALL), its ``role`` and
     ``log_group``; ``arn_for_policies`` is its ARN built from the name, for policies the
@@ -41,8 +53,7 @@ class MissionStateMachine(Construct):
         self.log_group = logs.LogGroup(
             self,
             "ExecutionLogs",
-            # /aws/vendedlogs/ keeps the CloudWatch Logs resource policy small.
-            log_group_name=f"/aws/vendedlogs/states/{name}",
+            log_group_name=execution_log_group_name(name),
             retention=log_retention,
             removal_policy=removal_policy,
         )

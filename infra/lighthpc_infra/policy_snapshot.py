@@ -111,6 +111,7 @@ class _Resolver:
             "AWS::IAM::Role": f"{_ARN}:iam::${{AWS::AccountId}}:role/{name}",
             "AWS::KMS::Key": f"{_ARN}:kms:{_REGIONAL}:key/{name}",
             "AWS::Logs::LogGroup": f"{_ARN}:logs:{_REGIONAL}:log-group:{name}:*",
+            "AWS::SQS::Queue": f"{_ARN}:sqs:{_REGIONAL}:{name}",
         }
         if kind not in arns:
             raise SnapshotError(f"no ARN form for {kind} ({logical_id})")

@@ -21,12 +21,18 @@ from lighthpc_infra.api import MissionApi
 from lighthpc_infra.bundling import lambda_code, node_package
 from lighthpc_infra.compute import Compute, machine_image, node_environment
 from lighthpc_infra.config import NODE_GLIBC, NODE_PYTHON, InfraConfig
+from lighthpc_infra.dead_letters import WatchDeadLetters
 from lighthpc_infra.events import MissionEvents
 from lighthpc_infra.functions import MissionFunctions
 from lighthpc_infra.network import Network
 from lighthpc_infra.notifications import Notifications
 from lighthpc_infra.orchestration import MissionStateMachine
-from lighthpc_infra.storage import MISSIONS_PREFIX, Storage
+from lighthpc_infra.storage import (
+    MISSIONS_PREFIX,
+    NODE_LIST_PREFIX,
+    NODE_WRITE_PATTERNS,
+    Storage,
+)
 from workflow.aws.ec2 import TAG_MISSION
 from workflow.keys import manifest_key
 from workflow.records import EXECUTION_INDEX, PROFILE_PREFIX
@@ -52,6 +58,19 @@ TASK_RESPONSE: Final = (
     "states:SendTaskSuccess",
     "states:SendTaskFailure",
     "states:SendTaskHeartbeat",
+)
+# What a node calls (node_agent, workflow.attempt, workflow.aws.dynamodb); a transaction of
+# Update/ConditionCheck items is authorised as dynamodb:UpdateItem/ConditionCheckItem per item.
+NODE_TRANS_ACTIONS: Final = (
+    "dynamodb:GetItem",
+    "dynamodb:Query",
+    "dynamodb:UpdateItem",
+    "dynamodb:ConditionCheckItem",
+)
+NODE_MISSION_ACTIONS: Final = (
+    "dynamodb:GetItem",  # the mission's pinned inputs and params
+    "dynamodb:UpdateItem",  # the node's billed seconds (add_instance_seconds)
+    "dynamodb:ConditionCheckItem",
 )
 # EC2 describe calls support no resource-level permissions: the only Resource "*" of the app
 # besides the X-Ray and log-delivery actions that CDK adds to the state machine role.
@@ -91,6 +110,7 @@ class LightHpcStack(cdk.Stack):
             "Storage",
             checkpoint_expiration=cdk.Duration.days(config.checkpoint_expiration_days),
             intermediate_expiration=cdk.Duration.days(config.intermediate_expiration_days),
+            noncurrent_expiration=cdk.Duration.days(config.noncurrent_version_days),
             removal_policy=removal,
         )
         self.notifications = Notifications(
@@ -165,12 +185,20 @@ class LightHpcStack(cdk.Stack):
             log_retention=retention,
             removal_policy=removal,
         )
+        self.dead_letters = WatchDeadLetters(
+            self,
+            "WatchDeadLetters",
+            node_watch=self.functions.node_watch,
+            topic=self.notifications.topic,
+            removal_policy=removal,
+        )
         self.events = MissionEvents(
             self,
             "Events",
             source_pattern=source_event_pattern(self.settings),
             state_machine=self.workflow.state_machine,
             node_watch=self.functions.node_watch,
+            dead_letter_queue=self.dead_letters.queue,
         )
         self.api = MissionApi(
             self,
@@ -251,21 +279,28 @@ class LightHpcStack(cdk.Stack):
         self._grant_terminate(nw)
         self._grant_task_response(nw, ("states:SendTaskFailure",))
 
-        # The nodes: their unit's items, samples, results/checkpoints, tokens, themselves.
+        # The nodes: exactly the calls node_agent and workflow.attempt make (docs/deploy.md,
+        # "What the node role still shares"). Transactions are authorised per item action.
         node = self.compute.role
-        _allow(node, TABLE_RW, [trans])
+        _allow(node, NODE_TRANS_ACTIONS, [trans])
+        _allow(node, NODE_MISSION_ACTIONS, [mission])
+        _allow(node, read_sample, [source_objects])
+        _allow(node, ("s3:GetObject",), [mission_objects])  # checkpoints to resume from
+        # Writes only where a node's outputs go: the manifest and the final results are not
+        # the node's to overwrite.
         _allow(
             node,
-            ("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"),
-            [mission],
+            ("s3:PutObject", "s3:PutObjectTagging"),
+            [
+                self._objects(st.result_bucket.bucket_arn, pattern)
+                for pattern in NODE_WRITE_PATTERNS
+            ],
         )
-        _allow(node, read_sample, [source_objects])
-        _allow(node, ("s3:GetObject", "s3:PutObject", "s3:PutObjectTagging"), [mission_objects])
         node.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["s3:ListBucket"],
                 resources=[st.result_bucket.bucket_arn],
-                conditions={"StringLike": {"s3:prefix": [f"{MISSIONS_PREFIX}*"]}},
+                conditions={"StringLike": {"s3:prefix": [NODE_LIST_PREFIX]}},
             )
         )
         # The installer: exactly the node package object of the CDK assets bucket.

@@ -13,6 +13,12 @@ from workflow import keys, records
 from workflow.records import EXECUTION_INDEX
 
 MISSIONS_PREFIX: Final = "missions/"
+# What a node writes (workflow.keys): missions/<id>/shards/… and missions/<id>/checkpoints/….
+NODE_WRITE_PATTERNS: Final = (
+    f"{MISSIONS_PREFIX}*/shards/*",
+    f"{MISSIONS_PREFIX}*/checkpoints/*",
+)
+NODE_LIST_PREFIX: Final = f"{MISSIONS_PREFIX}*/checkpoints/*"
 # S3 lifecycle filters take a key prefix and tags, never a wildcard such as
 # ``missions/*/checkpoints/``: checkpoints and shard results are told apart by this tag.
 OBJECT_KIND_TAG: Final = keys.OBJECT_KIND_TAG  # the nodes tag what they upload (workflow.keys)
@@ -41,6 +47,7 @@ class Storage(Construct):
         *,
         checkpoint_expiration: cdk.Duration,
         intermediate_expiration: cdk.Duration,
+        noncurrent_expiration: cdk.Duration,
         removal_policy: cdk.RemovalPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -60,7 +67,7 @@ class Storage(Construct):
             lifecycle_rules=[
                 s3.LifecycleRule(
                     id="expire-old-versions",
-                    noncurrent_version_expiration=cdk.Duration.days(30),
+                    noncurrent_version_expiration=noncurrent_expiration,
                     abort_incomplete_multipart_upload_after=cdk.Duration.days(1),
                 )
             ],
@@ -80,7 +87,15 @@ class Storage(Construct):
             "Results",
             server_access_logs_bucket=self.log_bucket,
             server_access_logs_prefix="s3/results/",
+            # Versioned: an overwritten or deleted result (a user's mistake, a re-run writing
+            # the same key) can be restored for ``noncurrent_expiration``, then goes.
+            versioned=True,
             lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-old-versions",
+                    noncurrent_version_expiration=noncurrent_expiration,
+                    expired_object_delete_marker=True,  # the markers the rules below leave
+                ),
                 s3.LifecycleRule(
                     id="expire-checkpoints",
                     prefix=MISSIONS_PREFIX,

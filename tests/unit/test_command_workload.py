@@ -4,17 +4,28 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
+import shutil
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from workflow.errors import MissionInvalidInput, ShardFailed
+from workflow.errors import CommandRunsAsRoot, MissionInvalidInput, ShardFailed
 from workflow.workloads.base import ShardContext, ShardDone, ShardRange, ShardStopped, WorkInputs
-from workflow.workloads.command import TAIL_BYTES, CommandWorkload
+from workflow.workloads.command import (
+    DEFAULT_WORK_USER,
+    LOCAL_ROOT_ENV,
+    TAIL_BYTES,
+    WORK_USER_ENV,
+    CommandWorkload,
+    WorkUser,
+    work_user,
+)
 
 WORKLOAD = CommandWorkload()
 SHARD = ShardRange("m1-s007", 7, 70, 80)
@@ -49,8 +60,12 @@ shutil.copyfile(os.environ["LIGHTHPC_SHARD_CHECKPOINT"], os.environ["LIGHTHPC_SH
 """
 
 
+# As root the child runs as ``nobody``, who cannot reach an interpreter under /root.
+PYTHON = sys.executable if os.geteuid() != 0 else "/usr/bin/python3"
+
+
 def _py(script: str, *args: str) -> list[str]:
-    return [sys.executable, "-c", script, *args]
+    return [PYTHON, "-c", script, *args]
 
 
 def _inputs(sample: Path, argv: list[str], **options: Any) -> WorkInputs:
@@ -62,6 +77,20 @@ def _wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.01)
+
+
+@pytest.fixture
+def tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Run as root (a container), the child runs as ``nobody``: give it a directory it can
+    reach (pytest's own is 0700) and write (the tests' marker files)."""
+    if os.geteuid() != 0:
+        yield tmp_path
+        return
+    monkeypatch.setenv(WORK_USER_ENV, "nobody")
+    shared = Path(tempfile.mkdtemp(prefix="lighthpc-command-"))
+    shared.chmod(0o777)
+    yield shared
+    shutil.rmtree(shared, ignore_errors=True)
 
 
 @pytest.fixture
@@ -114,6 +143,7 @@ def test_child_gets_shard_env_and_substituted_placeholders(sample: Path, work_di
         *("70", "80", str(sample), out, ckpt, "m1-s007"),
         *("range=70-80", "{unknown}", "{70}"),
     ]
+    seen["env"].pop(WORK_USER_ENV, None)  # set by the tmp_path fixture when run as root
     assert seen["env"] == {
         "LIGHTHPC_SHARD_ID": "m1-s007",
         "LIGHTHPC_SHARD_START": "70",
@@ -311,3 +341,82 @@ def test_reduce_concatenates_in_shard_order(sample: Path, tmp_path: Path) -> Non
     assert out.read_bytes() == b"first\n\x00binary\xfflast"
     assert summary == {"shards": 4, "bytes": len(out.read_bytes())}
     assert os.path.getsize(out) == summary["bytes"]
+
+
+# ---- who the child runs as -------------------------------------------------------------
+
+WORKER = pwd.struct_passwd(
+    ("lighthpc-work", "x", 1001, 1002, "", "/home/lighthpc-work", "/bin/false")
+)
+
+
+def _no_lookup(name: str) -> pwd.struct_passwd:
+    raise AssertionError(f"an agent that is not root looked up {name!r}")
+
+
+def _missing(name: str) -> pwd.struct_passwd:
+    raise KeyError(name)
+
+
+def test_an_agent_that_is_not_root_runs_the_child_as_itself() -> None:
+    assert work_user(1000, DEFAULT_WORK_USER, _no_lookup) is None
+
+
+def test_the_local_pool_of_a_root_developer_runs_the_child_as_the_agent() -> None:
+    assert work_user(0, DEFAULT_WORK_USER, _no_lookup, local_root=True) is None
+
+
+def test_a_root_agent_runs_the_child_as_the_work_user() -> None:
+    user = work_user(0, "lighthpc-work", {"lighthpc-work": WORKER}.__getitem__)
+    assert user == WorkUser("lighthpc-work", 1001, 1002, "/home/lighthpc-work")
+    assert user.environment()["HOME"] == "/home/lighthpc-work"
+
+
+@pytest.mark.parametrize(
+    "lookup",
+    [_missing, lambda name: pwd.struct_passwd((name, "x", 0, 0, "", "/root", "/bin/sh"))],
+    ids=["missing", "uid-0-alias"],
+)
+def test_a_root_agent_without_a_work_user_refuses_by_name(
+    lookup: Callable[[str], pwd.struct_passwd],
+) -> None:
+    with pytest.raises(CommandRunsAsRoot) as refused:
+        work_user(0, DEFAULT_WORK_USER, lookup)
+    assert isinstance(refused.value, ShardFailed)  # the shard fails; the agent reports it
+    assert type(refused.value).__name__ == "Command.RunsAsRoot"
+    assert str(refused.value).startswith("Command.RunsAsRoot: ")
+    assert DEFAULT_WORK_USER in str(refused.value)
+
+
+WHO = """
+import json, os
+who = {"uid": os.getuid(), "euid": os.geteuid(), "groups": os.getgroups()}
+who["home"] = os.environ["HOME"]
+open(os.environ["LIGHTHPC_SHARD_OUTPUT"], "w").write(json.dumps(who))
+"""
+
+
+def test_the_child_never_runs_as_root(sample: Path, work_dir: Path) -> None:
+    """As root, the child really runs as the work user (``nobody`` here); else as us."""
+    done = WORKLOAD.run(SHARD, _inputs(sample, _py(WHO)), ShardContext(work_dir=work_dir))
+    assert isinstance(done, ShardDone)
+    who = json.loads(done.result.read_text())
+    assert who["uid"] != 0 and who["euid"] != 0 and 0 not in who["groups"]
+    if os.geteuid() == 0:
+        assert who["uid"] == pwd.getpwnam("nobody").pw_uid
+        assert who["home"] == pwd.getpwnam("nobody").pw_dir
+    else:
+        assert who["uid"] == os.getuid()
+
+
+def test_a_root_agent_refuses_when_the_work_user_is_missing(
+    sample: Path, work_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 0)  # the decision as a root agent takes it
+    monkeypatch.setenv(WORK_USER_ENV, "lighthpc-no-such-user")
+    monkeypatch.delenv(LOCAL_ROOT_ENV, raising=False)
+    marker = work_dir / "ran"
+    argv = _py("import sys; open(sys.argv[1], 'w').close()", str(marker))
+    with pytest.raises(CommandRunsAsRoot):
+        WORKLOAD.run(SHARD, _inputs(sample, argv), ShardContext(work_dir=work_dir))
+    assert not marker.exists()  # nothing ran

@@ -9,6 +9,11 @@ substituted value is never scanned again). It must write ``LIGHTHPC_SHARD_OUTPUT
 the file holds the previous attempt's payload when the shard resumes. A JSON checkpoint with a
 ``"position"`` field reports progress; any other payload resumes from the shard start.
 
+The child never runs as root: an agent running as root (on a node, under systemd) starts it
+as the unprivileged work user (``LIGHTHPC_NODE_WORK_USER``, default ``lighthpc-work``, created
+by the node's user data) with no supplementary group, and refuses (``Command.RunsAsRoot``)
+when that user is missing; an agent that is not root runs it as itself.
+
 Options: ``argv`` (required list of strings), ``timeoutSeconds`` per shard (default 3600),
 ``graceSeconds`` between SIGTERM and SIGKILL (default 10), ``items`` (index-space size; default
 one item per non-empty sample line).
@@ -19,18 +24,19 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pwd
 import re
 import shutil
 import signal
 import subprocess
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, ClassVar, Literal
+from typing import IO, Any, ClassVar, Final, Literal
 
-from workflow.errors import MissionInvalidInput, ShardFailed
+from workflow.errors import CommandRunsAsRoot, MissionInvalidInput, ShardFailed
 from workflow.workloads.base import (
     SampleReport,
     ShardContext,
@@ -53,6 +59,60 @@ _CHECKPOINT_SCAN_SECONDS = 1.0
 _DRAIN_SECONDS = 5.0
 
 WaitResult = Literal["exited", "stopped", "timeout"]
+
+WORK_USER_ENV: Final = "LIGHTHPC_NODE_WORK_USER"
+DEFAULT_WORK_USER: Final = "lighthpc-work"
+# Set only by the local pool when the developer runs it as root on their own machine (the
+# interpreter and their programs may sit under /root, out of any other user's reach). A node's
+# user data never sets it.
+LOCAL_ROOT_ENV: Final = "LIGHTHPC_LOCAL_COMMAND_AS_ROOT"
+
+
+@dataclass(frozen=True)
+class WorkUser:
+    """The unprivileged account a root agent starts the child as."""
+
+    name: str
+    uid: int
+    gid: int
+    home: str
+
+    def environment(self) -> dict[str, str]:
+        return {"HOME": self.home, "USER": self.name, "LOGNAME": self.name}
+
+
+def work_user(
+    euid: int,
+    name: str,
+    lookup: Callable[[str], pwd.struct_passwd] = pwd.getpwnam,
+    *,
+    local_root: bool = False,
+) -> WorkUser | None:
+    """Who the child runs as: ``None`` is "as the agent" (it is not root, or it is the local
+    pool of a developer working as root); a root agent gets ``name``'s account, or
+    ``Command.RunsAsRoot`` if there is none (or it is uid 0)."""
+    if euid != 0 or local_root:
+        return None
+    try:
+        entry = lookup(name)
+    except KeyError:
+        entry = None
+    if entry is None or entry.pw_uid == 0:
+        raise CommandRunsAsRoot(
+            f"{CommandRunsAsRoot.error_name}: the node agent runs as root and work user "
+            f"{name!r} is {'missing' if entry is None else 'uid 0'}; refusing to run the "
+            f"command as root (the node's user data creates it; {WORK_USER_ENV} names it)"
+        )
+    return WorkUser(entry.pw_name, entry.pw_uid, entry.pw_gid, entry.pw_dir)
+
+
+def _hand_over(files: ShardFiles, work_dir: Path, user: WorkUser | None) -> None:
+    """Give the work user the shard directory and the resume checkpoint it rewrites."""
+    if user is None:
+        return
+    for path in (work_dir, files.checkpoint):
+        if path.exists():
+            os.chown(path, user.uid, user.gid)
 
 
 @dataclass(frozen=True)
@@ -277,7 +337,13 @@ def _finished(
     return ShardDone(result=files.output, stats=stats)
 
 
-def _start(argv: list[str], env: Mapping[str, str], cwd: Path) -> subprocess.Popen[bytes]:
+def _start(
+    argv: list[str], env: Mapping[str, str], cwd: Path, user: WorkUser | None
+) -> subprocess.Popen[bytes]:
+    identity: dict[str, Any] = {}
+    if user is not None:  # no supplementary groups: root's group 0 must not follow
+        identity = {"user": user.uid, "group": user.gid, "extra_groups": []}
+        env = {**env, **user.environment()}
     try:
         return subprocess.Popen(
             argv,
@@ -288,6 +354,7 @@ def _start(argv: list[str], env: Mapping[str, str], cwd: Path) -> subprocess.Pop
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
+            **identity,
         )
     except OSError as exc:
         raise ShardFailed(f"cannot start {argv[0]!r}: {exc.strerror or exc}") from exc
@@ -320,12 +387,18 @@ class CommandWorkload:
 
     def run(self, shard: ShardRange, inputs: WorkInputs, ctx: ShardContext) -> ShardOutcome:
         opts = parse_options(inputs.options)
+        user = work_user(
+            os.geteuid(),
+            os.environ.get(WORK_USER_ENV) or DEFAULT_WORK_USER,
+            local_root=os.environ.get(LOCAL_ROOT_ENV) == "1",
+        )
         files = ShardFiles.for_shard(shard, inputs.sample, ctx.work_dir)
         _prepare_files(files, ctx.resume)
+        _hand_over(files, ctx.work_dir, user)
         argv = substitute(opts.argv, placeholder_values(shard, files))
         watch = _CheckpointWatch(files, shard, ctx)  # before the child can write one
         began = time.monotonic()
-        proc = _start(argv, shard_env(shard, files, os.environ), ctx.work_dir)
+        proc = _start(argv, shard_env(shard, files, os.environ), ctx.work_dir, user)
         tails = (_Tail(proc.stdout), _Tail(proc.stderr))  # type: ignore[arg-type]
         for tail in tails:
             tail.start()
