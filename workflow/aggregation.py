@@ -27,7 +27,13 @@ from workflow.states import SETTLED_SHARD, Capacity, MissionStatus, ShardStatus,
 from workflow.workloads import load_workload
 from workflow.workloads.base import WorkInputs
 
+# Lists kept in the mission item are capped so no item nears DynamoDB's 400 KB: 50 failed
+# shards (error text cut at MAX_ERROR_CHARS: at most ~26 KB) and MAX_LISTED_ITEMS entries of
+# any list in the workload's reduce summary (molsim's invalid query lines: 1,000 ints, ~8 KB).
+# Each capped list is followed by an ``<name>Omitted`` count.
 MAX_LISTED_FAILURES = 50
+MAX_ERROR_CHARS = 500
+MAX_LISTED_ITEMS = 1000
 # Shard results fetched at once: one at a time, 100,000 results (~20 ms per GET) would not
 # fit in a Lambda's 15 minutes.
 FETCH_WORKERS = 16
@@ -66,7 +72,9 @@ class MissionSummary:
             f"Modelled AWS cost: ${self.cost.total:.6f}",
         ]
         if self.failed_shards:
-            lines.append("Failed shards: " + ", ".join(self.failed_shards))
+            omitted = self.failed - len(self.failed_shards)
+            more = f" (and {omitted} more)" if omitted > 0 else ""
+            lines.append("Failed shards: " + ", ".join(self.failed_shards) + more)
         if self.cause:
             lines.append(f"Cause: {self.cause}")
         return "\n".join(lines)
@@ -139,7 +147,7 @@ def aggregate_mission(
         cause=_cause(failed, params),
         reduce_summary=reduced,
     )
-    store.update_mission(mission_id, _mission_fields(summary, failed))
+    store.update_mission(mission_id, mission_fields(summary, failed))
     return summary
 
 
@@ -245,20 +253,33 @@ def _cause(failed: Sequence[ShardRecord], params: MissionParams) -> str:
     )
 
 
-def _mission_fields(summary: MissionSummary, failed: Sequence[ShardRecord]) -> dict[str, Any]:
+def mission_fields(summary: MissionSummary, failed: Sequence[ShardRecord]) -> dict[str, Any]:
     return {
         "status": summary.status.value,
         "shardsDone": summary.done,
         "shardsFailed": summary.failed,
         "failedShards": [
-            {"shardId": s.shard_id, "error": (s.error or s.status.value)[:500]}
+            {"shardId": s.shard_id, "error": (s.error or s.status.value)[:MAX_ERROR_CHARS]}
             for s in failed[:MAX_LISTED_FAILURES]
         ],
+        "failedShardsOmitted": max(0, len(failed) - MAX_LISTED_FAILURES),
         "retries": summary.retries,
         "interruptions": summary.interruptions,
         "result": summary.result_uri,
-        "reduce": dict(summary.reduce_summary),
+        "reduce": capped_lists(summary.reduce_summary),
         "durationSeconds": round(summary.duration_seconds, 3),
         "cost": round(summary.cost.total, 6),
         "finishedAt": time.time(),
     }
+
+
+def capped_lists(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """``summary`` with every list cut at MAX_LISTED_ITEMS and ``<name>Omitted`` after it."""
+    out: dict[str, Any] = {}
+    for name, value in summary.items():
+        if isinstance(value, list | tuple):
+            out[name] = list(value[:MAX_LISTED_ITEMS])
+            out[f"{name}Omitted"] = max(0, len(value) - MAX_LISTED_ITEMS)
+        else:
+            out[name] = value
+    return out

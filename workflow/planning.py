@@ -53,6 +53,11 @@ class PlanResult:
         }
 
 
+# The mission item lists at most this many invalid sample lines (~8 KB of the item's 400 KB);
+# ``invalidSampleCount`` says how many there were in all.
+MAX_LISTED_INVALID_LINES = 1000
+
+
 def map_concurrency(max_nodes: int, units: int, node_cap: int = 0) -> int:
     """Work units the Map runs at once: one node each, at most maxNodes, and at most the
     deployment's ``max_concurrent_nodes`` when set (0: no cap)."""
@@ -196,7 +201,7 @@ def _mission_record(
         units=plan.units,
         created_at=time.time(),
         expires_at=expires,
-        invalid_sample_lines=tuple(invalid_lines[:1000]),
+        invalid_sample_lines=tuple(invalid_lines[:MAX_LISTED_INVALID_LINES]),
         invalid_sample_count=len(invalid_lines),
     )
 
