@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -20,12 +22,13 @@ from workflow.errors import MissionNotFound
 from workflow.instance_types import CATALOG
 from workflow.keys import final_result_key
 from workflow.params import MissionParams
-from workflow.ports import Ports
+from workflow.ports import ObjectStore, Ports
 from workflow.progress import progress_of
 from workflow.records import MissionRecord, ShardRecord, UnitRecord
 from workflow.states import SETTLED_SHARD, Capacity, MissionStatus, ShardStatus, UnitStatus
 from workflow.workloads import load_workload
 from workflow.workloads.base import WorkInputs
+from workflow.workloads.merging import ShardMerger, merger_for
 
 # Lists kept in the mission item are capped so no item nears DynamoDB's 400 KB: 50 failed
 # shards (error text cut at MAX_ERROR_CHARS: at most ~26 KB) and MAX_LISTED_ITEMS entries of
@@ -170,22 +173,55 @@ def _reduce(
     mission: MissionRecord, params: MissionParams, done: Sequence[ShardRecord], svc: Ports
 ) -> tuple[str, Mapping[str, Any]]:
     bucket = svc.settings.result_bucket
-    workload = load_workload(params.workload)
     ordered = sorted(done, key=lambda s: s.index)
     suffix = PurePosixPath(str(ordered[0].result_key)).suffix
     key = final_result_key(mission.mission_id, suffix)
     with tempfile.TemporaryDirectory(prefix="lighthpc-reduce-") as tmp:
         root = Path(tmp)
-        files = _fetch_results(svc, bucket, ordered, root, suffix)
         sample = root / "sample"
         src = mission.sample
         svc.objects.download(src.bucket, src.key, sample, version_id=src.version_id)
+        inputs = WorkInputs(sample=sample, options=params.workload_options())
         out = root / f"result{suffix}"
-        reduced = workload.reduce(
-            files, out, WorkInputs(sample=sample, options=params.workload_options())
-        )
+        merger = merger_for(params.workload, inputs)
+        if merger is None:
+            files = _fetch_results(svc, bucket, ordered, root, suffix)
+            reduced = load_workload(params.workload).reduce(files, out, inputs)
+        else:
+            reduced = stream_merge(
+                merger, svc.objects, bucket=bucket, shards=ordered, root=root, out=out
+            )
         svc.objects.upload(out, bucket, key)
     return f"s3://{bucket}/{key}", dict(reduced)
+
+
+def stream_merge(
+    merger: ShardMerger,
+    objects: ObjectStore,
+    *,
+    bucket: str,
+    shards: Sequence[ShardRecord],
+    root: Path,
+    out: Path,
+) -> Mapping[str, Any]:
+    """Fold the shards' committed results into ``merger`` in shard order: FETCH_WORKERS
+    downloads in flight, each file deleted once folded, so /tmp holds at most FETCH_WORKERS
+    + 1 results and memory what the merger keeps (not every shard's result)."""
+
+    def fetch(shard: ShardRecord) -> Path:
+        local = root / f"{shard.shard_id}{PurePosixPath(str(shard.result_key)).suffix}"
+        objects.fetch(bucket, str(shard.result_key), local)
+        return local
+
+    queued = iter(shards)
+    with ThreadPoolExecutor(FETCH_WORKERS, thread_name_prefix="rslt-fetch") as pool:
+        window = deque(pool.submit(fetch, s) for s in islice(queued, FETCH_WORKERS))
+        while window:
+            path = window.popleft().result()
+            window.extend(pool.submit(fetch, s) for s in islice(queued, 1))
+            merger.add(path)
+            path.unlink()
+    return merger.finish(out)
 
 
 def _fetch_results(
