@@ -111,7 +111,9 @@ def tree_bytes(path: Path) -> int:
 
 
 def measure(mode: str, root: Path, sample: Path, top_k: int) -> dict[str, Any]:
-    """One mode in this process: peak RSS growth, peak /tmp bytes, seconds."""
+    """One mode in this process: peak RSS growth (the shard records RsltProc reads from
+    tblTrans included), peak /tmp bytes, seconds."""
+    base = rss()
     keys = sorted(p.name for p in (root / "objects" / "results").iterdir())
     shards = [
         ShardRecord("m", k.split(".")[0], "u0", i, i, i + 1, ShardStatus.DONE, 1, result_key=k)
@@ -121,7 +123,6 @@ def measure(mode: str, root: Path, sample: Path, top_k: int) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix=f"reduce-{mode}-", dir=root))
     peak = {"rss": 0, "tmp": 0}
     stop = threading.Event()
-    base = rss()
 
     def sample_loop() -> None:
         while not stop.wait(0.02):
