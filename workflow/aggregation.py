@@ -42,6 +42,9 @@ MAX_LISTED_ITEMS = 1000
 FETCH_WORKERS = 16
 # Modelled per-mission overheads (documented in benchmarks/README.md; measured there).
 PARENT_TRANSITIONS = 7
+# A unit that succeeded is then verified: VerifyUnit (one Lambda call), IsUnitComplete,
+# UnitComplete (modelled; benchmarks/overhead.py measured the child before this step).
+VERIFY_TRANSITIONS = 3
 LAMBDA_GB = 0.5
 LAMBDA_SECONDS_PER_CALL = 1.0
 
@@ -246,8 +249,13 @@ def mission_usage(
     """Modelled orchestration from the recorded launches (benchmarks measure the real counts)
     plus the instance-seconds the nodes reported, by (type, capacity)."""
     launches = sum(u.launches for u in units)
-    transitions = PARENT_TRANSITIONS + sum(2 * max(u.launches, 1) for u in units)
-    invocations = 2 + launches + sum(1 for u in units if u.status is UnitStatus.FAILED)
+    verified = sum(1 for u in units if u.status is UnitStatus.SUCCEEDED)
+    transitions = (
+        PARENT_TRANSITIONS
+        + sum(2 * max(u.launches, 1) for u in units)
+        + VERIFY_TRANSITIONS * verified
+    )
+    invocations = 2 + launches + verified + sum(1 for u in units if u.status is UnitStatus.FAILED)
     return Usage(
         state_transitions=transitions,
         lambda_invocations=invocations,
