@@ -139,6 +139,8 @@ def verify_unit(payload: Mapping[str, Any], svc: Ports) -> dict[str, Any]:
         len(open_shards),
     )
     UnitAttempt(store, mission_id, unit_id, unit.attempt).lose()
+    if unit.instance_id:
+        _terminate_quietly(svc, unit.instance_id)  # a lost node: no orphan if it still runs
     if early + 1 > MAX_EARLY_SUCCESSES:
         raise NodeLost(
             f"unit {unit_id} was reported done {early + 1} times with shards still open "
