@@ -175,7 +175,11 @@ def plan_case(shards: int, max_nodes: int, model: dict[str, Any]) -> dict[str, A
     }
     processor = map_state["ItemProcessor"]["States"]
     child_output = max(  # what each child returns to the Map, success or caught failure
-        (state_output(processor[name], item_input, report) for name in processor),
+        (
+            state_output(st, item_input, report if st["Type"] == "Task" else item_input)
+            for st in processor.values()
+            if st.get("End") or st["Type"] in {"Succeed", "Fail"}  # where a child ends
+        ),
         key=size,
     )
     n_units = len(units)

@@ -9,7 +9,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.runtime import logger, metrics, services
 from workflow.errors import MissionInvalidInput
-from workflow.launching import LaunchCommand, launch_unit, record_unit_failure
+from workflow.lambda_room import LambdaRoom
+from workflow.launching import LaunchCommand, launch_unit, record_unit_failure, verify_unit
 from workflow.planning import plan_mission
 
 
@@ -20,7 +21,12 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     svc = services().ports
     if action == "plan":
         try:
-            plan = plan_mission(event.get("event"), str(event.get("executionArn", "")), svc)
+            plan = plan_mission(
+                event.get("event"),
+                str(event.get("executionArn", "")),
+                svc,
+                LambdaRoom.of(context.memory_limit_in_mb),
+            )
         except MissionInvalidInput as exc:
             logger.warning("mission rejected", extra={"cause": str(exc)})
             metrics.add_metric(name="MissionsRejected", unit=MetricUnit.Count, value=1)
@@ -39,6 +45,12 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         result = launch_unit(cmd, svc)
         logger.info("node launched", extra=result)
         metrics.add_metric(name="NodesLaunched", unit=MetricUnit.Count, value=1)
+        return result
+    if action == "verify":
+        logger.append_keys(missionId=event.get("missionId"), unitId=event.get("unitId"))
+        result = verify_unit(event, svc)
+        early = 0 if result["complete"] else 1
+        metrics.add_metric(name="UnitsReportedEarly", unit=MetricUnit.Count, value=early)
         return result
     if action == "unitFailed":
         logger.append_keys(missionId=event.get("missionId"), unitId=event.get("unitId"))

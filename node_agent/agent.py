@@ -156,7 +156,7 @@ class NodeAgent:
         if not _attempt_of(store, ident).start(ident.instance_id):
             log.warning("attempt superseded before start")
             return ExitCode.SUPERSEDED
-        report = self._run_shards(ident, unit, params, mission.sample)
+        report = self._run_shards(ident, unit, params, mission.sample, mission.library)
         self._stop_threads()
         return self._conclude(ident, unit, report)
 
@@ -166,10 +166,18 @@ class NodeAgent:
         unit: UnitRecord,
         params: MissionParams,
         sample: SampleRef,
+        library: SampleRef | None,
     ) -> UnitReport:
         attempt = _attempt_of(self.svc.store, ident)
         work_dir = self.config.work_dir / f"{ident.mission_id}-{ident.unit_id}-a{ident.attempt:03d}"
-        staged = stage_inputs(self.svc.objects, sample, params, work_dir, self.config.library_cache)
+        staged = stage_inputs(
+            self.svc.objects,
+            sample,
+            params,
+            work_dir,
+            self.config.library_cache,
+            library=library,
+        )
         self._bytes_downloaded = staged.bytes_downloaded
         shards = attempt.shards_to_run(unit)
         slots = resolve_slots(

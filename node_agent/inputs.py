@@ -1,7 +1,9 @@
-"""Staging a mission's inputs on local disk: the sample (pinned version) and the library.
+"""Staging a mission's inputs on local disk: the sample and the library, each at the version
+PlanMission pinned in the mission item, so an upload to the same key mid-mission cannot give
+two nodes different bytes.
 
-The reference library is cached by bucket/key/ETag: nodes that share a disk (the local pool,
-or an AMI with a warm cache) download it once, and a changed object is a different entry.
+The reference library is cached by bucket/key/version/ETag: nodes that share a disk (the local
+pool, or an AMI with a warm cache) download it once, and a changed object is a different entry.
 Downloads land in a temporary name and are renamed, so a crash never leaves a half file that
 a later run would trust.
 """
@@ -28,9 +30,10 @@ class StagedInputs:
     library_cached: bool
 
 
-def cache_name(bucket: str, key: str, etag: str) -> str:
+def cache_name(bucket: str, key: str, etag: str, version_id: str | None = None) -> str:
     """A file name for one object version: stable, filesystem-safe, collision-free."""
-    digest = hashlib.sha256(f"{bucket}\0{key}\0{etag}".encode()).hexdigest()[:32]
+    material = f"{bucket}\0{key}\0{etag}\0{version_id or ''}"
+    digest = hashlib.sha256(material.encode()).hexdigest()[:32]
     return f"{digest}{Path(key).suffix if len(Path(key).suffix) <= 16 else ''}"
 
 
@@ -48,14 +51,23 @@ def _download(
     return dest.stat().st_size
 
 
-def fetch_library(objects: ObjectStore, uri: str, cache_dir: Path) -> tuple[Path, int, bool]:
-    """The library at ``uri`` on local disk: (path, bytes downloaded, was cached)."""
-    bucket, key = parse_s3_uri(uri)
-    head = objects.head(bucket, key)
-    path = cache_dir / cache_name(bucket, key, head.etag)
+def fetch_library(
+    objects: ObjectStore, library: SampleRef, cache_dir: Path
+) -> tuple[Path, int, bool]:
+    """The pinned library on local disk: (path, bytes downloaded, was cached)."""
+    head = objects.head(library.bucket, library.key, version_id=library.version_id)
+    path = cache_dir / cache_name(library.bucket, library.key, head.etag, head.version_id)
     if path.is_file() and path.stat().st_size == head.size:
         return path, 0, True
-    return path, _download(objects, bucket, key, path, head.version_id), False
+    size = _download(objects, library.bucket, library.key, path, library.version_id)
+    return path, size, False
+
+
+def unpinned_library(uri: str) -> SampleRef:
+    """A library named by URI only (a mission planned before libraries were pinned): the
+    version current when the node reads it."""
+    bucket, key = parse_s3_uri(uri)
+    return SampleRef(bucket, key)
 
 
 def stage_inputs(
@@ -64,14 +76,19 @@ def stage_inputs(
     params: MissionParams,
     work_dir: Path,
     cache_dir: Path,
+    *,
+    library: SampleRef | None,
 ) -> StagedInputs:
-    """Download what every shard of the unit reads; the workload default when no library."""
+    """Download what every shard of the unit reads, at the mission's pinned versions; the
+    workload's built-in library when the mission names none."""
     local = work_dir / "sample"
     size = _download(objects, sample.bucket, sample.key, local, sample.version_id)
     reference: Path | None = None
     cached = False
-    if params.library:
-        reference, fetched, cached = fetch_library(objects, params.library, cache_dir)
+    if library is None and params.library:
+        library = unpinned_library(params.library)
+    if library is not None:
+        reference, fetched, cached = fetch_library(objects, library, cache_dir)
         size += fetched
     inputs = WorkInputs(sample=local, reference=reference, options=params.workload_options())
     return StagedInputs(inputs, size, cached)

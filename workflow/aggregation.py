@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -20,19 +22,29 @@ from workflow.errors import MissionNotFound
 from workflow.instance_types import CATALOG
 from workflow.keys import final_result_key
 from workflow.params import MissionParams
-from workflow.ports import Ports
+from workflow.ports import ObjectStore, Ports
 from workflow.progress import progress_of
 from workflow.records import MissionRecord, ShardRecord, UnitRecord
 from workflow.states import SETTLED_SHARD, Capacity, MissionStatus, ShardStatus, UnitStatus
 from workflow.workloads import load_workload
 from workflow.workloads.base import WorkInputs
+from workflow.workloads.merging import ShardMerger, merger_for
 
+# Lists kept in the mission item are capped so no item nears DynamoDB's 400 KB: 50 failed
+# shards (error text cut at MAX_ERROR_CHARS: at most ~26 KB) and MAX_LISTED_ITEMS entries of
+# any list in the workload's reduce summary (molsim's invalid query lines: 1,000 ints, ~8 KB).
+# Each capped list is followed by an ``<name>Omitted`` count.
 MAX_LISTED_FAILURES = 50
+MAX_ERROR_CHARS = 500
+MAX_LISTED_ITEMS = 1000
 # Shard results fetched at once: one at a time, 100,000 results (~20 ms per GET) would not
 # fit in a Lambda's 15 minutes.
 FETCH_WORKERS = 16
 # Modelled per-mission overheads (documented in benchmarks/README.md; measured there).
 PARENT_TRANSITIONS = 7
+# A unit that succeeded is then verified: VerifyUnit (one Lambda call), IsUnitComplete,
+# UnitComplete (modelled; benchmarks/overhead.py measured the child before this step).
+VERIFY_TRANSITIONS = 3
 LAMBDA_GB = 0.5
 LAMBDA_SECONDS_PER_CALL = 1.0
 
@@ -66,7 +78,9 @@ class MissionSummary:
             f"Modelled AWS cost: ${self.cost.total:.6f}",
         ]
         if self.failed_shards:
-            lines.append("Failed shards: " + ", ".join(self.failed_shards))
+            omitted = self.failed - len(self.failed_shards)
+            more = f" (and {omitted} more)" if omitted > 0 else ""
+            lines.append("Failed shards: " + ", ".join(self.failed_shards) + more)
         if self.cause:
             lines.append(f"Cause: {self.cause}")
         return "\n".join(lines)
@@ -139,7 +153,7 @@ def aggregate_mission(
         cause=_cause(failed, params),
         reduce_summary=reduced,
     )
-    store.update_mission(mission_id, _mission_fields(summary, failed))
+    store.update_mission(mission_id, mission_fields(summary, failed))
     return summary
 
 
@@ -162,22 +176,55 @@ def _reduce(
     mission: MissionRecord, params: MissionParams, done: Sequence[ShardRecord], svc: Ports
 ) -> tuple[str, Mapping[str, Any]]:
     bucket = svc.settings.result_bucket
-    workload = load_workload(params.workload)
     ordered = sorted(done, key=lambda s: s.index)
     suffix = PurePosixPath(str(ordered[0].result_key)).suffix
     key = final_result_key(mission.mission_id, suffix)
     with tempfile.TemporaryDirectory(prefix="lighthpc-reduce-") as tmp:
         root = Path(tmp)
-        files = _fetch_results(svc, bucket, ordered, root, suffix)
         sample = root / "sample"
         src = mission.sample
         svc.objects.download(src.bucket, src.key, sample, version_id=src.version_id)
+        inputs = WorkInputs(sample=sample, options=params.workload_options())
         out = root / f"result{suffix}"
-        reduced = workload.reduce(
-            files, out, WorkInputs(sample=sample, options=params.workload_options())
-        )
+        merger = merger_for(params.workload, inputs)
+        if merger is None:
+            files = _fetch_results(svc, bucket, ordered, root, suffix)
+            reduced = load_workload(params.workload).reduce(files, out, inputs)
+        else:
+            reduced = stream_merge(
+                merger, svc.objects, bucket=bucket, shards=ordered, root=root, out=out
+            )
         svc.objects.upload(out, bucket, key)
     return f"s3://{bucket}/{key}", dict(reduced)
+
+
+def stream_merge(
+    merger: ShardMerger,
+    objects: ObjectStore,
+    *,
+    bucket: str,
+    shards: Sequence[ShardRecord],
+    root: Path,
+    out: Path,
+) -> Mapping[str, Any]:
+    """Fold the shards' committed results into ``merger`` in shard order: FETCH_WORKERS
+    downloads in flight, each file deleted once folded, so /tmp holds at most FETCH_WORKERS
+    + 1 results and memory what the merger keeps (not every shard's result)."""
+
+    def fetch(shard: ShardRecord) -> Path:
+        local = root / f"{shard.shard_id}{PurePosixPath(str(shard.result_key)).suffix}"
+        objects.fetch(bucket, str(shard.result_key), local)
+        return local
+
+    queued = iter(shards)
+    with ThreadPoolExecutor(FETCH_WORKERS, thread_name_prefix="rslt-fetch") as pool:
+        window = deque(pool.submit(fetch, s) for s in islice(queued, FETCH_WORKERS))
+        while window:
+            path = window.popleft().result()
+            window.extend(pool.submit(fetch, s) for s in islice(queued, 1))
+            merger.add(path)
+            path.unlink()
+    return merger.finish(out)
 
 
 def _fetch_results(
@@ -202,8 +249,13 @@ def mission_usage(
     """Modelled orchestration from the recorded launches (benchmarks measure the real counts)
     plus the instance-seconds the nodes reported, by (type, capacity)."""
     launches = sum(u.launches for u in units)
-    transitions = PARENT_TRANSITIONS + sum(2 * max(u.launches, 1) for u in units)
-    invocations = 2 + launches + sum(1 for u in units if u.status is UnitStatus.FAILED)
+    verified = sum(1 for u in units if u.status is UnitStatus.SUCCEEDED)
+    transitions = (
+        PARENT_TRANSITIONS
+        + sum(2 * max(u.launches, 1) for u in units)
+        + VERIFY_TRANSITIONS * verified
+    )
+    invocations = 2 + launches + verified + sum(1 for u in units if u.status is UnitStatus.FAILED)
     return Usage(
         state_transitions=transitions,
         lambda_invocations=invocations,
@@ -245,20 +297,33 @@ def _cause(failed: Sequence[ShardRecord], params: MissionParams) -> str:
     )
 
 
-def _mission_fields(summary: MissionSummary, failed: Sequence[ShardRecord]) -> dict[str, Any]:
+def mission_fields(summary: MissionSummary, failed: Sequence[ShardRecord]) -> dict[str, Any]:
     return {
         "status": summary.status.value,
         "shardsDone": summary.done,
         "shardsFailed": summary.failed,
         "failedShards": [
-            {"shardId": s.shard_id, "error": (s.error or s.status.value)[:500]}
+            {"shardId": s.shard_id, "error": (s.error or s.status.value)[:MAX_ERROR_CHARS]}
             for s in failed[:MAX_LISTED_FAILURES]
         ],
+        "failedShardsOmitted": max(0, len(failed) - MAX_LISTED_FAILURES),
         "retries": summary.retries,
         "interruptions": summary.interruptions,
         "result": summary.result_uri,
-        "reduce": dict(summary.reduce_summary),
+        "reduce": capped_lists(summary.reduce_summary),
         "durationSeconds": round(summary.duration_seconds, 3),
         "cost": round(summary.cost.total, 6),
         "finishedAt": time.time(),
     }
+
+
+def capped_lists(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """``summary`` with every list cut at MAX_LISTED_ITEMS and ``<name>Omitted`` after it."""
+    out: dict[str, Any] = {}
+    for name, value in summary.items():
+        if isinstance(value, list | tuple):
+            out[name] = list(value[:MAX_LISTED_ITEMS])
+            out[f"{name}Omitted"] = max(0, len(value) - MAX_LISTED_ITEMS)
+        else:
+            out[name] = value
+    return out

@@ -4,6 +4,10 @@
 the shards not yet DONE, and starts one node: Spot until the unit has been interrupted
 ``spotAttempts`` times or EC2 has refused it Spot capacity ``spotCapacityErrors`` times,
 then On-Demand.
+
+``verify_unit`` runs after a node's success report: a unit whose shards are not all settled
+was reported done too early (a node bug, or a report for a unit it did not finish), and is
+treated as a lost node: its open shards are relaunched under a later attempt, never failed.
 """
 
 from __future__ import annotations
@@ -15,9 +19,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from workflow.attempt import UnitAttempt, fail_open_shards
-from workflow.errors import MissionInvalidInput, NodeCapacity, NodeTerminateFailed
+from workflow.errors import MissionInvalidInput, NodeCapacity, NodeLost, NodeTerminateFailed
 from workflow.ports import LaunchRequest, Ports
-from workflow.states import Capacity
+from workflow.states import SETTLED_SHARD, Capacity
+
+# Early success reports one unit may get before its open shards are failed (each one is a
+# relaunch: a node that always reports early must not relaunch for ever).
+MAX_EARLY_SUCCESSES = 3
 
 LOGGER = logging.getLogger(__name__)
 
@@ -31,11 +39,13 @@ class LaunchCommand:
 
     @classmethod
     def parse(cls, payload: Mapping[str, Any]) -> LaunchCommand:
+        """``attemptBase`` is the last attempt before a relaunch by ``verify_unit`` (0 at
+        first): LaunchNode's RetryCount restarts at 0 there, the attempt number must not."""
         try:
             return cls(
                 mission_id=str(payload["missionId"]),
                 unit_id=str(payload["unitId"]),
-                attempt=int(payload.get("retryCount", 0)) + 1,
+                attempt=int(payload.get("attemptBase", 0)) + int(payload.get("retryCount", 0)) + 1,
                 task_token=str(payload["taskToken"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -104,6 +114,39 @@ def launch_unit(cmd: LaunchCommand, svc: Ports) -> dict[str, Any]:
         "capacity": capacity,
         "shards": len(queued),
     }
+
+
+def verify_unit(payload: Mapping[str, Any], svc: Ports) -> dict[str, Any]:
+    """After LaunchNode succeeded: ``complete`` when every shard of the unit is settled; else
+    the reporting attempt is LOST and the state machine relaunches from ``attemptBase`` (the
+    attempt protocol re-queues only the open shards). ``Node.Lost`` after
+    MAX_EARLY_SUCCESSES early reports: the Catch fails the open shards."""
+    try:
+        mission_id, unit_id = str(payload["missionId"]), str(payload["unitId"])
+        early = int(payload.get("earlySuccesses", 0))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MissionInvalidInput(f"verify payload is missing or malformed: {exc}") from exc
+    store = svc.store
+    unit = store.get_unit(mission_id, unit_id)
+    open_shards = [s.shard_id for s in store.unit_shards(unit) if s.status not in SETTLED_SHARD]
+    verdict = {"complete": not open_shards, "attemptBase": unit.attempt, "earlySuccesses": early}
+    if not open_shards:
+        return verdict
+    LOGGER.warning(
+        "unit %s reported done by attempt %d with %d open shard(s); relaunching them",
+        unit_id,
+        unit.attempt,
+        len(open_shards),
+    )
+    UnitAttempt(store, mission_id, unit_id, unit.attempt).lose()
+    if unit.instance_id:
+        _terminate_quietly(svc, unit.instance_id)  # a lost node: no orphan if it still runs
+    if early + 1 > MAX_EARLY_SUCCESSES:
+        raise NodeLost(
+            f"unit {unit_id} was reported done {early + 1} times with shards still open "
+            f"(first: {open_shards[0]})"
+        )
+    return {**verdict, "earlySuccesses": early + 1}
 
 
 def record_unit_failure(payload: Mapping[str, Any], svc: Ports) -> dict[str, Any]:

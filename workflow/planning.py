@@ -16,6 +16,7 @@ from typing import Any
 
 from workflow.errors import MissionInvalidInput, ObjectUnavailable
 from workflow.keys import manifest_key
+from workflow.lambda_room import LambdaRoom
 from workflow.params import MissionParams
 from workflow.planner import WorkUnit, pack_units, plan_shards
 from workflow.ports import Ports
@@ -52,6 +53,11 @@ class PlanResult:
         }
 
 
+# The mission item lists at most this many invalid sample lines (~8 KB of the item's 400 KB);
+# ``invalidSampleCount`` says how many there were in all.
+MAX_LISTED_INVALID_LINES = 1000
+
+
 def map_concurrency(max_nodes: int, units: int, node_cap: int = 0) -> int:
     """Work units the Map runs at once: one node each, at most maxNodes, and at most the
     deployment's ``max_concurrent_nodes`` when set (0: no cap)."""
@@ -69,7 +75,11 @@ def mission_id_for(dedupe_key: str) -> str:
     return f"m-{dedupe_key[:16]}"
 
 
-def plan_mission(event: Any, execution_arn: str, svc: Ports) -> PlanResult:
+def plan_mission(
+    event: Any, execution_arn: str, svc: Ports, room: LambdaRoom | None = None
+) -> PlanResult:
+    """Plan the mission; ``room`` (the invocation's memory and /tmp) refuses inputs that
+    cannot fit before they are downloaded (None: no limit, as on a laptop)."""
     request = parse_execution_input(event)
     start = validate_start(
         request,
@@ -78,8 +88,11 @@ def plan_mission(event: Any, execution_arn: str, svc: Ports) -> PlanResult:
         head_sample=object_head(svc.objects),
     )
     params, sample = start.params, start.sample
+    library = pin_library(params, svc)
+    if room is not None:
+        room.check_inputs(_input_sizes(sample, library))
     with tempfile.TemporaryDirectory(prefix="lighthpc-plan-") as tmp:
-        inputs = fetch_inputs(sample, params, svc, Path(tmp))
+        inputs = fetch_inputs(sample, library, params, svc, Path(tmp))
         workload = load_workload(params.workload)
         report = workload.validate(inputs)
         if report.items == 0:
@@ -109,6 +122,7 @@ def plan_mission(event: Any, execution_arn: str, svc: Ports) -> PlanResult:
         execution_arn=execution_arn,
         expires=ttl,
         invalid_lines=report.invalid_lines,
+        library=library,
     )
     existing = svc.store.create_mission(record)
     if existing is not None and existing.execution_arn != execution_arn:
@@ -124,18 +138,41 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def fetch_inputs(sample: SampleRef, params: MissionParams, svc: Ports, into: Path) -> WorkInputs:
-    """Download the sample (pinned version) and the reference library, if any, into ``into``."""
+def pin_library(params: MissionParams, svc: Ports) -> SampleRef | None:
+    """The library named by ``params`` as HEAD sees it now: the version every node of the
+    mission will read (None: the workload's built-in library)."""
+    if not params.library:
+        return None
+    bucket, key = parse_s3_uri(params.library)
+    try:
+        head = svc.objects.head(bucket, key)
+    except ObjectUnavailable as exc:
+        raise MissionInvalidInput(f"library {params.library} cannot be read ({exc.code})") from exc
+    return SampleRef(bucket, key, etag=head.etag, version_id=head.version_id, size=head.size)
+
+
+def _input_sizes(sample: SampleRef, library: SampleRef | None) -> dict[str, int]:
+    sizes = {f"sample {sample.uri}": sample.size or 0}
+    if library is not None:
+        sizes[f"library {library.uri}"] = library.size or 0
+    return sizes
+
+
+def fetch_inputs(
+    sample: SampleRef, library: SampleRef | None, params: MissionParams, svc: Ports, into: Path
+) -> WorkInputs:
+    """Download the sample and the library, if any, at their pinned versions into ``into``."""
     local = into / "sample"
     svc.objects.download(sample.bucket, sample.key, local, version_id=sample.version_id)
     reference = None
-    if params.library:
-        bucket, key = parse_s3_uri(params.library)
+    if library is not None:
         reference = into / "library"
         try:
-            svc.objects.download(bucket, key, reference)
+            svc.objects.download(
+                library.bucket, library.key, reference, version_id=library.version_id
+            )
         except ObjectUnavailable as exc:
-            raise MissionInvalidInput(f"library {params.library} cannot be read") from exc
+            raise MissionInvalidInput(f"library {library.uri} cannot be read") from exc
     return WorkInputs(sample=local, reference=reference, options=params.workload_options())
 
 
@@ -149,6 +186,7 @@ def _mission_record(
     execution_arn: str,
     expires: int,
     invalid_lines: Sequence[int],
+    library: SampleRef | None,
 ) -> MissionRecord:
     return MissionRecord(
         mission_id=mission_id,
@@ -157,12 +195,13 @@ def _mission_record(
         source=request.source,
         profile=request.profile,
         sample=sample,
+        library=library,
         params=params.to_wire(),
         shards=plan.shards,
         units=plan.units,
         created_at=time.time(),
         expires_at=expires,
-        invalid_sample_lines=tuple(invalid_lines[:1000]),
+        invalid_sample_lines=tuple(invalid_lines[:MAX_LISTED_INVALID_LINES]),
         invalid_sample_count=len(invalid_lines),
     )
 

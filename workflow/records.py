@@ -42,6 +42,7 @@ _MISSION_KEYS = frozenset(
         "missionId",
         "status",
         "sample",
+        "library",
         "params",
         "executionArn",
         "source",
@@ -102,6 +103,7 @@ class MissionRecord:
     duration_seconds: float | None = None
     cost: float | None = None
     finished_at: float | None = None
+    library: SampleRef | None = None  # the reference library, pinned at planning (None: default)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def mission_params(self) -> MissionParams:
@@ -110,18 +112,13 @@ class MissionRecord:
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> MissionRecord:
-        sample = item.get("sample") or {}
         failed = item.get("failedShards")
+        library = item.get("library")
         return cls(
             mission_id=str(item["missionId"]),
             status=MissionStatus(item["status"]),
-            sample=SampleRef(
-                bucket=str(sample.get("bucket", "")),
-                key=str(sample.get("key", "")),
-                etag=sample.get("etag"),
-                version_id=sample.get("versionId"),
-                size=_opt_int(sample.get("size")),
-            ),
+            sample=_object_ref(item.get("sample") or {}),
+            library=None if library is None else _object_ref(library),
             params=dict(item.get("params") or {}),
             execution_arn=item.get("executionArn"),
             source=item.get("source"),
@@ -158,13 +155,8 @@ class MissionRecord:
             "executionArn": self.execution_arn,
             "source": self.source,
             "profile": self.profile,
-            "sample": {
-                "bucket": self.sample.bucket,
-                "key": self.sample.key,
-                "etag": self.sample.etag,
-                "versionId": self.sample.version_id,
-                "size": self.sample.size,
-            },
+            "sample": _object_item(self.sample),
+            "library": None if self.library is None else _object_item(self.library),
             "params": dict(self.params),
             "shards": self.shards,
             "units": self.units,
@@ -330,6 +322,26 @@ def plan_items(
     if expires_at is not None:
         items = [{**it, TTL_ATTRIBUTE: expires_at} for it in items]
     return items
+
+
+def _object_ref(item: Mapping[str, Any]) -> SampleRef:
+    return SampleRef(
+        bucket=str(item.get("bucket", "")),
+        key=str(item.get("key", "")),
+        etag=item.get("etag"),
+        version_id=item.get("versionId"),
+        size=_opt_int(item.get("size")),
+    )
+
+
+def _object_item(ref: SampleRef) -> dict[str, Any]:
+    return {
+        "bucket": ref.bucket,
+        "key": ref.key,
+        "etag": ref.etag,
+        "versionId": ref.version_id,
+        "size": ref.size,
+    }
 
 
 def _opt_int(value: Any) -> int | None:

@@ -6,10 +6,14 @@ from typing import Any
 
 import pytest
 
+from localcloud.lambda_runtime import load_function_limits
 from localcloud.stack import SOURCE_RULE_NAME, LocalStack
 from tests.functional.conftest import notices, start_manual, wait_execution
+from workflow import planning
+from workflow.lambda_room import LambdaRoom
 
 GOOD_KEY = "incoming/good.txt"
+HUGE_LIBRARY = "libraries/huge.smi"
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +28,9 @@ def loaded(shared_stack: LocalStack) -> LocalStack:
     s3.put_object(Bucket=bucket, Key="incoming/latin1.smi", Body="CCO\tÉthanol\n".encode("latin-1"))
     s3.put_object(Bucket=bucket, Key="incoming/junk.smi", Body=b"not-a-smiles\n%%%%\n")
     s3.put_object(Bucket=bucket, Key="elsewhere/x.txt", Body=b"a\n")
+    # One byte more than the 1,024 MB PlanMission reads in memory (workflow.lambda_room).
+    room = LambdaRoom(memory_mb=load_function_limits()["light_scheduler"].memory_mb)
+    s3.put_object(Bucket=bucket, Key=HUGE_LIBRARY, Body=b"C\n" * (room.input_bytes_in_memory // 2))
     stack.services.store.put_profile("default", {"workload": "noop"}, 0.0)
     return stack
 
@@ -55,6 +62,16 @@ CASES: list[tuple[str, Any, str]] = [
     ("unknown instance type", _manual(GOOD_KEY, instanceTypes=["q9.huge"]), "q9.huge"),
     ("negative heartbeat", _manual(GOOD_KEY, heartbeatSeconds=-1), "params.heartbeatSeconds"),
     ("unknown param", _manual(GOOD_KEY, colour="red"), "params.colour: unknown parameter"),
+    (
+        "missing library",
+        _manual(GOOD_KEY, library="s3://lighthpc-source/libraries/nope.smi"),
+        "library s3://lighthpc-source/libraries/nope.smi cannot be read",
+    ),
+    (
+        "library larger than PlanMission's memory",
+        _manual(GOOD_KEY, library=f"s3://lighthpc-source/{HUGE_LIBRARY}"),
+        "too large for PlanMission's memory",
+    ),
 ]
 
 
@@ -73,3 +90,20 @@ def test_bad_input_is_rejected_cleanly(
     assert loaded.services.ddb.scan(TableName=loaded.settings.trans_table)["Count"] == 0
     listed = loaded.services.s3.list_objects_v2(Bucket=loaded.settings.result_bucket)
     assert listed.get("KeyCount", 0) == 0
+
+
+def test_an_unexpected_planning_error_is_notified_without_a_stack_trace(
+    loaded: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_args: object) -> None:
+        raise RuntimeError("planner bug")
+
+    monkeypatch.setattr(planning, "plan_shards", broken)
+    desc = wait_execution(loaded, start_manual(loaded, _manual(GOOD_KEY)))
+    assert desc["status"] == "FAILED"
+    assert desc["error"] == "RuntimeError"
+    assert "stackTrace" not in desc["cause"] and "planner bug" not in desc["cause"]
+    [message] = notices(loaded)
+    assert "could not be planned (RuntimeError)" in message
+    assert desc["executionArn"] in message and "stackTrace" not in message
+    assert [m.mission_id for m in loaded.services.store.scan_missions()] == []

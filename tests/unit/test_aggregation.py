@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import json
+
 from hypothesis import given
 from hypothesis import strategies as st
 
-from workflow.aggregation import _instance_keys, decide_status
+from workflow.aggregation import (
+    MAX_LISTED_FAILURES,
+    MAX_LISTED_ITEMS,
+    MissionSummary,
+    _instance_keys,
+    decide_status,
+    mission_fields,
+    mission_usage,
+)
 from workflow.cost import PriceList, estimate
 from workflow.instance_types import CATALOG
-from workflow.states import MissionStatus
+from workflow.records import MissionRecord, ShardRecord
+from workflow.request import SampleRef
+from workflow.states import MissionStatus, ShardStatus
 
 
 @given(
@@ -50,3 +62,48 @@ def test_reported_instance_seconds_are_priced_and_unknown_types_are_skipped() ->
     cost = estimate(Usage(instance_seconds=keys))
     expected = CATALOG["c6i.large"].on_demand_hourly * (PriceList().spot_fraction + 0.5)
     assert abs(cost.compute - expected) < 1e-9
+
+
+DYNAMODB_ITEM_LIMIT = 400 * 1024
+
+
+@given(
+    failed=st.integers(min_value=0, max_value=100_000),
+    error_chars=st.integers(min_value=0, max_value=20_000),
+    invalid=st.integers(min_value=0, max_value=200_000),
+)
+def test_no_mission_item_can_pass_400_kb_and_it_says_what_it_left_out(
+    failed: int, error_chars: int, invalid: int
+) -> None:
+    shards = [
+        ShardRecord(
+            "m", f"s{i:06d}", "u0000", i, i, i + 1, ShardStatus.FAILED, 1, error="e" * error_chars
+        )
+        for i in range(min(failed, MAX_LISTED_FAILURES + 3))
+    ]
+    summary = MissionSummary(
+        mission_id="m",
+        status=MissionStatus.FAILED,
+        shards=failed + 1,
+        done=1,
+        failed=failed,
+        failed_shards=tuple(s.shard_id for s in shards[:MAX_LISTED_FAILURES]),
+        retries=0,
+        interruptions=0,
+        result_uri="s3://r/missions/m/result.csv",
+        duration_seconds=1.0,
+        cost=estimate(mission_usage([], [])),
+        cause="c" * 1000,
+        reduce_summary={"queries": 3, "invalidQueryLines": list(range(invalid))},
+    )
+    record = MissionRecord(
+        "m", MissionStatus.RUNNING, SampleRef("b", "k"), invalid_sample_count=invalid
+    )
+    item = {**record.to_item(), **mission_fields(summary, shards)}
+    assert len(json.dumps(item).encode()) < DYNAMODB_ITEM_LIMIT
+    assert item["failedShardsOmitted"] == max(0, len(shards) - MAX_LISTED_FAILURES)
+    listed = item["reduce"]["invalidQueryLines"]
+    assert listed == list(range(min(invalid, MAX_LISTED_ITEMS)))
+    assert item["reduce"]["invalidQueryLinesOmitted"] == invalid - len(listed)
+    omitted = failed - len(summary.failed_shards)
+    assert ("more)" in summary.message()) == (omitted > 0)

@@ -26,6 +26,8 @@ def test_item_selector_is_applied_like_the_map_does() -> None:
         "shards": 7,
         "heartbeatSeconds": 5,
         "timeoutSeconds": 60,
+        "attemptBase": 0,
+        "earlySuccesses": 0,
     }
 
 
@@ -45,9 +47,9 @@ def test_a_large_plan_keeps_every_state_payload_small() -> None:
 
 def test_state_output_applies_result_path_then_output_path() -> None:
     asl = json.loads((Path(__file__).parents[2] / "statemachine.asl.json").read_text())
-    launch = asl["States"]["RunWorkUnits"]["ItemProcessor"]["States"]["LaunchNode"]
+    record = asl["States"]["RunWorkUnits"]["ItemProcessor"]["States"]["RecordUnitFailure"]
     item = {"unitId": "u0007", "missionId": "m-1"}
-    assert state_output(launch, item, {"report": "large"}) == "u0007"
+    assert state_output(record, item, {"report": "large"}) == "u0007"
     assert state_output({"ResultPath": "$.r"}, {"a": 1}, 2) == {"a": 1, "r": 2}
     assert state_output({}, {"a": 1}, {"b": 2}) == {"b": 2}
 
