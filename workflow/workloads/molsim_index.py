@@ -41,9 +41,12 @@ class FingerprintIndex:
     entries: int
 
     def label_rank(self) -> npt.NDArray[np.int64]:
-        """Position -> rank in (id, position) order: the tie order of molsim hits."""
+        """Position -> rank in (id, position) order: the tie order of molsim hits.
+
+        One extra last entry, past every rank, is what position ``-1`` (no hit) maps to.
+        """
         order = sorted(range(len(self.idents)), key=lambda i: (self.idents[i], i))
-        ranks = np.zeros(max(self.entries, 1), np.int64)
+        ranks = np.full(self.entries + 1, len(order), np.int64)
         ranks[self.positions[order]] = np.arange(len(order), dtype=np.int64)
         return ranks
 

@@ -8,6 +8,8 @@ similarity takes part in the final sort, so the result equals a full sort of all
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import numpy.typing as npt
 
@@ -24,19 +26,17 @@ def empty_tops(n_queries: int, k: int) -> tuple[FloatRows, IntRows]:
     return np.full((n_queries, k), NO_SIMILARITY), np.full((n_queries, k), NO_REF, np.int64)
 
 
-def top_k_rows(sims: FloatRows, ranks: IntRows, k: int) -> IntRows:
+def top_k_rows(sims: FloatRows, rank_of: Callable[[IntRows, IntRows], IntRows], k: int) -> IntRows:
     """Column indices of each row's first ``k`` under (similarity desc, rank asc), in order.
 
-    ``sims`` and ``ranks`` are (rows, n) with n >= k. Rows keep exactly ``k`` columns.
+    ``sims`` is (rows, n) with n >= k; ``rank_of(rows, cols)`` gives the tie ranks of those
+    cells, asked only for the few cells at or above each row's K-th similarity.
     """
     rows_n, n = sims.shape
-    if n == k:
-        whole: IntRows = np.lexsort((ranks, -sims), axis=-1).astype(np.int64)
-        return whole
     kth = np.partition(sims, n - k, axis=1)[:, n - k]
     mask = sims >= kth[:, None]
     rows, cols = np.nonzero(mask)
-    order = np.lexsort((ranks[rows, cols], -sims[rows, cols], rows))
+    order = np.lexsort((rank_of(rows, cols), -sims[rows, cols], rows))
     rows, cols = rows[order], cols[order]
     counts = np.count_nonzero(mask, axis=1)
     starts = np.cumsum(counts) - counts
@@ -55,11 +55,19 @@ def merge_block(
     """Fold a block (rows: queries, columns: references ``block_ref``) into the running top-K.
 
     ``top_ref``/``block_ref`` hold library positions (``-1`` = padding); ``label_rank`` maps
-    a position to its rank in the tie order (padding maps past every real reference).
+    a position to its rank in the tie order, and its last entry (index ``-1``) ranks padding
+    after every real reference.
     """
     k = top_sim.shape[1]
     sims = np.concatenate([top_sim, block_sim], axis=1)
-    refs = np.concatenate([top_ref, np.broadcast_to(block_ref, block_sim.shape)], axis=1)
-    ranks = np.where(refs >= 0, label_rank[refs], label_rank.size)
-    cols = top_k_rows(sims, ranks, k)
-    return np.take_along_axis(sims, cols, 1), np.take_along_axis(refs, cols, 1)
+
+    def refs_at(rows: IntRows, cols: IntRows) -> IntRows:
+        in_top = cols < k
+        picked: IntRows = np.where(
+            in_top, top_ref[rows, np.minimum(cols, k - 1)], block_ref[np.maximum(cols - k, 0)]
+        )
+        return picked
+
+    cols = top_k_rows(sims, lambda rows, cols: label_rank[refs_at(rows, cols)], k)
+    rows = np.broadcast_to(np.arange(sims.shape[0])[:, None], cols.shape)
+    return np.take_along_axis(sims, cols, 1), refs_at(rows, cols)
