@@ -3,8 +3,8 @@
 Queries are molecules taken from the reference library itself (the 4,999 NCI molecules RDKit
 ships, ``default_library_path()``): the first Q molecule lines, renamed ``q<id>``. With
 ``--queries auto`` (the default) Q is calibrated so that the plain script takes at least
-``--min-script`` seconds (30): a 300-query probe is timed and extrapolated with a 25 % margin
-(past the library size the molecules repeat under new ids).
+``--min-script`` seconds (30): 300- and 600-query probes are timed and extrapolated with a
+25 % margin (past the library size the molecules repeat under new ids).
 
 In the same script run:
 
@@ -191,13 +191,19 @@ def shard_code_one_process(queries: Path, top_k: int, out: Path) -> tuple[float,
 
 
 def calibrate(work: Path, min_script: float, top_k: int) -> int:
+    """Queries for ``min_script`` seconds of script: two probes split the fixed cost (the
+    library's fingerprints) from the per-query cost."""
     from workflow.workloads.molsim import default_library_path
 
-    probe = work / "probe.smi"
-    write_queries(probe, PROBE_QUERIES)
-    seconds = plain_script(probe, default_library_path(), top_k, work / "probe.csv")
-    wanted = int(min_script * MARGIN / seconds * PROBE_QUERIES)
-    log(f"probe: {PROBE_QUERIES} queries in {seconds:.2f} s -> {wanted} queries wanted")
+    seconds = []
+    for count in (PROBE_QUERIES, 2 * PROBE_QUERIES):
+        probe = work / f"probe{count}.smi"
+        write_queries(probe, count)
+        seconds.append(plain_script(probe, default_library_path(), top_k, work / "probe.csv"))
+    per_query = max((seconds[1] - seconds[0]) / PROBE_QUERIES, 1e-6)
+    fixed = max(seconds[0] - per_query * PROBE_QUERIES, 0.0)
+    wanted = int((min_script * MARGIN - fixed) / per_query)
+    log(f"probe: {per_query * 1000:.2f} ms per query + {fixed:.2f} s -> {wanted} queries wanted")
     return max(PROBE_QUERIES, wanted)
 
 
