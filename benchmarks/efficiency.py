@@ -118,7 +118,9 @@ def fpsim2_search(queries: Path, library: Path, top_k: int, work: Path) -> tuple
     """(database build seconds, search seconds) with FPSim2, one worker."""
     from FPSim2 import FPSim2Engine
     from FPSim2.io import create_db_file
+    from rdkit import Chem, RDLogger
 
+    RDLogger.DisableLog("rdApp.*")
     db = work / "library.h5"
     started = time.perf_counter()
     create_db_file(
@@ -132,7 +134,9 @@ def fpsim2_search(queries: Path, library: Path, top_k: int, work: Path) -> tuple
     built = time.perf_counter() - started
     started = time.perf_counter()
     for smiles, _ in _smiles_lines(queries):
-        engine.top_k(smiles, k=top_k, threshold=0.0, n_workers=1)
+        mol = Chem.MolFromSmiles(smiles)
+        if mol is not None:  # FPSim2 raises on an unparsable query; the script skips it too
+            engine.top_k(mol, k=top_k, threshold=0.0, n_workers=1)
     return built, time.perf_counter() - started
 
 
