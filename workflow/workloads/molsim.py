@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import csv
 import heapq
-import json
+import io
 import logging
 import os
 import re
+import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,9 +48,13 @@ from workflow.workloads.base import (
 )
 
 _RDKIT_MISSING: ImportError | None = None
-try:
+try:  # numpy comes with the same extra; the helpers below import it
+    import numpy as np
     from rdkit import Chem, DataStructs, RDConfig, rdBase
     from rdkit.Chem import rdFingerprintGenerator
+
+    from workflow.workloads.molsim_index import FingerprintIndex, cached_index
+    from workflow.workloads.molsim_topk import FloatRows, IntRows, empty_tops, merge_block
 except ImportError as exc:
     _RDKIT_MISSING = exc
 
@@ -65,7 +70,7 @@ MORGAN_BITS = 2048
 
 FINAL_HEADER = ("query_id", "rank", "ref_id", "similarity")
 SHARD_HEADER = (*FINAL_HEADER, "query_index", "ref_index")
-_CHECKPOINT_FORMAT = "molsim-checkpoint/1"
+_CHECKPOINT_FORMAT = "molsim-checkpoint/2"
 
 
 class SmilesEntry(NamedTuple):
@@ -136,6 +141,12 @@ def default_library_path() -> Path:
 
 def library_path(inputs: WorkInputs) -> Path:
     return inputs.reference if inputs.reference is not None else default_library_path()
+
+
+def _load_library(inputs: WorkInputs, work_cache: Path) -> FingerprintIndex:
+    """Library loading in one place; a staged library caches next to its node-local copy."""
+    path = library_path(inputs)
+    return library_index(path, path.parent if inputs.reference is not None else work_cache)
 
 
 def top_k_option(options: Mapping[str, Any]) -> int:
@@ -214,71 +225,105 @@ def _reference_fingerprints(
     return fingerprints, labels
 
 
-def _merge_block(
-    top: list[Candidate], similarities: Sequence[float], labels: Sequence[tuple[str, int]], k: int
-) -> list[Candidate]:
-    """Fold one block's similarities into a query's running top-K."""
-    floor = top[-1].similarity if len(top) >= k else -1.0
-    fresh = [
-        Candidate(sim, ref_id, ref_index)
-        for sim, (ref_id, ref_index) in zip(similarities, labels, strict=True)
-        if sim >= floor
-    ]
-    return select_top_k([*top, *fresh], k) if fresh else top
+def _fingerprint_settings() -> str:
+    return f"morgan r{MORGAN_RADIUS} {MORGAN_BITS} bits, rdkit {rdBase.rdkitVersion}"
 
 
-@dataclass(frozen=True)
-class _Searcher:
-    """What every block of a shard needs: the query fingerprints, K and the generator."""
+def _decode_fingerprint(binary: bytes) -> Any:
+    # The stub only lists ``str`` pickles; RDKit takes the ``bytes`` that ToBinary returns.
+    return DataStructs.ExplicitBitVect(binary)  # type: ignore[call-overload]
 
-    query_fps: Sequence[Any]
-    k: int
-    generator: Any
 
-    def scan(self, tops: list[list[Candidate]], block: Sequence[SmilesEntry], first: int) -> None:
-        """Fold references ``block`` (library positions from ``first``) into ``tops``."""
-        ref_fps, labels = _reference_fingerprints(block, first, self.generator)
-        if not ref_fps:
-            return
-        for q, query_fp in enumerate(self.query_fps):
-            similarities = DataStructs.BulkTanimotoSimilarity(query_fp, ref_fps)
-            tops[q] = _merge_block(tops[q], similarities, labels, self.k)
+def library_index(path: Path, cache_dir: Path) -> FingerprintIndex:
+    """The library's fingerprints (positions = molecule-line positions), cached by content."""
+
+    def build() -> tuple[list[bytes], list[str], list[int], int]:
+        entries = read_smiles_file(path, "reference library")
+        fps, labels = _reference_fingerprints(entries, 0, _fingerprinter())
+        return (
+            [fp.ToBinary() for fp in fps],
+            [i for i, _ in labels],
+            [p for _, p in labels],
+            len(entries),
+        )
+
+    require_rdkit()
+    return cached_index(path, cache_dir, _fingerprint_settings(), build, _decode_fingerprint)
+
+
+def query_index(path: Path, cache_dir: Path) -> FingerprintIndex:
+    """The sample's valid queries (positions = ``Query.index``), cached by content."""
+
+    def build() -> tuple[list[bytes], list[str], list[int], int]:
+        queries = load_queries(path).queries
+        generator = _fingerprinter()
+        binaries = [generator.GetFingerprint(q.mol).ToBinary() for q in queries]
+        return binaries, [q.ident for q in queries], [q.index for q in queries], len(queries)
+
+    require_rdkit()
+    return cached_index(path, cache_dir, _fingerprint_settings(), build, _decode_fingerprint)
 
 
 @dataclass
 class _ShardState:
+    """The running top-K of every query: similarities and library positions (``-1`` = none)."""
+
     position: int
-    tops: list[list[Candidate]]
+    top_sim: FloatRows
+    top_ref: IntRows
+
+
+@dataclass(frozen=True)
+class _Searcher:
+    """What every block of a shard needs: query fingerprints, the library and its tie order."""
+
+    query_fps: Sequence[Any]
+    library: FingerprintIndex
+    label_rank: IntRows
+
+    def scan(self, state: _ShardState, stop: int) -> None:
+        """Fold library positions ``[state.position, stop)`` into the state's top-K."""
+        positions = self.library.positions
+        lo, hi = np.searchsorted(positions, [state.position, stop]).tolist()
+        if lo < hi:
+            block_fps = self.library.fingerprints[lo:hi]
+            sims = np.empty((len(self.query_fps), hi - lo))
+            for q, query_fp in enumerate(self.query_fps):
+                sims[q] = DataStructs.BulkTanimotoSimilarity(query_fp, block_fps)
+            state.top_sim, state.top_ref = merge_block(
+                state.top_sim, state.top_ref, sims, positions[lo:hi], self.label_rank
+            )
+        state.position = stop
 
 
 def _encode_checkpoint(shard: ShardRange, k: int, state: _ShardState) -> bytes:
-    """JSON keeps floats exact (``repr`` round-trips), so resuming changes no result."""
-    return json.dumps(
-        {
-            "format": _CHECKPOINT_FORMAT,
-            "start": shard.start,
-            "end": shard.end,
-            "topK": k,
-            "position": state.position,
-            "tops": [[list(c) for c in top] for top in state.tops],
-        },
-        separators=(",", ":"),
-    ).encode()
+    """Binary ``.npz`` of the exact float64 top-K: cheap to write, resuming changes no result."""
+    buffer = io.BytesIO()
+    np.savez(
+        buffer,
+        header=np.array([_CHECKPOINT_FORMAT]),
+        bounds=np.array([shard.start, shard.end, k, state.position], np.int64),
+        top_sim=state.top_sim,
+        top_ref=state.top_ref,
+    )
+    return buffer.getvalue()
 
 
 def _decode_checkpoint(payload: bytes, shard: ShardRange, k: int, n_queries: int) -> _ShardState:
     """Parse and check a checkpoint; raises ValueError when it does not belong to this run."""
     try:
-        data = json.loads(payload)
-        header = (data["format"], data["start"], data["end"], data["topK"], len(data["tops"]))
-        position = int(data["position"])
-        tops = [[Candidate(float(s), str(r), int(i)) for s, r, i in top] for top in data["tops"]]
-    except (ValueError, TypeError, KeyError) as exc:
+        with np.load(io.BytesIO(payload), allow_pickle=False) as data:
+            header = str(data["header"][0])
+            start, end, top_k, position = (int(v) for v in data["bounds"])
+            top_sim = np.asarray(data["top_sim"], np.float64)
+            top_ref = np.asarray(data["top_ref"], np.int64)
+    except (OSError, ValueError, TypeError, KeyError, IndexError, zipfile.BadZipFile) as exc:
         raise ValueError(f"unreadable checkpoint: {exc}") from exc
-    expected = (_CHECKPOINT_FORMAT, shard.start, shard.end, k, n_queries)
-    if header != expected or not shard.start <= position <= shard.end:
-        raise ValueError(f"checkpoint {header} at {position} does not match {expected}")
-    return _ShardState(position, tops)
+    found = (header, start, end, top_k, top_sim.shape, top_ref.shape)
+    expected = (_CHECKPOINT_FORMAT, shard.start, shard.end, k, (n_queries, k), (n_queries, k))
+    if found != expected or not shard.start <= position <= shard.end:
+        raise ValueError(f"checkpoint {found} at {position} does not match {expected}")
+    return _ShardState(position, top_sim, top_ref)
 
 
 def _initial_state(shard: ShardRange, k: int, n_queries: int, resume: bytes | None) -> _ShardState:
@@ -290,39 +335,60 @@ def _initial_state(shard: ShardRange, k: int, n_queries: int, resume: bytes | No
             logger.warning(
                 "shard %s: ignoring checkpoint, restarting", shard.shard_id, exc_info=True
             )
-    return _ShardState(shard.start, [[] for _ in range(n_queries)])
+    return _ShardState(shard.start, *empty_tops(n_queries, k))
 
 
-def _library_slice(path: Path, shard: ShardRange) -> list[SmilesEntry]:
-    entries = read_smiles_file(path, "reference library")
-    if not 0 <= shard.start <= shard.end <= len(entries):
+def _check_range(library: FingerprintIndex, shard: ShardRange) -> None:
+    if not 0 <= shard.start <= shard.end <= library.entries:
         raise ShardFailed(
             f"shard range [{shard.start}, {shard.end}) is outside the reference library "
-            f"({len(entries)} molecules)"
+            f"({library.entries} molecules)"
         )
-    return entries[shard.start : shard.end]
 
 
 def write_shard_csv(path: Path, queries: Sequence[Query], tops: Sequence[list[Candidate]]) -> int:
     """Write a shard's partial top-K with exact similarities; returns the row count."""
-    rows = 0
+    return _write_shard_rows(
+        path,
+        (
+            (query.ident, rank, cand.ref_id, repr(cand.similarity), query.index, cand.ref_index)
+            for query, top in zip(queries, tops, strict=True)
+            for rank, cand in enumerate(top, start=1)
+        ),
+    )
+
+
+def _write_shard_rows(path: Path, rows: Iterable[tuple[str, int, str, str, int, int]]) -> int:
+    count = 0
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(SHARD_HEADER)
-        for query, top in zip(queries, tops, strict=True):
-            for rank, cand in enumerate(top, start=1):
-                writer.writerow(
-                    (
-                        query.ident,
-                        rank,
-                        cand.ref_id,
-                        repr(cand.similarity),
-                        query.index,
-                        cand.ref_index,
-                    )
-                )
-                rows += 1
-    return rows
+        for row in rows:
+            writer.writerow(row)
+            count += 1
+    return count
+
+
+def _write_state(
+    path: Path, queries: FingerprintIndex, library: FingerprintIndex, state: _ShardState
+) -> int:
+    """The shard file of a finished state (padding ``-1`` entries are not hits)."""
+    ref_ids = dict(zip(library.positions.tolist(), library.idents, strict=True))
+    return _write_shard_rows(
+        path,
+        (
+            (q_id, rank, ref_ids[ref], repr(sim), q_index, ref)
+            for q_id, q_index, sims, refs in zip(
+                queries.idents,
+                queries.positions.tolist(),
+                state.top_sim.tolist(),
+                state.top_ref.tolist(),
+                strict=True,
+            )
+            for rank, (sim, ref) in enumerate(zip(sims, refs, strict=True), start=1)
+            if ref >= 0
+        ),
+    )
 
 
 def read_shard_csv(path: Path) -> list[tuple[int, str, Candidate]]:
@@ -407,11 +473,12 @@ class MolsimWorkload:
 
     def run(self, shard: ShardRange, inputs: WorkInputs, ctx: ShardContext) -> ShardOutcome:
         k = top_k_option(inputs.options)
-        queries = load_queries(inputs.sample).queries
-        refs = _library_slice(library_path(inputs), shard)
-        generator = _fingerprinter()
-        searcher = _Searcher([generator.GetFingerprint(q.mol) for q in queries], k, generator)
-        state = _initial_state(shard, k, len(queries), ctx.resume)
+        # The unit's shards share their parent directory: fingerprints are computed once there.
+        queries = query_index(inputs.sample, ctx.work_dir.parent)
+        library = _load_library(inputs, ctx.work_dir.parent)
+        _check_range(library, shard)
+        searcher = _Searcher(queries.fingerprints, library, library.label_rank())
+        state = _initial_state(shard, k, len(queries.idents), ctx.resume)
         block = max(1, ctx.checkpoint_every)
         while state.position < shard.end:
             if ctx.stop_requested():
@@ -419,15 +486,13 @@ class MolsimWorkload:
                 ctx.save_checkpoint(payload, state.position)
                 return ShardStopped(checkpoint=payload, position=state.position)
             stop = min(state.position + block, shard.end)
-            chunk = refs[state.position - shard.start : stop - shard.start]
-            searcher.scan(state.tops, chunk, state.position)
-            state.position = stop
+            searcher.scan(state, stop)
             ctx.progress(stop)
             if stop < shard.end:
                 ctx.save_checkpoint(_encode_checkpoint(shard, k, state), stop)
         out = ctx.work_dir / f"{_file_stem(shard.shard_id)}.molsim.csv"
-        rows = write_shard_csv(out, queries, state.tops)
-        return ShardDone(result=out, stats={"queries": len(queries), "rows": rows})
+        rows = _write_state(out, queries, library, state)
+        return ShardDone(result=out, stats={"queries": len(queries.idents), "rows": rows})
 
     def reduce(self, results: Sequence[Path], out: Path, inputs: WorkInputs) -> Mapping[str, Any]:
         """Top-K per query over the union of the shards' top-K lists (same key, so exact)."""

@@ -1,0 +1,139 @@
+"""molsim's fast path: vectorised top-K equals a naive sort, fingerprints cached by content."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from workflow.workloads.base import ShardContext, ShardDone, ShardRange, WorkInputs
+from workflow.workloads.molsim import MolsimWorkload, default_library_path, library_index
+from workflow.workloads.molsim_index import FingerprintIndex
+from workflow.workloads.molsim_topk import empty_tops, merge_block
+
+# Few distinct values so ties (at the cut, across blocks) are the common case.
+_SIMS = st.one_of(st.sampled_from([0.0, 0.25, 1 / 3, 0.5, 1.0]), st.floats(0.0, 1.0))
+_IDS = st.sampled_from(["1", "10", "9", "a", "b", "A", "é"])
+
+
+@st.composite
+def _problems(
+    draw: st.DrawFn,
+) -> tuple[list[str], list[int], list[list[float]], list[int], int]:
+    """Reference ids, their library positions (gaps = unparsable lines), sims, cuts, K."""
+    ref_ids = draw(st.lists(_IDS, min_size=1, max_size=30))
+    gaps = draw(st.lists(st.integers(0, 2), min_size=len(ref_ids), max_size=len(ref_ids)))
+    positions = list(itertools.accumulate(g + 1 for g in gaps))
+    n_queries = draw(st.integers(1, 4))
+    sims = [
+        draw(st.lists(_SIMS, min_size=len(ref_ids), max_size=len(ref_ids)))
+        for _ in range(n_queries)
+    ]
+    cuts = draw(st.lists(st.integers(0, len(ref_ids)), max_size=6))
+    return ref_ids, positions, sims, sorted({0, len(ref_ids), *cuts}), draw(st.integers(1, 8))
+
+
+def _naive(
+    ref_ids: list[str], positions: list[int], sims: list[float], k: int
+) -> list[tuple[float, int]]:
+    ranked = sorted(range(len(sims)), key=lambda r: (-sims[r], ref_ids[r], positions[r]))
+    return [(sims[r], positions[r]) for r in ranked[:k]]
+
+
+@settings(max_examples=200, deadline=None)
+@given(_problems())
+def test_blockwise_vectorised_top_k_equals_a_naive_full_sort(
+    problem: tuple[list[str], list[int], list[list[float]], list[int], int],
+) -> None:
+    ref_ids, positions, sims, bounds, k = problem
+    index = FingerprintIndex([], ref_ids, np.array(positions, np.int64), positions[-1] + 1)
+    label_rank = index.label_rank()
+    matrix = np.array(sims, np.float64)
+    refs = np.array(positions, np.int64)
+    top_sim, top_ref = empty_tops(len(sims), k)
+    for lo, hi in itertools.pairwise(bounds):
+        top_sim, top_ref = merge_block(top_sim, top_ref, matrix[:, lo:hi], refs[lo:hi], label_rank)
+    for q, row in enumerate(sims):
+        got = [
+            (s, r) for s, r in zip(top_sim[q].tolist(), top_ref[q].tolist(), strict=True) if r >= 0
+        ]
+        assert got == _naive(ref_ids, positions, row, k)
+
+
+def _counting_build(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Record every fingerprint build (a cache hit builds nothing)."""
+    from workflow.workloads import molsim
+
+    built: list[Path] = []
+    original = molsim._reference_fingerprints
+
+    def counting(*args: object, **kwargs: object) -> object:
+        built.append(Path("library"))
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(molsim, "_reference_fingerprints", counting)
+    return built
+
+
+def _library(tmp_path: Path, count: int) -> Path:
+    lines = default_library_path().read_text().splitlines()[:count]
+    path = tmp_path / "lib.smi"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_library_fingerprints_are_built_once_per_content(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built = _counting_build(monkeypatch)
+    library = _library(tmp_path, 40)
+    cache = tmp_path / "cache"
+    first = library_index(library, cache)
+    again = library_index(library, cache)
+    assert len(built) == 1
+    assert [fp.ToBinary() for fp in again.fingerprints] == [
+        fp.ToBinary() for fp in first.fingerprints
+    ]
+    assert (list(again.idents), again.positions.tolist(), again.entries) == (
+        list(first.idents),
+        first.positions.tolist(),
+        first.entries,
+    )
+    library.write_text(library.read_text() + "CCO new\n")  # a new library version
+    assert library_index(library, cache).entries == first.entries + 1
+    assert len(built) == 2
+
+
+def test_a_damaged_cache_file_is_rebuilt_not_trusted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    library = _library(tmp_path, 20)
+    cache = tmp_path / "cache"
+    expected = library_index(library, cache)
+    (cached,) = cache.glob("molsim-fp-*.npz")
+    cached.write_bytes(cached.read_bytes()[:100])
+    built = _counting_build(monkeypatch)
+    again = library_index(library, cache)
+    assert len(built) == 1
+    assert list(again.idents) == list(expected.idents)
+
+
+def test_shards_of_one_unit_share_one_fingerprint_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built = _counting_build(monkeypatch)
+    library = _library(tmp_path, 60)
+    sample = tmp_path / "q.smi"
+    sample.write_text("c1ccccc1 benzene\nCCO ethanol\n")
+    inputs = WorkInputs(sample=sample, reference=library, options={"topK": 3})
+    shards = tmp_path / "unit" / "shards"
+    for i, (lo, hi) in enumerate(itertools.pairwise([0, 20, 40, 60])):
+        work = shards / f"s{i}"
+        work.mkdir(parents=True)
+        outcome = MolsimWorkload().run(ShardRange(f"s{i}", i, lo, hi), inputs, ShardContext(work))
+        assert isinstance(outcome, ShardDone)
+    assert len(built) == 1
