@@ -138,3 +138,10 @@ class WorkloadUnavailable(LightHpcError):
     retry: the message names the extra to install)."""
 
     error_name = "Workload.Unavailable"
+
+
+class SchedulerInvalidEvent(LightHpcError):
+    """lightScheduler got an event that is not one of its actions' shapes (a unitFailed
+    without ids, an unknown action): a wiring bug or a forgery, never a mission's input."""
+
+    error_name = "Scheduler.InvalidEvent"

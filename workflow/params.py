@@ -169,9 +169,17 @@ def describe_validation_error(exc: ValidationError, what: str) -> str:
         if err["type"] == "extra_forbidden":
             msg = "unknown parameter"
         elif "input" in err and err["type"] not in {"missing", "value_error"}:
-            msg = f"{msg} (got {err['input']!r})"
+            msg = f"{msg} (got {_shown(err['input'])})"
         lines.append(f"{what}.{loc}: {msg}".replace("Value error, ", ""))
     return "; ".join(lines)
+
+
+ECHO_MAX = 80  # characters of a refused value quoted back: a 200 KB value must not travel on
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= ECHO_MAX else f"{text[:ECHO_MAX]}… ({len(text)} characters)"
 
 
 def known_param_names() -> list[str]:
