@@ -17,6 +17,7 @@ from tests.functional.conftest import notices, start_manual, wait_execution
 
 pytestmark = pytest.mark.functional
 
+GOOD_KEY = "incoming/good.txt"
 LONG_KEY = "incoming/" + "k" * 200_000
 
 
@@ -24,11 +25,17 @@ LONG_KEY = "incoming/" + "k" * 200_000
 def manual_only(shared_stack: LocalStack) -> LocalStack:
     shared_stack.services.events.disable_rule(Name=SOURCE_RULE_NAME)
     shared_stack.services.store.put_profile("default", {"workload": "noop"}, 0.0)
+    s3 = shared_stack.services.s3
+    s3.put_object(Bucket=shared_stack.settings.source_bucket, Key=GOOD_KEY, Body=b"a\nb\n")
     return shared_stack
 
 
 def _s3_event(detail: Any) -> dict[str, Any]:
     return {"source": "aws.s3", "detail-type": "Object Created", "detail": detail}
+
+
+def _manual(**params: Any) -> dict[str, Any]:
+    return {"input": {"bucket": "lighthpc-source", "key": GOOD_KEY}, "params": params}
 
 
 CASES: list[tuple[str, Any, str]] = [
@@ -49,6 +56,13 @@ CASES: list[tuple[str, Any, str]] = [
         "S3 event, long key",
         _s3_event({"bucket": {"name": "b"}, "object": {"key": LONG_KEY}}),
         "bytes",
+    ),
+    ("shards=true", _manual(shards=True), "params.shards: must be a number, not bool"),
+    ("shards as a string", _manual(shards="2"), "params.shards: must be a number"),
+    (
+        "heartbeat below the floor",
+        _manual(heartbeatSeconds=1),
+        "params.heartbeatSeconds: must be >=",
     ),
     ("unknown field 200k long", {"input": {}, "z" * 200_000: 1}, "unknown top-level"),
 ]
