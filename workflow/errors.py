@@ -145,3 +145,9 @@ class SchedulerInvalidEvent(LightHpcError):
     without ids, an unknown action): a wiring bug or a forgery, never a mission's input."""
 
     error_name = "Scheduler.InvalidEvent"
+
+
+class ShardTimedOut(ShardFailed):
+    """A shard ran past its ``shardTimeoutSeconds``: it would only run as long again."""
+
+    error_name = "Shard.Timeout"
