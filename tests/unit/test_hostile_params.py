@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from workflow.errors import MissionInvalidInput
@@ -26,6 +26,7 @@ def _refused(params: dict[str, Any], **kw: Any) -> str:
     return str(caught.value)
 
 
+@settings(deadline=None)  # the param model is cheap; a loaded machine is not
 @given(name=st.sampled_from(NUMBERS), value=NOT_NUMBERS)
 def test_a_number_parameter_refuses_anything_but_a_number(name: str, value: Any) -> None:
     assert f"params.{name}" in _refused({name: value})
@@ -35,6 +36,7 @@ def test_shards_true_is_not_one() -> None:
     assert "must be a number, not bool" in _refused({"shards": True})
 
 
+@settings(deadline=None)  # the param model is cheap; a loaded machine is not
 @given(name=st.sampled_from(NUMBERS), data=st.data())
 def test_a_number_parameter_accepts_exactly_its_range(name: str, data: st.DataObject) -> None:
     row = PARAMS[name]
@@ -51,6 +53,7 @@ def test_a_number_parameter_accepts_exactly_its_range(name: str, data: st.DataOb
         assert f"params.{name}" in _refused(params)
 
 
+@settings(deadline=None)  # the param model is cheap; a loaded machine is not
 @given(floor=st.integers(1, 600), heartbeat=st.integers(1, 3600))
 def test_heartbeat_below_the_deployment_floor_is_refused(floor: int, heartbeat: int) -> None:
     params = {"heartbeatSeconds": heartbeat}
@@ -69,6 +72,7 @@ def test_the_aws_floor_refuses_a_one_second_heartbeat() -> None:
     assert Settings.from_env({"LIGHTHPC_MIN_HEARTBEAT_SECONDS": "5"}).min_heartbeat_seconds == 5
 
 
+@settings(deadline=None)  # the param model is cheap; a loaded machine is not
 @given(timeout=st.integers(1, 86_400), grace=st.integers(0, 600))
 def test_command_timeout_and_grace_reach_the_workload(timeout: int, grace: int) -> None:
     params = parse_params(
