@@ -1,0 +1,59 @@
+"""The local CLI given careless arguments, as a subprocess: one named line, exit 2, and with
+``--json`` a JSON object on stdout. None of these cases may start the emulator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cli.options import max_local_workers
+from tests.e2e.test_local_cli import QUERIES, run_cli
+
+pytestmark = pytest.mark.e2e
+
+
+def _cases(tmp_path: Path) -> dict[str, tuple[list[str], str, str]]:
+    return {
+        "workers 0": ([str(QUERIES), "--workers", "0"], "Mission.InvalidInput", "--workers"),
+        "workers past memory": (
+            [str(QUERIES), "--workers", str(2 * max_local_workers() + 10)],
+            "Mission.InvalidInput",
+            "available memory",
+        ),
+        "shards=true": (
+            [str(QUERIES), "--param", "shards=true"],
+            "Mission.InvalidInput",
+            "params.shards: must be a number, not bool",
+        ),
+        "graceSeconds passes": (
+            [str(QUERIES), "--param", "graceSeconds=5", "--param", "colour=red"],
+            "Mission.InvalidInput",
+            "params.colour: unknown parameter",  # graceSeconds itself is not refused
+        ),
+        "missing file": (
+            [str(tmp_path / "nope.smi")],
+            "Mission.InvalidInput",
+            "sample file not found",
+        ),
+    }
+
+
+CASES = ["workers 0", "workers past memory", "shards=true", "graceSeconds passes", "missing file"]
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
+def test_careless_local_run_is_one_named_line(tmp_path: Path, case: str, as_json: bool) -> None:
+    args, error, needle = _cases(tmp_path)[case]
+    proc = run_cli("local", "run", *args, *(["--json"] if as_json else []), timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"lighthpc: {error}: ") and needle in lines[0]
+    if as_json:
+        body = json.loads(proc.stdout)
+        assert (body["error"], body["exitCode"]) == (error, 2) and needle in body["message"]
+    else:
+        assert proc.stdout == ""
