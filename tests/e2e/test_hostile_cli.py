@@ -1,5 +1,6 @@
 """The local CLI given careless arguments, as a subprocess: one named line, exit 2, and with
-``--json`` a JSON object on stdout. None of these cases may start the emulator."""
+``--json`` a JSON object on stdout. Only the empty sample reaches the emulator (PlanMission
+rejects it); it must exit 2 like the ones the CLI refuses itself (it exited 1)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ pytestmark = pytest.mark.e2e
 
 
 def _cases(tmp_path: Path) -> dict[str, tuple[list[str], str, str]]:
+    empty = tmp_path / "empty.smi"
+    empty.write_text("")
     return {
         "workers 0": ([str(QUERIES), "--workers", "0"], "Mission.InvalidInput", "--workers"),
         "workers past memory": (
@@ -32,6 +35,7 @@ def _cases(tmp_path: Path) -> dict[str, tuple[list[str], str, str]]:
             "Mission.InvalidInput",
             "params.colour: unknown parameter",  # graceSeconds itself is not refused
         ),
+        "empty sample": ([str(empty)], "Mission.InvalidInput", "is empty"),
         "missing file": (
             [str(tmp_path / "nope.smi")],
             "Mission.InvalidInput",
@@ -40,7 +44,14 @@ def _cases(tmp_path: Path) -> dict[str, tuple[list[str], str, str]]:
     }
 
 
-CASES = ["workers 0", "workers past memory", "shards=true", "graceSeconds passes", "missing file"]
+CASES = [
+    "empty sample",
+    "workers 0",
+    "workers past memory",
+    "shards=true",
+    "graceSeconds passes",
+    "missing file",
+]
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -49,7 +60,8 @@ def test_careless_local_run_is_one_named_line(tmp_path: Path, case: str, as_json
     args, error, needle = _cases(tmp_path)[case]
     proc = run_cli("local", "run", *args, *(["--json"] if as_json else []), timeout=60)
     assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
+    lines = [line for line in proc.stderr.splitlines() if not line.startswith("local stack at")]
+    lines = [line for line in lines if line.strip()]
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith(f"lighthpc: {error}: ") and needle in lines[0]
     if as_json:
