@@ -22,6 +22,8 @@ import click
 
 from cli.options import (
     EXIT_FAILED,
+    check_file_name,
+    check_out_dir,
     check_workers,
     err_console,
     fail,
@@ -103,6 +105,8 @@ def local_run(
 
     try:
         check_workers(workers)
+        check_file_name(sample)
+        check_out_dir(out)
         request = MissionRequestLocal(
             sample=sample,
             workload=workload,

@@ -66,3 +66,25 @@ def parse_param_options(items: Sequence[str]) -> dict[str, Any]:
         except json.JSONDecodeError:
             out[key] = raw
     return out
+
+
+def check_out_dir(out: Path | None) -> None:
+    """``--out`` must be a directory we can create: a file there, or a path under a file or
+    an unwritable place, is ``Mission.InvalidInput`` before the emulator starts."""
+    if out is None:
+        return
+    if out.exists() and not out.is_dir():
+        raise MissionInvalidInput(f"--out {str(out)!r} is a file, not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MissionInvalidInput(
+            f"--out {str(out)!r} cannot be created: {exc.strerror or exc}"
+        ) from exc
+
+
+def check_file_name(path: Path) -> None:
+    """A sample's name becomes an S3 key and a log line: no control characters (a newline
+    would split the one-line error and the key)."""
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in path.name):
+        raise MissionInvalidInput(f"file name {path.name!r} contains a control character")

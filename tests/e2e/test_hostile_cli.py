@@ -18,6 +18,10 @@ pytestmark = pytest.mark.e2e
 def _cases(tmp_path: Path) -> dict[str, tuple[list[str], str, str]]:
     empty = tmp_path / "empty.smi"
     empty.write_text("")
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    newline = tmp_path / "two\nlines.smi"
+    newline.write_text("CCO\n")
     return {
         "workers 0": ([str(QUERIES), "--workers", "0"], "Mission.InvalidInput", "--workers"),
         "workers past memory": (
@@ -36,6 +40,17 @@ def _cases(tmp_path: Path) -> dict[str, tuple[list[str], str, str]]:
             "params.colour: unknown parameter",  # graceSeconds itself is not refused
         ),
         "empty sample": ([str(empty)], "Mission.InvalidInput", "is empty"),
+        "--out is a file": (
+            [str(QUERIES), "--out", str(a_file)],
+            "Mission.InvalidInput",
+            "is a file",
+        ),
+        "--out under a file": (
+            [str(QUERIES), "--out", str(a_file / "sub")],
+            "Mission.InvalidInput",
+            "cannot be created",
+        ),
+        "newline in the name": ([str(newline)], "Mission.InvalidInput", "control character"),
         "missing file": (
             [str(tmp_path / "nope.smi")],
             "Mission.InvalidInput",
@@ -50,6 +65,9 @@ CASES = [
     "workers past memory",
     "shards=true",
     "graceSeconds passes",
+    "--out is a file",
+    "--out under a file",
+    "newline in the name",
     "missing file",
 ]
 
