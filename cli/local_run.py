@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +17,30 @@ from cli.views import execution_table, state_runs, summary_table, units_table
 from localcloud.session import LocalSession, MissionRequestLocal
 from localcloud.session import Progress as Snapshot
 from workflow.asl import state_names
+from workflow.errors import MissionInvalidInput
 from workflow.records import MissionRecord
 from workflow.states import MissionStatus, ShardStatus
 
-EXIT_OK, EXIT_FAILED = 0, 1
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+BAD_INPUT_ERRORS = frozenset({MissionInvalidInput.error_name})
 DEFAULT_OUT = Path("lighthpc-out")
+
+
+@contextmanager
+def _emulator_log(log_dir: Path) -> Iterator[None]:
+    """The emulator's own log (moto prints a 1.2 KB state dump per failed state) goes to the
+    run's log directory, not to the user's terminal, whose stderr keeps our one-line errors."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(log_dir / "emulator.log", encoding="utf-8")
+    moto = logging.getLogger("moto")
+    moto.addHandler(handler)
+    propagate, moto.propagate = moto.propagate, False
+    try:
+        yield
+    finally:
+        moto.propagate = propagate
+        moto.removeHandler(handler)
+        handler.close()
 
 
 def run_local(
@@ -26,9 +48,12 @@ def run_local(
 ) -> int:
     started = time.monotonic()
     log_dir = (out or DEFAULT_OUT) / "logs" / time.strftime("%Y%m%d-%H%M%S")
-    with LocalSession(
-        workers=request.workers, log_dir=log_dir.resolve(), boot_seconds=request.boot_seconds
-    ) as session:
+    with (
+        LocalSession(
+            workers=request.workers, log_dir=log_dir.resolve(), boot_seconds=request.boot_seconds
+        ) as session,
+        _emulator_log(session.log_dir),
+    ):
         err.print(
             f"local stack at {session.cloud.endpoint_url} · node logs in {session.log_dir}",
             markup=False,
@@ -39,9 +64,14 @@ def run_local(
         desc = _watch(session, arn, err)
         mission_id = session.mission_id(arn)
         if mission_id is None:
-            cause = desc.get("cause") or desc.get("error") or "no mission was planned"
-            err.print(f"lighthpc: {desc.get('error', 'Mission.Failed')}: {cause}", markup=False)
-            return EXIT_FAILED
+            error = str(desc.get("error") or "Mission.Failed")
+            cause = " ".join(str(desc.get("cause") or "no mission was planned").split())
+            # A rejected input exits 2 here as it does when the CLI refuses it itself.
+            code = EXIT_BAD_INPUT if error in BAD_INPUT_ERRORS else EXIT_FAILED
+            if as_json:
+                console.print_json(data={"error": error, "message": cause, "exitCode": code})
+            err.print(f"lighthpc: {error}: {cause}", markup=False, highlight=False)
+            return code
         mission = session.services.store.get_mission(mission_id)
         wall = time.monotonic() - started
         target = (out or DEFAULT_OUT / mission_id).resolve()

@@ -20,7 +20,16 @@ from typing import Any
 
 import click
 
-from cli.options import EXIT_FAILED, err_console, fail, out_console, parse_param_options
+from cli.options import (
+    EXIT_FAILED,
+    check_file_name,
+    check_out_dir,
+    check_workers,
+    err_console,
+    fail,
+    out_console,
+    parse_param_options,
+)
 from cli.remote_commands import config, cost, start, status
 from localcloud.pool import DEFAULT_BOOT_SECONDS, REALISTIC_BOOT_SECONDS
 from workflow.errors import LightHpcError
@@ -95,6 +104,9 @@ def local_run(
     from localcloud.session import MissionRequestLocal
 
     try:
+        check_workers(workers)
+        check_file_name(sample)
+        check_out_dir(out)
         request = MissionRequestLocal(
             sample=sample,
             workload=workload,
@@ -106,7 +118,7 @@ def local_run(
         )
         request.validate()
     except LightHpcError as exc:
-        fail(type(exc).__name__, str(exc))
+        fail(type(exc).__name__, str(exc), as_json=as_json)
     try:
         with sigterm_as_interrupt():
             code = run_local(request, out, as_json=as_json, console=out_console, err=err_console)
@@ -114,7 +126,7 @@ def local_run(
         err_console.print("lighthpc: interrupted; emulator and nodes stopped")
         sys.exit(130)
     except LightHpcError as exc:
-        fail(type(exc).__name__, str(exc), EXIT_FAILED)
+        fail(type(exc).__name__, str(exc), EXIT_FAILED, as_json=as_json)
     sys.exit(code)
 
 
@@ -139,6 +151,10 @@ def local_up(workers: int, boot_seconds: float, no_iam: bool) -> None:
 
     _iam_switches(no_iam=no_iam)
     try:
+        check_workers(workers)
+    except LightHpcError as exc:
+        fail(type(exc).__name__, str(exc))
+    try:
         with (
             sigterm_as_interrupt(),
             LocalSession(workers=workers, boot_seconds=boot_seconds) as session,
@@ -151,6 +167,7 @@ def local_up(workers: int, boot_seconds: float, no_iam: bool) -> None:
                 f"  export AWS_ENDPOINT_URL={endpoint} AWS_DEFAULT_REGION={session.cloud.region} "
                 "AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing",
                 markup=False,
+                soft_wrap=True,  # one line to paste, even when stdout is not a terminal
             )
             out_console.print(f"  source bucket : s3://{stack.settings.source_bucket}/incoming/")
             out_console.print(f"  state machine : {stack.state_machine_arn}", markup=False)

@@ -26,6 +26,7 @@ from workflow.aggregation import price_mission
 from workflow.aws.services import Services, make_services
 from workflow.cost import CostBreakdown, InstanceKey, PriceList
 from workflow.errors import LightHpcError
+from workflow.keys import require_mission_id
 from workflow.params import MissionParams
 from workflow.planning import parse_s3_uri
 from workflow.ports import MissionStore
@@ -296,7 +297,7 @@ def mission_view(svc: Services, ref: str, *, with_history: bool = True) -> Missi
             mission_id = store.mission_for_execution(ref)
             mission = store.get_mission(mission_id) if mission_id else None
         else:
-            mission = store.get_mission(ref)
+            mission = store.get_mission(require_mission_id(ref))
             arn = mission.execution_arn
             execution = dict(svc.sfn.describe_execution(executionArn=arn)) if arn else None
         view = MissionView(execution=execution, mission=mission)
@@ -424,7 +425,7 @@ def mission_cost(
     ended mission its total is the one RsltProc recorded; while nodes run, their seconds
     count once they end (a node bills itself when it exits)."""
     try:
-        mission = store.get_mission(mission_id)
+        mission = store.get_mission(require_mission_id(mission_id))
         shards = store.list_shards(mission_id)
         units = store.list_units(mission_id)
     except (BotoCoreError, ClientError) as exc:

@@ -157,6 +157,12 @@ def status(
 
     Exit status 1 when the execution or the mission failed (also on --wait timeout).
     """
+    if not interval > 0 or not timeout >= 0:
+        _fail(
+            MissionInvalidInput(
+                f"--interval must be > 0 and --timeout >= 0 (got {interval:g}, {timeout:g})"
+            )
+        )
     _, svc = _connect(stack_name, endpoint_url, region)
     try:
         if wait:

@@ -9,6 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.runtime import logger, metrics, services
 from workflow.errors import MissionInvalidInput
+from workflow.handler_events import event_action, parse_plan, parse_unit_failed, parse_verify
 from workflow.lambda_room import LambdaRoom
 from workflow.launching import LaunchCommand, launch_unit, record_unit_failure, verify_unit
 from workflow.planning import plan_mission
@@ -16,14 +17,17 @@ from workflow.planning import plan_mission
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    action = event.get("action") if isinstance(event, dict) else None
+def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
+    """A malformed event is ``Scheduler.InvalidEvent``; a bad mission input (any JSON the
+    execution was started with) is ``Mission.InvalidInput``, the ASL's rejection path."""
+    action = event_action(event)
     svc = services().ports
     if action == "plan":
+        plan_event = parse_plan(event)
         try:
             plan = plan_mission(
-                event.get("event"),
-                str(event.get("executionArn", "")),
+                plan_event.event,
+                plan_event.execution_arn,
                 svc,
                 LambdaRoom.of(context.memory_limit_in_mb),
             )
@@ -47,15 +51,15 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         metrics.add_metric(name="NodesLaunched", unit=MetricUnit.Count, value=1)
         return result
     if action == "verify":
-        logger.append_keys(missionId=event.get("missionId"), unitId=event.get("unitId"))
-        result = verify_unit(event, svc)
+        verify = parse_verify(event)
+        logger.append_keys(missionId=verify.mission_id, unitId=verify.unit_id)
+        result = verify_unit(verify.as_payload(), svc)
         early = 0 if result["complete"] else 1
         metrics.add_metric(name="UnitsReportedEarly", unit=MetricUnit.Count, value=early)
         return result
-    if action == "unitFailed":
-        logger.append_keys(missionId=event.get("missionId"), unitId=event.get("unitId"))
-        result = record_unit_failure(event, svc)
-        logger.error("work unit failed", extra={**result, "error": event.get("error")})
-        metrics.add_metric(name="UnitsFailed", unit=MetricUnit.Count, value=1)
-        return result
-    raise MissionInvalidInput(f"unknown lightScheduler action {action!r}")
+    failed = parse_unit_failed(event)
+    logger.append_keys(missionId=failed.mission_id, unitId=failed.unit_id)
+    result = record_unit_failure(failed.as_payload(), svc)
+    logger.error("work unit failed", extra={**result, "error": failed.error})
+    metrics.add_metric(name="UnitsFailed", unit=MetricUnit.Count, value=1)
+    return result

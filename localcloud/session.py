@@ -25,7 +25,7 @@ from localcloud.moto_compat import FAULTS
 from localcloud.pool import DEFAULT_BOOT_SECONDS, LocalNodePool, node_capacity
 from localcloud.stack import SOURCE_RULE_NAME, LocalStack, deploy
 from workflow.errors import LightHpcError, MissionInvalidInput
-from workflow.params import LOCAL_RUN_HEARTBEAT_SECONDS, parse_params
+from workflow.params import LOCAL_MIN_HEARTBEAT_SECONDS, LOCAL_RUN_HEARTBEAT_SECONDS, parse_params
 from workflow.progress import progress_of
 from workflow.records import MissionRecord
 from workflow.settings import Settings
@@ -65,7 +65,9 @@ class MissionRequestLocal:
             raise MissionInvalidInput(f"--workers must be >= 1, got {self.workers}")
         if self.boot_seconds < 0:
             raise MissionInvalidInput(f"--boot-seconds must be >= 0, got {self.boot_seconds}")
-        parse_params(self.profile(), self.params)  # the same validation PlanMission applies
+        parse_params(  # the same validation PlanMission applies
+            self.profile(), self.params, min_heartbeat_seconds=LOCAL_MIN_HEARTBEAT_SECONDS
+        )
 
     def profile(self) -> dict[str, Any]:
         return {**LOCAL_DEFAULTS, "workload": self.workload, "maxNodes": self.workers}
@@ -120,7 +122,12 @@ class LocalSession:
             # The Map launches no more units than the pool can run: a queued node's
             # heartbeat clock would run while it waits for a slot.
             cap = node_capacity(total_slots, slots_per_node)
-            self.stack = deploy(self.cloud, Settings(max_concurrent_nodes=cap))
+            self.stack = deploy(
+                self.cloud,
+                Settings(
+                    max_concurrent_nodes=cap, min_heartbeat_seconds=LOCAL_MIN_HEARTBEAT_SECONDS
+                ),
+            )
             self.pool = LocalNodePool(
                 self.stack.services,
                 self.stack.settings,

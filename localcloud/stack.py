@@ -16,7 +16,7 @@ import boto3
 
 from workflow.asl import load_definition, placeholder_values
 from workflow.aws.services import Services, make_services
-from workflow.params import LOCAL_HEARTBEAT_SECONDS
+from workflow.params import LOCAL_HEARTBEAT_SECONDS, LOCAL_MIN_HEARTBEAT_SECONDS
 from workflow.records import EXECUTION_INDEX
 from workflow.settings import Settings
 from workflow.trigger import source_event_pattern
@@ -58,7 +58,7 @@ def deploy(
     profile: Mapping[str, Any] | None = None,
 ) -> LocalStack:
     """Create buckets, tables, topic, launch template, functions, state machine and rule."""
-    settings = settings or Settings()
+    settings = settings or Settings(min_heartbeat_seconds=LOCAL_MIN_HEARTBEAT_SECONDS)
     topic_arn = _topic(cloud)
     settings = Settings(**{**settings.__dict__, "topic_arn": topic_arn})
     svc = local_services(cloud, settings)

@@ -18,14 +18,15 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
 from node_agent import proctree
-from workflow.errors import ShardFailed
+from workflow.errors import ShardFailed, ShardTimedOut
 from workflow.workloads import load_workload
 from workflow.workloads.base import (
     ShardContext,
@@ -39,6 +40,9 @@ from workflow.workloads.base import (
 PROGRESS_EVERY_SECONDS: Final = 0.25  # worker-side throttle; the agent throttles DynamoDB
 CAUSE_TAIL: Final = 4000
 _PARENT_CHECK_SECONDS: Final = 1.0
+# The worker's own deadline is ``timeoutSeconds + graceSeconds`` plus this margin, so the
+# command workload's SIGTERM-then-SIGKILL (at the same two options) ends its shard first.
+TIMEOUT_MARGIN_SECONDS: Final = 1.0
 
 OutcomeKind = Literal["done", "stopped", "failed"]
 
@@ -148,13 +152,49 @@ def _context(task: ShardTask) -> ShardContext:
     )
 
 
+def shard_timeout(options: Mapping[str, Any]) -> float | None:
+    """Seconds a shard may run (``shardTimeoutSeconds`` reaches workloads as the options
+    ``timeoutSeconds``/``graceSeconds``); None: no per-shard bound, the unit's timeout rules."""
+    limit = options.get("timeoutSeconds")
+    if not isinstance(limit, int | float) or isinstance(limit, bool) or limit <= 0:
+        return None
+    grace = options.get("graceSeconds", 0)
+    grace = grace if isinstance(grace, int | float) and not isinstance(grace, bool) else 0
+    return float(limit) + float(grace) + TIMEOUT_MARGIN_SECONDS
+
+
+@contextmanager
+def _deadline(seconds: float | None) -> Iterator[None]:
+    """Raise ``Shard.Timeout`` in this worker's main thread after ``seconds`` (SIGALRM: the
+    workload needs no cooperation; a C call finishes first, which the input limits keep short)."""
+    if seconds is None:
+        yield
+        return
+
+    def expire(_signum: int, _frame: object) -> None:
+        raise ShardTimedOut(f"shard ran past its {seconds - TIMEOUT_MARGIN_SECONDS:g} s limit")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def run_task(task: ShardTask) -> WorkerOutcome:
     """Run one shard in this worker; every way it can end becomes a ``WorkerOutcome``."""
     began = time.monotonic()
     shard_id = task.shard.shard_id
     task.work_dir.mkdir(parents=True, exist_ok=True)
     try:
-        outcome = _workload(task.workload).run(task.shard, task.inputs, _context(task))
+        with _deadline(shard_timeout(task.inputs.options)):
+            outcome = _workload(task.workload).run(task.shard, task.inputs, _context(task))
+    except ShardTimedOut as exc:
+        proctree.kill_tree(os.getpid(), include_root=False)  # a command shard's processes too
+        cause = f"{exc.error_name}: {exc}"
+        return WorkerOutcome(shard_id, "failed", time.monotonic() - began, cause=cause)
     except ShardFailed as exc:
         return WorkerOutcome(shard_id, "failed", time.monotonic() - began, cause=str(exc))
     except Exception as exc:  # noqa: BLE001 - a workload crash is this shard's failure, named

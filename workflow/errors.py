@@ -145,3 +145,16 @@ class CommandRunsAsRoot(ShardFailed):
     user (created by the node's user data) is missing. Never run user code as root."""
 
     error_name = "Command.RunsAsRoot"
+
+
+class SchedulerInvalidEvent(LightHpcError):
+    """lightScheduler got an event that is not one of its actions' shapes (a unitFailed
+    without ids, an unknown action): a wiring bug or a forgery, never a mission's input."""
+
+    error_name = "Scheduler.InvalidEvent"
+
+
+class ShardTimedOut(ShardFailed):
+    """A shard ran past its ``shardTimeoutSeconds``: it would only run as long again."""
+
+    error_name = "Shard.Timeout"

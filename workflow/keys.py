@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+from workflow.errors import MissionNotFound
+from workflow.records import PROFILE_PREFIX
+
 # S3 lifecycle filters take a key prefix and tags, never a wildcard such as
 # ``missions/*/checkpoints/``: checkpoints and shard results are told apart by this tag.
 OBJECT_KIND_TAG = "lighthpc:kind"
@@ -42,3 +45,14 @@ def checkpoint_key(mission_id: str, shard_id: str, attempt: int) -> str:
 
 def final_result_key(mission_id: str, suffix: str) -> str:
     return f"{mission_prefix(mission_id)}result{suffix}"
+
+
+def require_mission_id(ref: str) -> str:
+    """``ref`` if it can name a mission; ``Mission.NotFound`` for a MissionCfg profile's key.
+
+    Profiles share ``tblMission`` (``CONFIG#<name>``): a lookup by mission id must never
+    return one (``status 'CONFIG#default' --wait`` polled a profile for an hour).
+    """
+    if ref.startswith(PROFILE_PREFIX):
+        raise MissionNotFound(f"{ref[:80]!r} is a profile's key, not a mission")
+    return ref

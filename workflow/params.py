@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
@@ -56,6 +57,10 @@ PARAMS: Mapping[str, Bound] = MappingProxyType(
         "argv": Bound(None, 1, 256, length=True),
         "items": Bound(None, 1, 100_000_000),
         "sleepMs": Bound(0, 0, 3_600_000),
+        # Per shard, for every workload: a shard running longer fails (the command workload
+        # reads them as its documented options ``timeoutSeconds``/``graceSeconds``).
+        "shardTimeoutSeconds": Bound(None, 1, 7 * 24 * 3600),
+        "graceSeconds": Bound(None, 0, 600),
     }
 )
 
@@ -68,6 +73,9 @@ MAX_NODES: int = PARAMS["maxNodes"].high or 0
 # ``kill=N``) is noticed after LOCAL_RUN_HEARTBEAT_SECONDS, not after the table's two minutes.
 LOCAL_HEARTBEAT_SECONDS = 60
 LOCAL_RUN_HEARTBEAT_SECONDS = 10
+# The local stack's ``Settings.min_heartbeat_seconds``: its nodes are processes that heartbeat
+# within a second, and the fast tests use 2 s; AWS keeps the settings' default.
+LOCAL_MIN_HEARTBEAT_SECONDS = 2
 
 
 def _field(name: str) -> Any:
@@ -76,6 +84,25 @@ def _field(name: str) -> Any:
     if row.length:
         return Field(row.default, alias=name, min_length=row.low, max_length=row.high)
     return Field(row.default, alias=name, ge=row.low, le=row.high)
+
+
+_NUMBER = (int, float, Decimal)
+NUMERIC = (
+    "shards",
+    "max_nodes",
+    "spot_attempts",
+    "spot_capacity_errors",
+    "heartbeat_seconds",
+    "timeout_seconds",
+    "max_failed_shard_percent",
+    "checkpoint_every",
+    "slots_per_node",
+    "top_k",
+    "items",
+    "sleep_ms",
+    "shard_timeout_seconds",
+    "grace_seconds",
+)
 
 
 class MissionParams(BaseModel):
@@ -99,6 +126,19 @@ class MissionParams(BaseModel):
     argv: tuple[str, ...] | None = _field("argv")
     items: int | None = _field("items")
     sleep_ms: int = _field("sleepMs")
+    shard_timeout_seconds: int | None = _field("shardTimeoutSeconds")
+    grace_seconds: int | None = _field("graceSeconds")
+
+    @field_validator(*NUMERIC, mode="before")
+    @classmethod
+    def _a_number(cls, value: Any) -> Any:
+        """JSON ``true`` is not 1 and ``"3"`` is not 3: a number must be written as one (a
+        DynamoDB number comes back as ``Decimal``, which is one)."""
+        if value is None or (
+            isinstance(value, int | float | Decimal) and not isinstance(value, bool)
+        ):
+            return value
+        raise ValueError(f"must be a number, not {type(value).__name__} {_shown(value)}")
 
     @field_validator("workload")
     @classmethod
@@ -138,6 +178,10 @@ class MissionParams(BaseModel):
             opts["argv"] = list(self.argv)
         if self.items is not None:
             opts["items"] = self.items
+        if self.shard_timeout_seconds is not None:
+            opts["timeoutSeconds"] = self.shard_timeout_seconds
+        if self.grace_seconds is not None:
+            opts["graceSeconds"] = self.grace_seconds
         return opts
 
     def to_wire(self) -> dict[str, Any]:
@@ -145,8 +189,14 @@ class MissionParams(BaseModel):
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-def parse_params(*layers: Mapping[str, Any] | None, what: str = "params") -> MissionParams:
-    """Merge ``layers`` left to right (later wins) and validate the result."""
+def parse_params(
+    *layers: Mapping[str, Any] | None, what: str = "params", min_heartbeat_seconds: int = 1
+) -> MissionParams:
+    """Merge ``layers`` left to right (later wins) and validate the result.
+
+    ``min_heartbeat_seconds`` is the deployment's floor (``Settings.min_heartbeat_seconds``):
+    a heartbeat a real node cannot meet would fail every unit with ``States.Timeout``.
+    """
     merged: dict[str, Any] = {}
     for layer in layers:
         if layer is None:
@@ -155,9 +205,15 @@ def parse_params(*layers: Mapping[str, Any] | None, what: str = "params") -> Mis
             raise MissionInvalidInput(f"{what} must be a JSON object, got {type(layer).__name__}")
         merged.update(layer)
     try:
-        return MissionParams.model_validate(merged)
+        params = MissionParams.model_validate(merged)
     except ValidationError as exc:
         raise MissionInvalidInput(describe_validation_error(exc, what)) from exc
+    if params.heartbeat_seconds < min_heartbeat_seconds:
+        raise MissionInvalidInput(
+            f"{what}.heartbeatSeconds: must be >= {min_heartbeat_seconds} here, the time a node "
+            f"needs to start and send its first heartbeat (got {params.heartbeat_seconds})"
+        )
+    return params
 
 
 def describe_validation_error(exc: ValidationError, what: str) -> str:
@@ -169,9 +225,17 @@ def describe_validation_error(exc: ValidationError, what: str) -> str:
         if err["type"] == "extra_forbidden":
             msg = "unknown parameter"
         elif "input" in err and err["type"] not in {"missing", "value_error"}:
-            msg = f"{msg} (got {err['input']!r})"
+            msg = f"{msg} (got {_shown(err['input'])})"
         lines.append(f"{what}.{loc}: {msg}".replace("Value error, ", ""))
     return "; ".join(lines)
+
+
+ECHO_MAX = 80  # characters of a refused value quoted back: a 200 KB value must not travel on
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= ECHO_MAX else f"{text[:ECHO_MAX]}… ({len(text)} characters)"
 
 
 def known_param_names() -> list[str]:

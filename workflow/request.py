@@ -14,11 +14,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from workflow.errors import MissionInvalidInput
+from workflow.params import describe_validation_error
 
 PROFILE_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 _MANUAL_KEYS = frozenset({"input", "params", "profile"})
 _INPUT_KEYS = frozenset({"bucket", "key", "versionId"})
+KEY_BYTES_MAX = 1024  # S3's limit on an object key
+BUCKET_NAME_MAX = 63  # S3's limit on a bucket name
 
 
 @dataclass(frozen=True)
@@ -71,35 +76,64 @@ def parse_execution_input(event: Any) -> MissionRequest:
     return _from_manual(event)
 
 
+class _S3Bucket(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    name: str = Field(min_length=1, max_length=BUCKET_NAME_MAX)
+
+
+class _S3Object(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    key: str = Field(min_length=1)
+    etag: str | None = Field(None, max_length=256)
+    version_id: str | None = Field(None, alias="version-id", max_length=1024)
+    size: int | None = Field(None, strict=True, ge=0)
+
+
+class _S3Detail(BaseModel):
+    """The fields of EventBridge's S3 "Object Created" detail that a mission reads."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    bucket: _S3Bucket
+    object: _S3Object
+
+
 def _from_s3_event(event: Mapping[str, Any]) -> MissionRequest:
-    if event.get("detail-type") != "Object Created":
-        raise MissionInvalidInput(
-            f"unsupported event {event.get('detail-type')!r}: expected 'Object Created'"
-        )
-    detail = event.get("detail")
-    if not isinstance(detail, Mapping):
-        raise MissionInvalidInput("S3 event has no 'detail' object")
-    bucket = _str(detail.get("bucket", {}).get("name"), "detail.bucket.name")
-    obj = detail.get("object") or {}
-    key = _str(obj.get("key"), "detail.object.key")
-    size = obj.get("size")
+    kind = event.get("detail-type")
+    if kind != "Object Created":
+        shown = repr(kind)[:64]
+        raise MissionInvalidInput(f"unsupported event {shown}: expected 'Object Created'")
+    try:
+        detail = _S3Detail.model_validate(event.get("detail"))
+    except ValidationError as exc:
+        raise MissionInvalidInput(describe_validation_error(exc, "detail")) from exc
+    obj = detail.object
     return MissionRequest(
         source="s3-event",
         sample=SampleRef(
-            bucket=bucket,
-            key=key,
-            etag=obj.get("etag"),
-            version_id=obj.get("version-id"),
-            size=int(size) if isinstance(size, int) else None,
+            bucket=detail.bucket.name,
+            key=_key(obj.key, "detail.object.key"),
+            etag=obj.etag,
+            version_id=obj.version_id,
+            size=obj.size,
         ),
     )
+
+
+def _key(value: str, where: str) -> str:
+    """An S3 key as S3 allows it: at most 1,024 UTF-8 bytes."""
+    size = len(value.encode("utf-8", "surrogatepass"))
+    if size > KEY_BYTES_MAX:
+        raise MissionInvalidInput(
+            f"{where} is {size} bytes long; S3 keys are at most {KEY_BYTES_MAX} bytes"
+        )
+    return value
 
 
 def _from_manual(event: Mapping[str, Any]) -> MissionRequest:
     unknown = sorted(set(event) - _MANUAL_KEYS)
     if unknown:
         raise MissionInvalidInput(
-            f"unknown top-level field(s) {', '.join(unknown)}; expected "
+            f"unknown top-level field(s) {', '.join(n[:64] for n in unknown[:5])}; expected "
             '{"input": {"bucket": ..., "key": ...}, "params": {...}, "profile": ...}'
         )
     body = event.get("input")
@@ -107,7 +141,8 @@ def _from_manual(event: Mapping[str, Any]) -> MissionRequest:
         raise MissionInvalidInput('"input" must be an object {"bucket": ..., "key": ...}')
     extra = sorted(set(body) - _INPUT_KEYS)
     if extra:
-        raise MissionInvalidInput(f"unknown field(s) in input: {', '.join(extra)}")
+        shown = ", ".join(n[:64] for n in extra[:5])
+        raise MissionInvalidInput(f"unknown field(s) in input: {shown}")
     params = event.get("params", {})
     if not isinstance(params, Mapping):
         raise MissionInvalidInput(f'"params" must be an object, got {type(params).__name__}')
@@ -119,7 +154,7 @@ def _from_manual(event: Mapping[str, Any]) -> MissionRequest:
         source="manual",
         sample=SampleRef(
             bucket=_str(body.get("bucket"), "input.bucket"),
-            key=_str(body.get("key"), "input.key"),
+            key=_key(_str(body.get("key"), "input.key"), "input.key"),
             version_id=_str(version, "input.versionId") if version is not None else None,
         ),
         params=dict(params),

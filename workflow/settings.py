@@ -23,6 +23,7 @@ ENV_NODE_MAX_LIFETIME = "LIGHTHPC_NODE_MAX_LIFETIME_SECONDS"
 ENV_DEFAULT_PROFILE = "LIGHTHPC_DEFAULT_PROFILE"
 ENV_RETENTION_DAYS = "LIGHTHPC_RETENTION_DAYS"
 ENV_MAX_CONCURRENT_NODES = "LIGHTHPC_MAX_CONCURRENT_NODES"
+ENV_MIN_HEARTBEAT_SECONDS = "LIGHTHPC_MIN_HEARTBEAT_SECONDS"
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,10 @@ class Settings:
     # Nodes one mission may run at once, whatever its maxNodes (0: no cap). The local mode
     # sets its pool's capacity: units launched beyond it would queue, their heartbeats ticking.
     max_concurrent_nodes: int = 0
+    # The smallest heartbeatSeconds a mission may ask for. An EC2 node needs 80-150 s from
+    # launch to its first heartbeat (DESIGN §10) but the agent heartbeats every
+    # heartbeatSeconds/3 once up; below 90 s a slow boot is retried as a lost node.
+    min_heartbeat_seconds: int = 90
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -79,12 +84,18 @@ _ENV_KEYS = {
     "default_profile": ENV_DEFAULT_PROFILE,
     "retention_days": ENV_RETENTION_DAYS,
     "max_concurrent_nodes": ENV_MAX_CONCURRENT_NODES,
+    "min_heartbeat_seconds": ENV_MIN_HEARTBEAT_SECONDS,
 }
 
 
 def _coerce(name: str, raw: str) -> Any:
     if name == "subnet_ids":
         return tuple(s for s in raw.split(",") if s)
-    if name in {"node_max_lifetime_seconds", "retention_days", "max_concurrent_nodes"}:
+    if name in {
+        "node_max_lifetime_seconds",
+        "retention_days",
+        "max_concurrent_nodes",
+        "min_heartbeat_seconds",
+    }:
         return int(raw)
     return raw

@@ -70,7 +70,11 @@ def validate_start(
 ) -> ValidStart:
     """Every start-time check, or ``Mission.InvalidInput`` naming the first that failed."""
     check_location(request.sample, settings)
-    params = parse_params(_profile(request, settings, profile_params), request.params)
+    params = parse_params(
+        _profile(request, settings, profile_params),
+        request.params,
+        min_heartbeat_seconds=settings.min_heartbeat_seconds,
+    )
     return ValidStart(params=params, sample=_pinned(request.sample, head_sample))
 
 

@@ -1,4 +1,4 @@
-"""Hostile events at the mission_cfg and node_watch handlers: a named error or a clean answer.
+"""Hostile events at every handler: a named error or a clean answer.
 
 The handlers are reached by API Gateway (anyone holding an IAM identity allowed to invoke)
 and by EventBridge (any account's events on the bus). Whatever arrives, the answer is a
@@ -14,10 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lambdas import mission_cfg, node_watch
+from lambdas import light_scheduler, mission_cfg, node_watch, rslt_proc
 from localcloud.stack import LocalStack
 from tests.functional.test_handlers import Ctx
-from workflow.errors import LightHpcError, ProfileInvalid, WatchInvalidEvent
+from workflow.errors import LightHpcError, MissionInvalidInput, ProfileInvalid, WatchInvalidEvent
 from workflow.watch import EXECUTION_CHANGE, SPOT_WARNING, STATE_CHANGE
 
 pytestmark = pytest.mark.functional
@@ -118,3 +118,67 @@ def test_any_http_profile_request_gets_a_status_code(
     resp = mission_cfg.handler(event, Ctx())
     assert resp["statusCode"] in {200, 400, 404}
     assert "error" in json.loads(resp["body"]) or resp["statusCode"] == 200
+
+
+@pytest.mark.parametrize(
+    ("event", "error"),
+    [
+        ([1, 2, 3], "Scheduler.InvalidEvent"),
+        (None, "Scheduler.InvalidEvent"),
+        ({"action": "explode"}, "Scheduler.InvalidEvent"),
+        ({"action": ["plan"]}, "Scheduler.InvalidEvent"),
+        ({"action": "unitFailed"}, "Scheduler.InvalidEvent"),
+        ({"action": "unitFailed", "missionId": 3, "unitId": "u0001"}, "Scheduler.InvalidEvent"),
+        ({"action": "unitFailed", "missionId": "m-1", "unitId": "../u"}, "Scheduler.InvalidEvent"),
+        (
+            {"action": "unitFailed", "missionId": "m-1", "unitId": "u1", "error": "x"},
+            "Scheduler.InvalidEvent",
+        ),
+        ({"action": "unitFailed", "missionId": "m-1", "unitId": "u0001"}, "Mission.NotFound"),
+        ({"action": "plan", "executionArn": ["a"], "event": {}}, "Scheduler.InvalidEvent"),
+        ({"action": "plan", "event": [1, 2, 3]}, "Mission.InvalidInput"),
+        ({"action": "plan", "event": "x"}, "Mission.InvalidInput"),
+        ({"action": "plan"}, "Mission.InvalidInput"),
+        ({"action": "launch", "missionId": "m-1"}, "Mission.InvalidInput"),
+    ],
+)
+def test_malformed_light_scheduler_events_are_named(
+    stack: LocalStack, event: Any, error: str
+) -> None:
+    with pytest.raises(LightHpcError) as caught:
+        light_scheduler.handler(event, Ctx())
+    assert type(caught.value).__name__ == error
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    action=st.sampled_from(["plan", "unitFailed", "other"]) | JSON,
+    ids=st.dictionaries(st.sampled_from(["missionId", "unitId", "error", "event"]), JSON),
+)
+def test_any_light_scheduler_event_gives_a_named_error(
+    stack: LocalStack, action: Any, ids: dict[str, Any]
+) -> None:
+    """No valid mission exists in a fresh stack, so every such event is refused by name."""
+    with pytest.raises(LightHpcError):
+        light_scheduler.handler({"action": action, **ids}, Ctx())
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        [1],
+        None,
+        {},
+        {"missionId": 3},
+        {"missionId": "CONFIG#default"},
+        {"missionId": "m" * 10_000},
+        {"missionId": "m-1", "executionStartTime": 5},
+    ],
+)
+def test_malformed_rslt_proc_events_are_named(stack: LocalStack, event: Any) -> None:
+    with pytest.raises(MissionInvalidInput) as caught:
+        rslt_proc.handler(event, Ctx())
+    assert type(caught.value).__name__ == "Mission.InvalidInput"
+    assert len(str(caught.value)) < 1_000

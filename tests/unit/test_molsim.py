@@ -199,6 +199,7 @@ def test_six_shards_reduce_to_the_one_piece_result_byte_for_byte(
         "queries": 9,
         "hits": rows,
         "invalidQueryLines": [8],
+        "invalidLibraryLines": [],
         "topK": 7,
         "shards": 6,
     }

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
 from workflow.errors import MissionInvalidInput, ShardFailed, WorkloadUnavailable
+from workflow.input_limits import MAX_LIBRARY_LINES, MAX_SAMPLE_LINES, smiles_refusal
 from workflow.workloads.base import (
     SampleReport,
     ShardContext,
@@ -157,8 +158,11 @@ def top_k_option(options: Mapping[str, Any]) -> int:
     return value
 
 
-def read_smiles_file(path: Path, what: str) -> list[SmilesEntry]:
-    """The molecule lines of a SMILES file, without parsing the molecules (cheap, stable)."""
+def read_smiles_file(
+    path: Path, what: str, max_lines: int = MAX_LIBRARY_LINES
+) -> list[SmilesEntry]:
+    """The molecule lines of a SMILES file, without parsing the molecules (cheap, stable).
+    More than ``max_lines`` molecules is ``Mission.InvalidInput`` (``input_limits``)."""
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -174,19 +178,41 @@ def read_smiles_file(path: Path, what: str) -> list[SmilesEntry]:
             continue
         ident = fields[1] if len(fields) > 1 else str(number - 1)
         entries.append(SmilesEntry(number, fields[0], ident))
+        if len(entries) > max_lines:
+            raise MissionInvalidInput(f"{what} has more than {max_lines} molecules")
     return entries
 
 
 def parse_smiles(smiles: str) -> Chem.Mol | None:
-    """The molecule, or None; RDKit's own error log is blocked (invalid lines are reported)."""
+    """The molecule, or None; RDKit's own error log is blocked (invalid lines are reported).
+    A molecule past ``input_limits`` is None before RDKit sees it (its fingerprint would cost
+    minutes)."""
     require_rdkit()
+    if smiles_refusal(smiles) is not None:
+        return None
     with rdBase.BlockLogs():
         return Chem.MolFromSmiles(smiles)
 
 
+def invalid_library_lines(path: Path) -> tuple[int, tuple[int, ...]]:
+    """The library's molecule count and its unusable lines (1-based): refused by
+    ``input_limits`` or not SMILES at all. Parsed without sanitisation (10x cheaper: 0.12 s
+    for NCI's 5K here, against 1.1 s), so a valence error is skipped by the shards only."""
+    require_rdkit()
+    entries = read_smiles_file(path, "reference library", MAX_LIBRARY_LINES)
+    with rdBase.BlockLogs():
+        invalid = tuple(
+            e.line
+            for e in entries
+            if smiles_refusal(e.smiles) is not None
+            or Chem.MolFromSmiles(e.smiles, sanitize=False) is None
+        )
+    return len(entries), invalid
+
+
 def load_queries(path: Path) -> QuerySet:
     """Parse the sample; invalid SMILES are skipped and reported, no usable query is fatal."""
-    entries = read_smiles_file(path, "sample")
+    entries = read_smiles_file(path, "sample", MAX_SAMPLE_LINES)
     if not entries:
         raise MissionInvalidInput("sample contains no molecules (empty or only comments)")
     queries: list[Query] = []
@@ -463,13 +489,19 @@ class MolsimWorkload:
     def validate(self, inputs: WorkInputs) -> SampleReport:
         top_k_option(inputs.options)
         parsed = load_queries(inputs.sample)
-        if self.count_items(inputs) == 0:
+        molecules, invalid = invalid_library_lines(library_path(inputs))
+        if molecules == 0:
             raise MissionInvalidInput("reference library contains no molecules")
+        if len(invalid) == molecules:
+            raise MissionInvalidInput(
+                f"reference library has no valid molecule ({molecules} lines, e.g. line "
+                f"{invalid[0]}): nothing to compare the sample with"
+            )
         return SampleReport(items=len(parsed.queries), invalid_lines=parsed.invalid_lines)
 
     def count_items(self, inputs: WorkInputs) -> int:
         """Molecule lines of the library, parsable or not: stable and cheap to count."""
-        return len(read_smiles_file(library_path(inputs), "reference library"))
+        return len(read_smiles_file(library_path(inputs), "reference library", MAX_LIBRARY_LINES))
 
     def run(self, shard: ShardRange, inputs: WorkInputs, ctx: ShardContext) -> ShardOutcome:
         k = top_k_option(inputs.options)
@@ -511,6 +543,7 @@ class MolsimWorkload:
             "queries": len(queries),
             "hits": rows,
             "invalidQueryLines": list(parsed.invalid_lines),
+            "invalidLibraryLines": list(invalid_library_lines(library_path(inputs))[1][:1000]),
             "topK": k,
             "shards": len(results),
         }
