@@ -135,8 +135,8 @@ class NodeAgent:
         seconds = time.monotonic() - self._began
         try:
             capacity = (self.imds.get(META + "instance-life-cycle") or "on-demand").strip()
-            self.svc.store.add_instance_seconds(
-                ident.mission_id, ident.instance_type, capacity, seconds
+            self.svc.store.bill_instance(
+                ident.mission_id, ident.instance_id, ident.instance_type, capacity, seconds
             )
         except (ClientError, BotoCoreError, ImdsError, MissionNotFound) as exc:
             log.warning("instance seconds not recorded", extra={"error": str(exc)})

@@ -36,6 +36,7 @@ from workflow.records import (
     ProfileRecord,
     ShardRecord,
     UnitRecord,
+    billing_key,
     plan_items,
 )
 from workflow.request import SampleRef
@@ -79,16 +80,16 @@ class MemoryMissionStore:
                 raise MissionNotFound(f"no mission {mission_id!r}")
             item.update(copy.deepcopy({k: v for k, v in fields.items() if v is not None}))
 
-    def add_instance_seconds(
-        self, mission_id: str, instance_type: str, capacity: str, seconds: float
+    def bill_instance(
+        self, mission_id: str, instance_id: str, instance_type: str, capacity: str, seconds: float
     ) -> None:
         with self._lock:
             item = self.missions.get(mission_id)
             if item is None or "instanceSeconds" not in item:
                 raise MissionNotFound(f"no mission {mission_id!r} to bill")
-            key = f"{instance_type}|{capacity}"
-            billed = item["instanceSeconds"]
-            billed[key] = billed.get(key, 0) + round(seconds, 3)
+            item["instanceSeconds"][billing_key(instance_type, capacity, instance_id)] = round(
+                seconds, 3
+            )
 
     def mission_for_execution(self, execution_arn: str) -> str | None:
         with self._lock:

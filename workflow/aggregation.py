@@ -280,7 +280,7 @@ def price_mission(
 def _instance_keys(raw: Mapping[str, float]) -> dict[tuple[str, Capacity], float]:
     out: dict[tuple[str, Capacity], float] = {}
     for key, seconds in raw.items():
-        itype, _, capacity = key.partition("|")
+        itype, capacity, *_ = [*key.split("|"), ""]  # type|capacity|instance (or type|capacity)
         cap = Capacity.SPOT if capacity == Capacity.SPOT else Capacity.ON_DEMAND
         if itype in CATALOG:  # a type outside the catalog cannot be priced: left out, not fatal
             out[(itype, cap)] = out.get((itype, cap), 0.0) + float(seconds)

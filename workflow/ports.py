@@ -49,9 +49,12 @@ class MissionStore(Protocol):
         """SET item attributes (wire names; None values skipped) on an existing mission."""
         ...
 
-    def add_instance_seconds(
-        self, mission_id: str, instance_type: str, capacity: str, seconds: float
-    ) -> None: ...
+    def bill_instance(
+        self, mission_id: str, instance_id: str, instance_type: str, capacity: str, seconds: float
+    ) -> None:
+        """Set one node's billed seconds (its own key: an SDK retry writes the same value)."""
+        ...
+
     def mission_for_execution(self, execution_arn: str) -> str | None: ...
 
     # ---- MissionCfg profiles -------------------------------------------------------------

@@ -283,6 +283,12 @@ class UnitRecord:
         )
 
 
+def billing_key(instance_type: str, capacity: str, instance_id: str) -> str:
+    """A node's key in the mission's ``instanceSeconds`` map: one per node, so billing is a
+    SET that a retry repeats harmlessly (RsltProc sums by type and capacity)."""
+    return f"{instance_type}|{capacity}|{instance_id}"
+
+
 def plan_items(
     mission_id: str, units: Sequence[WorkUnit], expires_at: int | None = None
 ) -> list[dict[str, Any]]:

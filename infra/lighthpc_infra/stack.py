@@ -69,7 +69,7 @@ NODE_TRANS_ACTIONS: Final = (
 )
 NODE_MISSION_ACTIONS: Final = (
     "dynamodb:GetItem",  # the mission's pinned inputs and params
-    "dynamodb:UpdateItem",  # the node's billed seconds (add_instance_seconds)
+    "dynamodb:UpdateItem",  # the node's billed seconds (bill_instance)
     "dynamodb:ConditionCheckItem",
 )
 # EC2 describe calls support no resource-level permissions: the only Resource "*" of the app

@@ -76,14 +76,15 @@ def test_an_absent_mission_is_named_not_found(store: MissionStore) -> None:
     with pytest.raises(MissionNotFound):
         store.update_mission(absent, {"status": MissionStatus.ABORTED.value})
     with pytest.raises(MissionNotFound):
-        store.add_instance_seconds(absent, "c6i.large", "spot", 1.0)
+        store.bill_instance(absent, "i-0", "c6i.large", "spot", 1.0)
 
 
 def test_updates_and_counters_land_on_the_record(store: MissionStore) -> None:
     mission_id = new_id()
     store.create_mission(mission_record(mission_id))
-    store.add_instance_seconds(mission_id, "c6i.large", "spot", 10.0004)
-    store.add_instance_seconds(mission_id, "c6i.large", "spot", 5.5)
+    store.bill_instance(mission_id, "i-1", "c6i.large", "spot", 10.0004)
+    store.bill_instance(mission_id, "i-2", "c6i.large", "spot", 5.5)
+    store.bill_instance(mission_id, "i-2", "c6i.large", "spot", 5.5)  # a retry: counted once
     outcome = {
         "status": MissionStatus.PARTIAL.value,
         "shardsDone": 2,
@@ -95,7 +96,7 @@ def test_updates_and_counters_land_on_the_record(store: MissionStore) -> None:
     store.update_mission(mission_id, outcome)
     mission = store.get_mission(mission_id)
     assert (mission.shards_done, mission.status) == (2, "PARTIAL")
-    assert mission.instance_seconds == {"c6i.large|spot": 15.5}
+    assert mission.instance_seconds == {"c6i.large|spot|i-1": 10.0, "c6i.large|spot|i-2": 5.5}
     assert mission.failed_shards == (FailedShard("s000001", "boom"),)
     assert (mission.result, mission.cost, mission.extra) == (None, 0.25, {"note": "kept"})
     store.delete_mission(mission_id)

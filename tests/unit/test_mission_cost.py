@@ -96,6 +96,17 @@ def test_an_interrupted_spot_attempt_costs_the_same_in_rsltproc_and_lighthpc_cos
     assert bill.instance_hours == {("c6i.large", "spot"): 0.5, ("c6i.large", "on-demand"): 0.25}
 
 
+def test_each_node_bills_its_own_key_and_the_cost_sums_them_by_type_and_capacity() -> None:
+    """Two Spot nodes and one On-Demand node of one type: priced as 1,800 s + 900 s."""
+    per_node = {
+        "c6i.large|spot|i-1": 1000.0,
+        "c6i.large|spot|i-2": 800.0,
+        "c6i.large|on-demand|i-3": 900.0,
+    }
+    bill = mission_cost(Records(per_node, [2, 1]).cloud().store, MISSION)
+    assert bill.instance_hours == {("c6i.large", "spot"): 0.5, ("c6i.large", "on-demand"): 0.25}
+
+
 def test_an_instance_type_without_a_price_is_named_not_guessed() -> None:
     records = Records({"c6i.large|spot": 60.0, "zz.top|spot": 600.0}, [1])
     recorded, shown = _both_totals(records)

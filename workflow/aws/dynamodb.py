@@ -33,6 +33,7 @@ from workflow.records import (
     ProfileRecord,
     ShardRecord,
     UnitRecord,
+    billing_key,
     plan_items,
 )
 from workflow.states import ShardStatus, UnitStatus, sources_of
@@ -199,21 +200,22 @@ class DynamoMissionStore:
         items = resp.get("Items", [])
         return str(_from_ddb(items[0])["missionId"]) if items else None
 
-    def add_instance_seconds(
-        self, mission_id: str, instance_type: str, capacity: str, seconds: float
+    def bill_instance(
+        self, mission_id: str, instance_id: str, instance_type: str, capacity: str, seconds: float
     ) -> None:
-        """ADD a node's billed seconds to ``instanceSeconds["<type>|<capacity>"]`` (a map
-        created with the mission), so the cost model prices what really ran."""
+        """SET a node's billed seconds at ``instanceSeconds["<type>|<capacity>|<instance>"]``
+        (a map created with the mission), so the cost model prices what really ran. Its own
+        key, not an ADD: botocore's retry of a write the server applied cannot count twice."""
         try:
             write_with_retry(
                 self._ddb.update_item,
                 TableName=self.mission_table,
                 Key=_to_ddb({"missionId": mission_id}),
-                UpdateExpression="ADD #m.#k :s",
+                UpdateExpression="SET #m.#k = :s",
                 ConditionExpression="attribute_exists(#m)",
                 ExpressionAttributeNames={
                     "#m": "instanceSeconds",
-                    "#k": f"{instance_type}|{capacity}",
+                    "#k": billing_key(instance_type, capacity, instance_id),
                 },
                 ExpressionAttributeValues=_to_ddb({":s": round(seconds, 3)}),
             )
