@@ -13,7 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from cli.views import execution_table, state_runs, summary_table, units_table
+from cli.views import execution_table, failure_line, state_runs, summary_table, units_table
 from localcloud.session import LocalSession, MissionRequestLocal
 from localcloud.session import Progress as Snapshot
 from workflow.asl import state_names
@@ -83,11 +83,11 @@ def run_local(
             console.print_json(data=report)
         else:
             _print(console, session, mission=mission, desc=desc, wall=wall, report=report)
-        return (
-            EXIT_OK
-            if mission.status in {MissionStatus.SUCCEEDED, MissionStatus.PARTIAL}
-            else EXIT_FAILED
-        )
+        if mission.status in {MissionStatus.SUCCEEDED, MissionStatus.PARTIAL}:
+            return EXIT_OK
+        error, message = failure_line(mission, desc)
+        err.print(f"lighthpc: {error}: {message}", markup=False, highlight=False)
+        return EXIT_FAILED
 
 
 def _start(session: LocalSession, request: MissionRequestLocal) -> tuple[str, str]:

@@ -145,6 +145,30 @@ def summary_table(mission: MissionRecord, wall_seconds: float | None = None) -> 
     return table
 
 
+FAILURE_TAIL_LINES = 3  # the last lines of the first failed shard's error (its stderr tail)
+FAILURE_LINE_CHARS = 600
+
+
+def failure_line(mission: MissionRecord, desc: Mapping[str, Any]) -> tuple[str, str]:
+    """A failed mission as one ``(error name, message)``: how many shards failed, the first
+    one's id and the last lines of its error (a command's stderr tail), else the execution's
+    own cause. One line, so it reads as the CLI's other named errors do."""
+    error = str(desc.get("error") or "Mission.Failed")
+    failed = mission.failed_shards or ()
+    if failed:
+        first = failed[0]
+        lines = [ln.strip() for ln in first.error.splitlines() if ln.strip()]
+        tail = " | ".join(lines[-FAILURE_TAIL_LINES:]) or "no error text"
+        count = max(mission.shards_failed, len(failed))
+        message = f"{count} shard(s) failed; first {first.shard_id}: {tail}"
+    else:
+        cause = " ".join(str(desc.get("cause") or "").split())
+        message = cause or f"mission ended {mission.status.value}"
+    if len(message) > FAILURE_LINE_CHARS:
+        message = message[: FAILURE_LINE_CHARS - 1] + "…"
+    return error, message
+
+
 def state_graph(definition: Mapping[str, Any], runs: Mapping[str, StateRun]) -> Tree:
     """The definition as a tree in StartAt/Next order, each state with its status."""
     tree = Tree("[bold]State machine[/]")

@@ -5,6 +5,7 @@ rejects it); it must exit 2 like the ones the CLI refuses itself (it exited 1)."
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,26 @@ def test_careless_local_run_is_one_named_line(tmp_path: Path, case: str, as_json
         assert (body["error"], body["exitCode"]) == (error, 2) and needle in body["message"]
     else:
         assert proc.stdout == ""
+
+
+def test_a_failed_mission_names_its_first_failed_shard_and_its_stderr_tail(
+    tmp_path: Path,
+) -> None:
+    """The mission fails (every shard exits 3): exit 1, the summary on stdout, and one named
+    line on stderr with the shard and the last lines its program wrote to stderr."""
+    script = (
+        "import sys; print('first', file=sys.stderr); "
+        "print('boom 42', file=sys.stderr); sys.exit(3)"
+    )
+    argv = json.dumps([sys.executable, "-c", script])
+    proc = run_cli(
+        "local", "run", str(QUERIES), "--out", str(tmp_path / "out"),
+        "--param", "workload=command", "--param", f"argv={argv}", "--param", "shards=2",
+        timeout=240,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    named = [line for line in proc.stderr.splitlines() if line.startswith("lighthpc: ")]
+    assert len(named) == 1, proc.stderr[-3000:]
+    line = named[0]
+    assert line.startswith("lighthpc: Mission.TooManyFailures: 2 shard(s) failed; first s0"), line
+    assert "boom 42" in line, line
