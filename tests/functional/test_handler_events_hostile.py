@@ -140,6 +140,17 @@ def test_any_http_profile_request_gets_a_status_code(
         ({"action": "plan", "event": "x"}, "Mission.InvalidInput"),
         ({"action": "plan"}, "Mission.InvalidInput"),
         ({"action": "launch", "missionId": "m-1"}, "Mission.InvalidInput"),
+        ({"action": "verify"}, "Scheduler.InvalidEvent"),
+        ({"action": "verify", "missionId": "m-1", "unitId": 7}, "Scheduler.InvalidEvent"),
+        (
+            {"action": "verify", "missionId": "m-1", "unitId": "u1", "earlySuccesses": "2"},
+            "Scheduler.InvalidEvent",
+        ),
+        (
+            {"action": "verify", "missionId": "m-1", "unitId": "u1", "earlySuccesses": -1},
+            "Scheduler.InvalidEvent",
+        ),
+        ({"action": "verify", "missionId": "m-1", "unitId": "u0001"}, "Mission.NotFound"),
     ],
 )
 def test_malformed_light_scheduler_events_are_named(
@@ -154,7 +165,7 @@ def test_malformed_light_scheduler_events_are_named(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
-    action=st.sampled_from(["plan", "unitFailed", "other"]) | JSON,
+    action=st.sampled_from(["plan", "verify", "unitFailed", "other"]) | JSON,
     ids=st.dictionaries(st.sampled_from(["missionId", "unitId", "error", "event"]), JSON),
 )
 def test_any_light_scheduler_event_gives_a_named_error(
