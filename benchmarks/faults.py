@@ -444,12 +444,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--missions", type=int, default=20, help="K missions (sequential)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--heartbeat", type=int, default=4, help="heartbeatSeconds of the missions")
+    ap.add_argument(
+        "--cloud-chaos",
+        default="conflict=0.1,throttle=0.1,capacity=0.2",
+        metavar="SPEC",
+        help="the strict cloud's refusals for the whole campaign (chaos keys conflict, "
+        "throttle, capacity; '' for none)",
+    )
+    ap.add_argument("--boot-seconds", type=float, default=None, help="node boot (pool model)")
+    ap.add_argument("--install-seconds", type=float, default=0.0, help="node install")
     return ap.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     quiet_stdout()
+    from localcloud.chaos import parse_chaos
     from localcloud.session import LocalSession
     from localcloud.stack import FUNCTIONS
 
@@ -460,7 +470,13 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     # workers=4: 4 slots of 1 per node, so a frozen node keeps its slot while its successor
     # runs (as a frozen instance keeps its vCPUs); missions use 2-3 nodes.
-    with LocalSession(workers=4) as session:
+    cloud_chaos = parse_chaos(args.cloud_chaos)
+    if cloud_chaos.interrupt or cloud_chaos.kill or cloud_chaos.dup:
+        raise SystemExit("--cloud-chaos takes conflict, throttle and capacity only")
+    boot = {} if args.boot_seconds is None else {"boot_seconds": args.boot_seconds}
+    with LocalSession(workers=4, install_seconds=args.install_seconds, **boot) as session:
+        if cloud_chaos.active:
+            session.start_chaos(cloud_chaos)
         observer = Observer(session)
         probe = CounterProbe(observer)
         registry = session.cloud.lambdas
@@ -524,12 +540,18 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "faults",
         "machine": MACHINE,
         "seed": args.seed,
+        "cloudChaos": args.cloud_chaos,
+        "bootSeconds": args.boot_seconds,
+        "installSeconds": args.install_seconds,
         "summary": summary,
         "missions": results,
     }
     emit(
         [
-            table(f"faults: K={len(results)} missions, seed {args.seed}", rows),
+            table(
+                f"faults: K={len(results)} missions, seed {args.seed}, cloud {args.cloud_chaos}",
+                rows,
+            ),
             table("per mission", per),
         ],
         figures,
