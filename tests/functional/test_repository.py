@@ -6,23 +6,11 @@ import pytest
 
 from localcloud.stack import LocalStack
 from tests.fakes import mission_record
-from workflow.attempt import UnitAttempt
+from tests.functional.simnode import begin
 from workflow.errors import AttemptSuperseded
 from workflow.planner import pack_units, plan_shards
-from workflow.ports import MissionStore
 from workflow.progress import progress_of
-from workflow.records import ShardRecord, UnitRecord
 from workflow.states import ShardStatus
-
-
-def begin(
-    store: MissionStore, mission_id: str, unit_id: str, n: int, *, token: str, capacity: str
-) -> tuple[UnitRecord, list[ShardRecord]]:
-    """LaunchNode's first step: ``UnitAttempt.begin`` over this store."""
-    _, unit, queued = UnitAttempt.begin(
-        store, mission_id, unit_id, n, task_token=token, capacity=capacity
-    )
-    return unit, queued
 
 
 @pytest.fixture

@@ -11,12 +11,12 @@ import pytest
 
 from localcloud.stack import LocalStack
 from tests.fakes import MemoryMissionStore, mission_record
-from workflow.attempt import UnitAttempt
+from tests.functional.simnode import begin
 from workflow.errors import AttemptSuperseded, MissionNotFound
 from workflow.planner import pack_units, plan_shards
 from workflow.ports import MAX_BATCH_MOVES, MissionStore, ShardMove
 from workflow.progress import progress_of
-from workflow.records import FailedShard, ShardRecord, UnitRecord
+from workflow.records import FailedShard
 from workflow.states import ALLOWED, MissionStatus, ShardStatus, UnitStatus
 
 # The store fixture reaches the stack through getfixturevalue, which tests/conftest.py cannot
@@ -31,16 +31,6 @@ def store(request: pytest.FixtureRequest) -> Iterator[MissionStore]:
     else:
         stack: LocalStack = request.getfixturevalue("shared_stack")
         yield stack.services.store
-
-
-def begin(
-    store: MissionStore, mission_id: str, unit_id: str, n: int, *, token: str, capacity: str
-) -> tuple[UnitRecord, list[ShardRecord]]:
-    """LaunchNode's first step: ``UnitAttempt.begin`` over this store."""
-    _, unit, queued = UnitAttempt.begin(
-        store, mission_id, unit_id, n, task_token=token, capacity=capacity
-    )
-    return unit, queued
 
 
 def new_id() -> str:
