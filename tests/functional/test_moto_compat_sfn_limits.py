@@ -6,6 +6,7 @@ the day moto fixes it: then drop the fix); the other tests show AWS's behaviour 
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -143,3 +144,33 @@ def test_bug_still_present_tolerated_failure_percentage_integer(harness: Harness
 
 def test_an_integer_tolerated_failure_percentage_is_accepted(harness: Harness) -> None:
     map_machine(harness, tolerance={"ToleratedFailurePercentage": 100})
+
+
+# --------------------------------------- 256 KiB of state data (moto enforces it already)
+
+STATE_LIMIT_BYTES = 256 * 1024
+
+
+def _doubling_machine(harness: Harness) -> str:
+    """A Pass state whose output holds its input twice, then a Catch-free end."""
+    double = {
+        "Type": "Pass",
+        "Parameters": {"a.$": "$.s", "b.$": "$.s"},
+        "End": True,
+    }
+    return harness.state_machine({"StartAt": "Double", "States": {"Double": double}})
+
+
+def test_a_state_output_over_256_kib_fails_with_data_limit_exceeded(harness: Harness) -> None:
+    """AWS: a state's input or output over 256 KiB fails with States.DataLimitExceeded. moto
+    enforces it (``quotas.is_within_size_quota``); this FAILS the day it stops."""
+    machine = _doubling_machine(harness)
+    described = harness.run(machine, {"s": "x" * (STATE_LIMIT_BYTES // 2 + 1024)})
+    assert described["status"] == "FAILED", described
+    assert described.get("error") == "States.DataLimitExceeded", described
+
+
+def test_a_state_output_under_256_kib_passes(harness: Harness) -> None:
+    machine = _doubling_machine(harness)
+    described = harness.run(machine, {"s": "x" * (STATE_LIMIT_BYTES // 2 - 1024)})
+    assert len(json.dumps(output_of(described))) < STATE_LIMIT_BYTES
