@@ -8,17 +8,43 @@ instead, never both: ``stack`` would wipe what the module fixture wrote.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 
 from localcloud.emulator import EmbeddedCloud
-from localcloud.stack import LocalStack
+from localcloud.iam import principal_key
+from localcloud.stack import LocalStack, _bind_iam, local_services
 from tests.conftest import SharedCloud
 from tests.waiting import wait_for
 from workflow.states import TERMINAL_EXECUTION
+
+
+def as_principal(cloud: EmbeddedCloud, stack: LocalStack, principal: str) -> Any:
+    """Services that act as ``principal`` (``node``, ``light_scheduler``…) under its grants."""
+    return local_services(cloud, stack.settings, principal_key(principal))
+
+
+@contextmanager
+def without_grant(
+    cloud: EmbeddedCloud, stack: LocalStack, principal: str, action: str
+) -> Iterator[None]:
+    """The deployed grants minus ``action`` for ``principal``, as if the stack lacked it."""
+    assert cloud.iam is not None, "IAM enforcement is off"
+    saved = copy.deepcopy(cloud.iam.snapshot)
+    for statement in cloud.iam.snapshot["principals"][principal]["statements"]:
+        statement["Action"] = [a for a in statement["Action"] if a != action]
+    _bind_iam(cloud, stack.settings, stack.state_machine_arn)
+    try:
+        yield
+    finally:
+        cloud.iam.snapshot = saved
+        _bind_iam(cloud, stack.settings, stack.state_machine_arn)
 
 
 @pytest.fixture

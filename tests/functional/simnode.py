@@ -58,8 +58,10 @@ class NodeSim:
         behaviour: Callable[[Attempt], Behaviour] | None = None,
         *,
         hold_seconds: float = 0.0,
+        node_svc: Services | None = None,
     ) -> None:
-        self.svc = svc
+        self.svc = svc  # the pool's view: finds the instances CreateFleet started
+        self.node = node_svc or svc  # what a node does, under the node role when given
         self.behaviour = behaviour or (lambda _a: "succeed")
         self.hold_seconds = hold_seconds  # each node 'boots' this long: makes overlap visible
         self.attempts: list[Attempt] = []
@@ -120,12 +122,14 @@ class NodeSim:
         try:
             self._stop.wait(self.hold_seconds)
             self._attempt(a)
+        except Exception as exc:  # noqa: BLE001 - a node that crashes says so to the test
+            self.errors.append(exc)
         finally:
             with self._live_lock:
                 self.live -= 1
 
     def _attempt(self, a: Attempt) -> None:
-        store = self.svc.store
+        store = self.node.store
         unit = store.get_unit(a.mission_id, a.unit_id)
         if unit.attempt != a.attempt or not unit.task_token:
             return
@@ -137,7 +141,7 @@ class NodeSim:
         if what == "silent":
             return
         if what == "fail":
-            self.svc.tokens.report_failure(a.token, ShardFailed.error_name, "exit status 3: boom")
+            self.node.tokens.report_failure(a.token, ShardFailed.error_name, "exit status 3: boom")
             self._terminate(a)
             return
         todo = shards if what == "succeed" else shards[: len(shards) // 2]
@@ -147,27 +151,27 @@ class NodeSim:
             for s in shards[len(todo) :]:
                 attempt.interrupt_shard(s.shard_id)
             attempt.interrupt("spot notice")
-            self.svc.tokens.report_failure(a.token, SpotInterrupted.error_name, "spot notice")
+            self.node.tokens.report_failure(a.token, SpotInterrupted.error_name, "spot notice")
         else:
             attempt.succeed()
-            self.svc.tokens.report_success(a.token, {"shards": len(todo)})
+            self.node.tokens.report_success(a.token, {"shards": len(todo)})
         self._terminate(a)
 
     def run_shard(self, a: Attempt, shard_id: str, items: int) -> bool:
         """Claim, 'compute', upload to the attempt's key, commit. False if refused."""
-        attempt = a.protocol(self.svc.store)
+        attempt = a.protocol(self.node.store)
         if not attempt.claim(shard_id):
             return False
         key = shard_result_key(a.mission_id, shard_id, a.attempt, ".json")
         body = json.dumps({"shard": shard_id, "items": items}).encode()
-        self.svc.s3.put_object(Bucket=self.svc.settings.result_bucket, Key=key, Body=body)
+        self.node.s3.put_object(Bucket=self.node.settings.result_bucket, Key=key, Body=body)
         ok = attempt.commit(shard_id, key, {})
         if ok:
             a.shards_run.append(shard_id)
         return ok
 
     def _terminate(self, a: Attempt) -> None:
-        self.svc.ec2.terminate_instances(InstanceIds=[a.instance_id])
+        self.node.ec2.terminate_instances(InstanceIds=[a.instance_id])
 
 
 def first_attempt_only(what: Behaviour) -> Callable[[Attempt], Behaviour]:

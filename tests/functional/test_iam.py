@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import copy
-from typing import Any
-
 import pytest
 from botocore.exceptions import ClientError
 
 from localcloud.emulator import EmbeddedCloud
-from localcloud.iam import principal_key
-from localcloud.stack import LocalStack, _bind_iam, local_services
+from localcloud.stack import LocalStack
+from tests.functional.conftest import as_principal, without_grant
 from workflow.aws.ec2 import node_tags
 
-
-def _as(cloud: EmbeddedCloud, stack: LocalStack, principal: str) -> Any:
-    return local_services(cloud, stack.settings, principal_key(principal))
+_as = as_principal
 
 
 def _instance(stack: LocalStack) -> str:
@@ -42,12 +37,7 @@ def test_node_may_not_write_a_profile_it_was_not_granted(
 def test_removed_send_task_success_grant_refuses_the_nodes_report(
     cloud: EmbeddedCloud, stack: LocalStack
 ) -> None:
-    assert cloud.iam is not None
-    saved = copy.deepcopy(cloud.iam.snapshot)
-    for statement in cloud.iam.snapshot["principals"]["node"]["statements"]:
-        statement["Action"] = [a for a in statement["Action"] if a != "states:SendTaskSuccess"]
-    _bind_iam(cloud, stack.settings, stack.state_machine_arn)
-    try:
+    with without_grant(cloud, stack, "node", "states:SendTaskSuccess"):
         node = _as(cloud, stack, "node")
         with pytest.raises(ClientError) as refused:
             node.sfn.send_task_success(taskToken="t" * 40, output="{}")
@@ -55,9 +45,6 @@ def test_removed_send_task_success_grant_refuses_the_nodes_report(
         with pytest.raises(ClientError) as unknown:
             node.sfn.send_task_heartbeat(taskToken="t" * 40)
         assert unknown.value.response["Error"]["Code"] != "AccessDeniedException"
-    finally:
-        cloud.iam.snapshot = saved
-        _bind_iam(cloud, stack.settings, stack.state_machine_arn)
 
 
 def test_terminate_is_refused_for_an_untagged_instance(

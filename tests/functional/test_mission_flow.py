@@ -10,12 +10,14 @@ from localcloud.emulator import EmbeddedCloud
 from localcloud.reset import reset
 from localcloud.stack import SOURCE_RULE_NAME, LocalStack
 from tests.functional.conftest import (
+    as_principal,
     executions,
     notices,
     start_manual,
     upload_sample,
     wait_execution,
     wait_for,
+    without_grant,
 )
 from tests.functional.simnode import NodeSim, first_attempt_only, unit_scripted
 from workflow.records import MissionRecord
@@ -48,9 +50,12 @@ def mission_of(stack: LocalStack, arn: str) -> MissionRecord:
     raise AssertionError("no PlanMission output in the history")
 
 
-def test_s3_upload_runs_a_12_shard_mission_on_4_units(stack: LocalStack) -> None:
+def test_s3_upload_runs_a_12_shard_mission_on_4_units(
+    stack: LocalStack, cloud: EmbeddedCloud
+) -> None:
+    """The simulated nodes act under the node role (claims, commits, reports, terminate)."""
     noop_profile(stack, shards=12, maxNodes=4)
-    with NodeSim(stack.services) as nodes:
+    with NodeSim(stack.services, node_svc=as_principal(cloud, stack, "node")) as nodes:
         upload_sample(stack, "incoming/sample.txt", SAMPLE)
         started = wait_for(lambda: executions(stack), 20, "the S3 event to start an execution")
         desc = wait_execution(stack, started[0]["executionArn"])
@@ -85,6 +90,24 @@ def test_s3_upload_runs_a_12_shard_mission_on_4_units(stack: LocalStack) -> None
         f"for {mission.units} units ({len(events) / mission.units:.1f} events per unit); "
         "child executions per unit: see benchmarks/overhead.py"
     )
+
+
+def test_a_mission_whose_nodes_lack_send_task_success_is_refused_access(
+    stack: LocalStack, cloud: EmbeddedCloud
+) -> None:
+    """The same mission with one grant missing from the node role: every node's report is
+    refused with AccessDeniedException, as AWS refuses it."""
+    noop_profile(stack, shards=4, maxNodes=2)
+    with without_grant(cloud, stack, "node", "states:SendTaskSuccess"):
+        node = as_principal(cloud, stack, "node")
+        with NodeSim(stack.services, node_svc=node) as nodes:
+            upload_sample(stack, "incoming/denied.txt", SAMPLE)
+            started = wait_for(lambda: executions(stack), 20, "the S3 event to start an execution")
+            wait_for(lambda: len(nodes.errors) >= 2, 30, "both nodes' reports to be refused")
+        stack.services.sfn.stop_execution(executionArn=started[0]["executionArn"])
+    codes = {getattr(e, "response", {}).get("Error", {}).get("Code") for e in nodes.errors}
+    assert codes == {"AccessDeniedException"}, nodes.errors
+    assert all("states:SendTaskSuccess" in str(e) for e in nodes.errors)
 
 
 def test_manual_params_override_the_profile(stack: LocalStack) -> None:
