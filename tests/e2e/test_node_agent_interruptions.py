@@ -55,6 +55,9 @@ SLOW_PARAMS: dict[str, Any] = {
     "checkpointEvery": 20,
     "topK": 3,
 }
+# Short enough that a dead or frozen node is noticed quickly, long enough that a live node's
+# beats (every third of it) still arrive on a machine loaded by other test runs.
+HEARTBEAT_SHORT = 6
 MID_SHARD = 1  # act as soon as shard 0 has made progress (its first block is 20 molecules)
 
 
@@ -232,7 +235,7 @@ def test_killed_node_is_not_reported_heartbeat_expires_attempt_two_finishes(
     sample, expected = slow_sample
     key = "incoming/killed.smi"
     upload_quietly(stack, key, sample)
-    arn = start(stack, key, {**SLOW_PARAMS, "library": uri, "heartbeatSeconds": 3})
+    arn = start(stack, key, {**SLOW_PARAMS, "library": uri, "heartbeatSeconds": HEARTBEAT_SHORT})
     mission_id = mission_of(stack, arn)
     first = node_of(pool, mission_id, 1)
     wait_for(lambda: progressed(stack, mission_id, 1, MID_SHARD), 60, "shard 0 to progress")
@@ -279,7 +282,9 @@ def test_superseded_node_stops_silently_and_leaves_committed_results_alone(
     for tries in range(1, 4):
         key = f"incoming/superseded-{tries}.smi"
         upload_quietly(stack, key, sample)
-        arn = start(stack, key, {**SLOW_PARAMS, "library": uri, "heartbeatSeconds": 3})
+        arn = start(
+            stack, key, {**SLOW_PARAMS, "library": uri, "heartbeatSeconds": HEARTBEAT_SHORT}
+        )
         mission_id = mission_of(stack, arn)
         first = node_of(pool, mission_id, 1)
         moved = partial(progressed, stack, mission_id, 1, MID_SHARD)
