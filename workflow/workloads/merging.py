@@ -19,8 +19,11 @@ from typing import Any, Protocol
 from workflow.errors import ShardFailed
 from workflow.workloads.base import WorkInputs
 from workflow.workloads.molsim import (
+    MAX_LISTED_LINES,
     Candidate,
     final_hits,
+    invalid_library_lines,
+    library_path,
     load_queries,
     read_shard_csv,
     select_top_k,
@@ -46,6 +49,7 @@ class MolsimMerger:
 
     def __init__(self, inputs: WorkInputs) -> None:
         self._k = top_k_option(inputs.options)
+        self._inputs = inputs
         self._parsed = load_queries(inputs.sample)
         self._tops: list[list[Candidate]] = [[] for _ in self._parsed.queries]
         self._shards = 0
@@ -70,6 +74,9 @@ class MolsimMerger:
             "queries": len(self._parsed.queries),
             "hits": rows,
             "invalidQueryLines": list(self._parsed.invalid_lines),
+            "invalidLibraryLines": list(
+                invalid_library_lines(library_path(self._inputs))[1][:MAX_LISTED_LINES]
+            ),
             "topK": self._k,
             "shards": self._shards,
         }

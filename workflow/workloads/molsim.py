@@ -66,6 +66,7 @@ INSTALL_HINT = "install lighthpc-sfn[molsim]"
 DEFAULT_TOP_K = 10
 # Checkpoints carry the partial top-K of every query: keep them bounded.
 MAX_TOP_K = 1000
+MAX_LISTED_LINES = 1000  # invalid library lines named in the summary (the count is not capped)
 MORGAN_RADIUS = 2
 MORGAN_BITS = 2048
 
@@ -543,7 +544,9 @@ class MolsimWorkload:
             "queries": len(queries),
             "hits": rows,
             "invalidQueryLines": list(parsed.invalid_lines),
-            "invalidLibraryLines": list(invalid_library_lines(library_path(inputs))[1][:1000]),
+            "invalidLibraryLines": list(
+                invalid_library_lines(library_path(inputs))[1][:MAX_LISTED_LINES]
+            ),
             "topK": k,
             "shards": len(results),
         }
