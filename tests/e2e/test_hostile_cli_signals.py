@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -92,9 +93,19 @@ def cli_run(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
 
 
 @pytest.mark.parametrize(
-    "sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGKILL], ids=lambda s: s.name
+    ("sig", "times"),
+    [
+        (signal.SIGINT, 1),
+        (signal.SIGTERM, 1),
+        (signal.SIGHUP, 1),
+        (signal.SIGKILL, 1),
+        (signal.SIGINT, 3),  # three quick Ctrl-C: the cleanup must not be skipped
+    ],
+    ids=["SIGINT", "SIGTERM", "SIGHUP", "SIGKILL", "SIGINTx3"],
 )
-def test_no_process_survives_the_cli(cli_run: subprocess.Popen[str], sig: signal.Signals) -> None:
+def test_no_process_survives_the_cli(
+    cli_run: subprocess.Popen[str], sig: signal.Signals, times: int
+) -> None:
     started = wait_for(
         lambda: None if cli_run.poll() is not None else _agents_with_workers(cli_run.pid),
         START_TIMEOUT,
@@ -102,7 +113,9 @@ def test_no_process_survives_the_cli(cli_run: subprocess.Popen[str], sig: signal
         interval=0.2,
     )
     assert cli_run.poll() is None, cli_run.communicate()[1][-3000:]
-    cli_run.send_signal(sig)
+    for _ in range(times):
+        cli_run.send_signal(sig)
+        time.sleep(0.2)  # quick, yet each one reaches the CLI on its own
     try:
         wait_for(lambda: cli_run.poll() is not None, EXIT_TIMEOUT, f"the CLI to end on {sig.name}")
         wait_for(
@@ -120,6 +133,10 @@ def test_no_process_survives_the_cli(cli_run: subprocess.Popen[str], sig: signal
         return
     assert cli_run.returncode == 128 + sig, stderr[-3000:]
     lines = [line for line in stderr.splitlines() if line.startswith("lighthpc: ")]
-    assert len(lines) == 1, stderr[-3000:]
-    assert lines[0].startswith(f"lighthpc: Interrupted: {sig.name}"), lines
-    assert "emulator and nodes stopped" in lines[0]
+    final = [line for line in lines if line.startswith("lighthpc: Interrupted: ")]
+    assert final == [f"lighthpc: Interrupted: {sig.name}; emulator and nodes stopped"], stderr[
+        -3000:
+    ]
+    assert lines[-1] == final[0], "the final line comes once the cleanup is done"
+    # Each later signal is said plainly, none skips the cleanup silently.
+    assert len(lines) <= times, lines
