@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
+import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from types import FrameType, TracebackType
+from typing import Any, Final
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from cli.views import execution_table, failure_line, state_runs, summary_table, units_table
+from localcloud.pool import LocalNodePool
 from localcloud.session import LocalSession, MissionRequestLocal
 from localcloud.session import Progress as Snapshot
+from node_agent import proctree
 from workflow.asl import state_names
 from workflow.errors import MissionInvalidInput
 from workflow.records import MissionRecord
@@ -24,6 +30,57 @@ from workflow.states import MissionStatus, ShardStatus
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 BAD_INPUT_ERRORS = frozenset({MissionInvalidInput.error_name})
 DEFAULT_OUT = Path("lighthpc-out")
+INTERRUPTS: Final = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+NODES_GONE_SECONDS: Final = 15.0
+
+
+class Interrupted(BaseException):
+    """The run was told to stop (Ctrl-C, SIGTERM, a closed terminal): unwind and clean up.
+
+    A ``BaseException`` like ``KeyboardInterrupt``: no ``except Exception`` may swallow it."""
+
+
+class _Interrupts:
+    """SIGINT, SIGTERM and SIGHUP all stop the run like Ctrl-C. Only the first one unwinds;
+    one that comes during the cleanup (a second, third Ctrl-C) is said, not obeyed, so the
+    nodes are still stopped. ``defer()`` makes the first one wait too (the normal cleanup)."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._raising = True
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _Interrupts:
+        for sig in INTERRUPTS:
+            self._previous[sig] = signal.signal(sig, self._on_signal)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+
+    def defer(self) -> None:
+        self._raising = False
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if self.signum is None:
+            self.signum = signum
+            if self._raising:
+                self._raising = False
+                raise Interrupted(name)
+        _say_now(f"lighthpc: {name}: stopping the emulator and nodes first; please wait\n")
+
+
+def _say_now(text: str) -> None:
+    """Write from a signal handler (no reentrant rich print); a closed terminal is fine."""
+    with contextlib.suppress(OSError):
+        os.write(2, text.encode())
 
 
 @contextmanager
@@ -46,6 +103,55 @@ def _emulator_log(log_dir: Path) -> Iterator[None]:
 def run_local(
     request: MissionRequestLocal, out: Path | None, *, as_json: bool, console: Console, err: Console
 ) -> int:
+    """The mission's exit code; 128+signum once an interrupt has stopped every node."""
+    pools: list[LocalNodePool] = []
+    with _Interrupts() as interrupts:
+        code = EXIT_FAILED
+        # The handle is the session's cleanup: it has already run when this catches.
+        with contextlib.suppress(Interrupted):
+            code = _run(
+                request, out, as_json=as_json, console=console, err=err, hooks=(interrupts, pools)
+            )
+        if interrupts.signum is None:
+            return code
+        return _report_interrupt(
+            interrupts.signum, pools, as_json=as_json, console=console, err=err
+        )
+
+
+def _report_interrupt(
+    signum: int, pools: list[LocalNodePool], *, as_json: bool, console: Console, err: Console
+) -> int:
+    """Say what was stopped, after checking (with a timeout) that no node process remains."""
+    name = signal.Signals(signum).name
+    pids = {p for pool in pools for h in pool.nodes() for p in (h.pid, *h.killed_pids)}
+    deadline = time.monotonic() + NODES_GONE_SECONDS
+    while (
+        alive := sorted(p for p in pids if proctree.is_alive(p))
+    ) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if alive:
+        message = f"{name}; {len(alive)} node process(es) still running: {alive}"
+    else:
+        message = f"{name}; emulator and nodes stopped"
+    code = 128 + signum
+    with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
+        if as_json:
+            console.print_json(data={"error": "Interrupted", "message": message, "exitCode": code})
+        err.print(f"lighthpc: Interrupted: {message}", markup=False, highlight=False)
+    return code
+
+
+def _run(
+    request: MissionRequestLocal,
+    out: Path | None,
+    *,
+    as_json: bool,
+    console: Console,
+    err: Console,
+    hooks: tuple[_Interrupts, list[LocalNodePool]],
+) -> int:
+    interrupts, pools = hooks
     started = time.monotonic()
     log_dir = (out or DEFAULT_OUT) / "logs" / time.strftime("%Y%m%d-%H%M%S")
     with (
@@ -54,40 +160,60 @@ def run_local(
         ) as session,
         _emulator_log(session.log_dir),
     ):
-        err.print(
-            f"local stack at {session.cloud.endpoint_url} · node logs in {session.log_dir}",
-            markup=False,
-            highlight=False,
-        )
-        first, key = _start(session, request)
-        arn = session.owning_execution(first)
-        desc = _watch(session, arn, err)
-        mission_id = session.mission_id(arn)
-        if mission_id is None:
-            error = str(desc.get("error") or "Mission.Failed")
-            cause = " ".join(str(desc.get("cause") or "no mission was planned").split())
-            # A rejected input exits 2 here as it does when the CLI refuses it itself.
-            code = EXIT_BAD_INPUT if error in BAD_INPUT_ERRORS else EXIT_FAILED
-            if as_json:
-                console.print_json(data={"error": error, "message": cause, "exitCode": code})
-            err.print(f"lighthpc: {error}: {cause}", markup=False, highlight=False)
-            return code
-        mission = session.services.store.get_mission(mission_id)
-        wall = time.monotonic() - started
-        target = (out or DEFAULT_OUT / mission_id).resolve()
-        result = session.download_result(mission, target)
-        report = _report(session, mission=mission, desc=desc, wall=wall, result=result, key=key)
-        (target / "summary.json").parent.mkdir(parents=True, exist_ok=True)
-        (target / "summary.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+        if session.pool is not None:
+            pools.append(session.pool)
+        try:
+            return _mission(
+                session, request, out, as_json=as_json, console=console, err=err, started=started
+            )
+        finally:
+            interrupts.defer()  # a signal now waits for the session's cleanup
+
+
+def _mission(
+    session: LocalSession,
+    request: MissionRequestLocal,
+    out: Path | None,
+    *,
+    as_json: bool,
+    console: Console,
+    err: Console,
+    started: float,
+) -> int:
+    err.print(
+        f"local stack at {session.cloud.endpoint_url} · node logs in {session.log_dir}",
+        markup=False,
+        highlight=False,
+    )
+    first, key = _start(session, request)
+    arn = session.owning_execution(first)
+    desc = _watch(session, arn, err)
+    mission_id = session.mission_id(arn)
+    if mission_id is None:
+        error = str(desc.get("error") or "Mission.Failed")
+        cause = " ".join(str(desc.get("cause") or "no mission was planned").split())
+        # A rejected input exits 2 here as it does when the CLI refuses it itself.
+        code = EXIT_BAD_INPUT if error in BAD_INPUT_ERRORS else EXIT_FAILED
         if as_json:
-            console.print_json(data=report)
-        else:
-            _print(console, session, mission=mission, desc=desc, wall=wall, report=report)
-        if mission.status in {MissionStatus.SUCCEEDED, MissionStatus.PARTIAL}:
-            return EXIT_OK
-        error, message = failure_line(mission, desc)
-        err.print(f"lighthpc: {error}: {message}", markup=False, highlight=False)
-        return EXIT_FAILED
+            console.print_json(data={"error": error, "message": cause, "exitCode": code})
+        err.print(f"lighthpc: {error}: {cause}", markup=False, highlight=False)
+        return code
+    mission = session.services.store.get_mission(mission_id)
+    wall = time.monotonic() - started
+    target = (out or DEFAULT_OUT / mission_id).resolve()
+    result = session.download_result(mission, target)
+    report = _report(session, mission=mission, desc=desc, wall=wall, result=result, key=key)
+    (target / "summary.json").parent.mkdir(parents=True, exist_ok=True)
+    (target / "summary.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    if as_json:
+        console.print_json(data=report)
+    else:
+        _print(console, session, mission=mission, desc=desc, wall=wall, report=report)
+    if mission.status in {MissionStatus.SUCCEEDED, MissionStatus.PARTIAL}:
+        return EXIT_OK
+    error, message = failure_line(mission, desc)
+    err.print(f"lighthpc: {error}: {message}", markup=False, highlight=False)
+    return EXIT_FAILED
 
 
 def _start(session: LocalSession, request: MissionRequestLocal) -> tuple[str, str]:

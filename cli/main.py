@@ -122,8 +122,8 @@ def local_run(
     try:
         with sigterm_as_interrupt():
             code = run_local(request, out, as_json=as_json, console=out_console, err=err_console)
-    except KeyboardInterrupt:
-        err_console.print("lighthpc: interrupted; emulator and nodes stopped")
+    except KeyboardInterrupt:  # before run_local took the signals over: nothing started yet
+        err_console.print("lighthpc: Interrupted: before the local stack started")
         sys.exit(130)
     except LightHpcError as exc:
         fail(type(exc).__name__, str(exc), EXIT_FAILED, as_json=as_json)

@@ -8,7 +8,9 @@ handle per instance so tests and chaos tooling can interrupt (Spot notice), kill
 report), pause or list nodes. Each node's stdout/stderr (its JSON log) goes to
 ``<log_dir>/<instance-id>.log`` (a fresh temporary directory by default). When a node process
 ends, its instance is terminated in the emulator; ``close()`` leaves no process behind (it
-kills whole process trees).
+kills whole process trees). Should this process die without ``close()`` (SIGKILL, a crash),
+each node dies with it: the pool names itself in ``proctree.ENV_PARENT_PID`` and the agent
+sets a parent-death signal (``proctree.die_with_parent``); its workers follow it.
 
 A node starts as it does on AWS (docs/architecture.md, "Node start"): the instance exists
 (pending → running) for ``boot_seconds`` with nothing on it; then, for ``install_seconds``, the
@@ -393,6 +395,8 @@ class LocalNodePool:
                 ENV_WORK_DIR: str(self.work_root / instance_id),
                 ENV_CACHE_DIR: str(self.work_root / "cache"),
                 "PYTHONUNBUFFERED": "1",
+                # The node dies with this process, even by SIGKILL (proctree.die_with_parent).
+                proctree.ENV_PARENT_PID: str(os.getpid()),
             }
         )
         if os.geteuid() == 0:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import signal
 from collections.abc import Sequence
 
-from node_agent import logs
+from node_agent import logs, proctree
 from node_agent.agent import ExitCode, NodeAgent
 from node_agent.config import AgentConfig, ConfigError
 from node_agent.identity import ImdsClient, ImdsError
@@ -21,6 +21,7 @@ from workflow.settings import Settings
 def main(argv: Sequence[str] | None = None) -> int:
     """Run this node's unit attempt to its end; the exit status names the path taken."""
     del argv  # no options: a node is configured by its environment and its tags
+    proctree.die_with_parent()  # local pool only: a node outlives no CLI (no-op on AWS)
     log = logs.configure()
     try:
         config = AgentConfig.from_env()

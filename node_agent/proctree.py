@@ -8,12 +8,22 @@ forks between the walk and the kill.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
+import sys
+import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Final
 
 PROC = Path("/proc")
+# Set by the local pool only (its own pid): on AWS systemd starts the agent and nothing dies
+# with a parent, so the variable is absent there and ``die_with_parent`` does nothing.
+ENV_PARENT_PID: Final = "LIGHTHPC_NODE_PARENT_PID"
+_PR_SET_PDEATHSIG: Final = 1
+_PARENT_POLL_SECONDS: Final = 0.5
 
 
 def _stat_fields(stat_text: str) -> list[str]:
@@ -90,3 +100,30 @@ def kill_tree(root: int, *, include_root: bool = True) -> list[int]:
         frozen.update(fresh)
     signal_all(frozen, signal.SIGKILL)  # SIGKILL also ends stopped processes
     return sorted(frozen)
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(_PARENT_POLL_SECONDS)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def die_with_parent(environ: dict[str, str] | None = None) -> None:
+    """SIGKILL this process when the one named by ``ENV_PARENT_PID`` dies, even by SIGKILL.
+
+    Linux: PR_SET_PDEATHSIG, then a check that the parent is still the expected pid (it may
+    have died before the call: the race the kernel cannot close). Elsewhere: a thread that
+    polls ``getppid``. Shard workers follow by watching this agent (``runner``).
+    """
+    value = (os.environ if environ is None else environ).get(ENV_PARENT_PID, "")
+    if not value.isdigit():
+        return
+    parent = int(value)
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    else:
+        threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    if os.getppid() != parent:
+        os.kill(os.getpid(), signal.SIGKILL)
