@@ -14,6 +14,7 @@ from typing import Final
 from workflow.settings import (
     ENV_DEFAULT_PROFILE,
     ENV_LAUNCH_TEMPLATE,
+    ENV_MIN_HEARTBEAT_SECONDS,
     ENV_MISSION_TABLE,
     ENV_NODE_MAX_LIFETIME,
     ENV_RESULT_BUCKET,
@@ -42,6 +43,7 @@ LAUNCH_TEMPLATE: Final = "LaunchTemplateName"
 SUBNET_IDS: Final = "NodeSubnetIds"
 NODE_MAX_LIFETIME: Final = "NodeMaxLifetimeSeconds"
 DEFAULT_PROFILE: Final = "DefaultProfile"
+MIN_HEARTBEAT: Final = "MinHeartbeatSeconds"
 
 # Output name -> the environment variable that carries the same value to a Lambda.
 SETTINGS_OUTPUTS: Final[Mapping[str, str]] = {
@@ -55,6 +57,7 @@ SETTINGS_OUTPUTS: Final[Mapping[str, str]] = {
     SUBNET_IDS: ENV_SUBNET_IDS,
     NODE_MAX_LIFETIME: ENV_NODE_MAX_LIFETIME,
     DEFAULT_PROFILE: ENV_DEFAULT_PROFILE,
+    MIN_HEARTBEAT: ENV_MIN_HEARTBEAT_SECONDS,
 }
 
 # What the CLI cannot work without (the others fall back to the Settings defaults).
@@ -75,6 +78,7 @@ DESCRIPTIONS: Final[Mapping[str, str]] = {
     SUBNET_IDS: "Subnets the nodes are launched in (comma-separated).",
     NODE_MAX_LIFETIME: "A node powers itself off after this many seconds.",
     DEFAULT_PROFILE: "MissionCfg profile merged under every mission's params.",
+    MIN_HEARTBEAT: "The smallest heartbeatSeconds a mission may ask: a node's start meets it.",
 }
 
 
