@@ -132,6 +132,8 @@ class UnitRun:
         self._outbox: list[tuple[ShardRecord, WorkerOutcome]] = []
         self._outbox_lock = threading.Lock()
         self._flush = threading.Event()  # commit now: a full batch, a stop, or the end
+        self._closing = False
+        self._committing = False  # a _record is queued or running (under _outbox_lock)
         self._claimed: set[str] = set()
         self._started: dict[str, dict[str, Any]] = {}
 
@@ -142,6 +144,7 @@ class UnitRun:
         try:
             self._run(shards)
         finally:
+            self._closing = True  # no more results: commit what waits without lingering
             self._flush.set()
             self._committer.shutdown(wait=True)
             self._uploaders.shutdown(wait=True)
@@ -275,21 +278,26 @@ class UnitRun:
             waiting = len(self._outbox)
             if waiting >= MAX_BATCH_MOVES or self._shutdown.stopping:
                 self._flush.set()
-        if waiting == 1:  # the committer drains the outbox; a new one starts when it is empty
+            start = not self._committing  # one committer drains the outbox until it is empty
+            self._committing = True
+        if start:
             self._commits.append(self._committer.submit(self._record))
         # Results count only once committed: when the committer falls behind, the slots wait.
         self._settle_commits(most_pending=0 if waiting >= MAX_OUTBOX else MOST_PENDING_COMMITS)
 
     def _record(self) -> None:
-        """On the committer thread: wait up to ``COMMIT_LINGER_SECONDS`` for more results,
-        then commit the outbox ``MAX_BATCH_MOVES`` at a time (uploads first, in parallel)
-        and record failures, in finish order, until it is empty."""
-        self._flush.wait(COMMIT_LINGER_SECONDS)
+        """On the committer thread, until the outbox is empty: wait up to
+        ``COMMIT_LINGER_SECONDS`` for more results (before every batch: shards that finish
+        one per commit round trip would otherwise commit one at a time), then commit up to
+        ``MAX_BATCH_MOVES`` (uploads first, in parallel) and record failures, in finish order."""
         while True:
+            if not self._closing:
+                self._flush.wait(COMMIT_LINGER_SECONDS)
             with self._outbox_lock:
                 batch = self._outbox[:MAX_BATCH_MOVES]
                 del self._outbox[:MAX_BATCH_MOVES]
                 self._flush.clear()
+                self._committing = bool(batch)  # empty: the next result starts a committer
             if not batch:
                 return
             if self._shutdown.superseded:
