@@ -51,7 +51,9 @@ CLAIM_AHEAD: Final = 50  # shards claimed per transaction (claimed, not yet star
 # How long a finished shard may wait for others to share its commit: short next to any real
 # shard, long next to a DynamoDB round trip (a 20 ms shard otherwise commits alone).
 COMMIT_LINGER_SECONDS: Final = 0.25
-MOST_PENDING_COMMITS: Final = 2  # one in flight, one filling: a third makes the slots wait
+# One committer runs at a time (``_committing``); two futures overlap only while one ends as
+# the next starts. The slots wait on ``MAX_OUTBOX``, not on this.
+MOST_PENDING_COMMITS: Final = 2
 MAX_OUTBOX: Final = 4 * MAX_BATCH_MOVES  # finished, uncommitted shards before the slots wait
 UPLOAD_THREADS: Final = 8  # a batch's result uploads in parallel (each a PutObject round trip)
 log = get_logger("unit")
