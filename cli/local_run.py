@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -84,19 +85,31 @@ def _say_now(text: str) -> None:
 
 
 @contextmanager
-def _emulator_log(log_dir: Path) -> Iterator[None]:
-    """The emulator's own log (moto prints a 1.2 KB state dump per failed state) goes to the
-    run's log directory, not to the user's terminal, whose stderr keeps our one-line errors."""
+def _run_log(log_dir: Path) -> Iterator[None]:
+    """Everything the emulator, the pool and their threads log (moto's 1.2 KB state dump per
+    failed state, werkzeug, a thread dying at teardown) goes to ``<log_dir>/emulator.log``,
+    never to the user's terminal, whose stderr keeps our one-line errors. Entered before the
+    session starts and left after it stopped, so its teardown is covered too."""
     log_dir.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(log_dir / "emulator.log", encoding="utf-8")
-    moto = logging.getLogger("moto")
-    moto.addHandler(handler)
-    propagate, moto.propagate = moto.propagate, False
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    saved_hook = threading.excepthook
+    root.handlers = [handler]
+    root.setLevel(logging.INFO)
+
+    def log_thread_death(args: threading.ExceptHookArgs) -> None:
+        thread = args.thread.name if args.thread else "?"
+        exc = (args.exc_type, args.exc_value, args.exc_traceback)
+        root.error("thread %s died", thread, exc_info=exc)  # type: ignore[arg-type]
+
+    threading.excepthook = log_thread_death
     try:
         yield
     finally:
-        moto.propagate = propagate
-        moto.removeHandler(handler)
+        threading.excepthook = saved_hook
+        root.handlers, root.level = saved_handlers, saved_level
         handler.close()
 
 
@@ -153,12 +166,12 @@ def _run(
 ) -> int:
     interrupts, pools = hooks
     started = time.monotonic()
-    log_dir = (out or DEFAULT_OUT) / "logs" / time.strftime("%Y%m%d-%H%M%S")
+    log_dir = ((out or DEFAULT_OUT) / "logs" / time.strftime("%Y%m%d-%H%M%S")).resolve()
     with (
+        _run_log(log_dir),
         LocalSession(
-            workers=request.workers, log_dir=log_dir.resolve(), boot_seconds=request.boot_seconds
+            workers=request.workers, log_dir=log_dir, boot_seconds=request.boot_seconds
         ) as session,
-        _emulator_log(session.log_dir),
     ):
         if session.pool is not None:
             pools.append(session.pool)
@@ -180,11 +193,13 @@ def _mission(
     err: Console,
     started: float,
 ) -> int:
-    err.print(
-        f"local stack at {session.cloud.endpoint_url} · node logs in {session.log_dir}",
-        markup=False,
-        highlight=False,
-    )
+    if not as_json:  # information, on stdout: stderr carries only the one error line
+        console.print(
+            f"local stack at {session.cloud.endpoint_url} · node logs in {session.log_dir}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     first, key = _start(session, request)
     arn = session.owning_execution(first)
     desc = _watch(session, arn, err)
@@ -278,6 +293,7 @@ def _report(
         "status": mission.status.value,
         "execution": desc["executionArn"],
         "endpoint": session.cloud.endpoint_url,
+        "logDir": str(session.log_dir),
         "executionStatus": desc["status"],
         "sample": key,
         "shards": mission.shards,

@@ -216,6 +216,3 @@ main.add_command(start)
 main.add_command(status)
 main.add_command(config)
 main.add_command(cost)
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

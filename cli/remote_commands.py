@@ -253,8 +253,9 @@ def config_put(
         body.update(parse_param_options(params))
     except LightHpcError as exc:
         _fail(exc)
-    _, svc = _connect(stack_name, endpoint_url, region)
-    _profile_call(lambda: profiles.put_profile(svc.store, name, body))
+    stack, svc = _connect(stack_name, endpoint_url, region)
+    floor = stack.settings.min_heartbeat_seconds
+    _profile_call(lambda: profiles.put_profile(svc.store, name, body, min_heartbeat_seconds=floor))
 
 
 @config.command("list")

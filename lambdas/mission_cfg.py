@@ -15,11 +15,14 @@ _STATUS = {ProfileInvalid: 400, ProfileNotFound: 404}
 
 
 def dispatch(op: str, name: Any, body: Any) -> dict[str, Any]:
-    store = services().store
+    svc = services()
+    store = svc.store
     if op == "get":
         return profiles.get_profile(store, name)
     if op == "put":
-        return profiles.put_profile(store, name, body)
+        return profiles.put_profile(
+            store, name, body, min_heartbeat_seconds=svc.settings.min_heartbeat_seconds
+        )
     if op == "delete":
         return profiles.delete_profile(store, name)
     if op == "list":

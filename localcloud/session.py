@@ -59,6 +59,8 @@ class MissionRequestLocal:
     def validate(self) -> None:
         if not self.sample.is_file():
             raise MissionInvalidInput(f"sample file not found: {self.sample}")
+        if self.sample.stat().st_size == 0:  # PlanMission would refuse it; say so before a stack
+            raise MissionInvalidInput(f"sample {self.sample} is empty")
         if self.library is not None and not self.library.is_file():
             raise MissionInvalidInput(f"library file not found: {self.library}")
         if self.workers < 1:

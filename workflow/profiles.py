@@ -23,12 +23,16 @@ def _name(name: Any) -> str:
         raise ProfileInvalid(str(exc)) from exc
 
 
-def put_profile(store: MissionStore, name: Any, params: Any) -> dict[str, Any]:
+def put_profile(
+    store: MissionStore, name: Any, params: Any, *, min_heartbeat_seconds: int
+) -> dict[str, Any]:
+    """``min_heartbeat_seconds`` is the deployment's floor: a profile asking less could only
+    start missions that PlanMission refuses."""
     name = _name(name)
     if not isinstance(params, Mapping):
         raise ProfileInvalid(f"profile params must be a JSON object, got {type(params).__name__}")
     try:
-        parse_params(params, what="profile")
+        parse_params(params, what="profile", min_heartbeat_seconds=min_heartbeat_seconds)
     except MissionInvalidInput as exc:
         raise ProfileInvalid(str(exc)) from exc
     store.put_profile(name, dict(params), time.time())

@@ -10,7 +10,9 @@ the tree being bundled; never the ``cli`` or ``local`` extras, nor ``cli/`` or `
   without dist-info).
 * Node: a wheelhouse (a wheel of ``workflow`` and ``node_agent`` plus every requirement's wheel
   for Amazon Linux 2023 / CPython 3.11), installed offline on the node by its user data as
-  ``NODE_REQUIREMENT``.
+  ``NODE_REQUIREMENT``, by ``uv`` (``NODE_INSTALLER``, its wheel in ``installer/``), which
+  ``benchmarks/node_install.py`` measured at several times pip's speed on the same wheelhouse.
+  ``node_install_commands`` is that install; the user data and the tests run the same argv.
 
 Both assets use ``AssetHashType.OUTPUT``: when bundling is skipped (the
 ``aws:cdk:bundling-stacks`` context is ``[]``, as in the tests) CDK neither runs these
@@ -45,6 +47,12 @@ WHEEL_PACKAGES: Final = ("workflow", "node_agent")
 # This file is <root>/infra/lighthpc_infra/bundling.py.
 _PROJECT_ROOT: Final = Path(__file__).resolve().parents[2]
 WHEELHOUSE: Final = "wheelhouse"
+# The node's installer: uv, one static binary in a wheel, unpacked with the OS's python3 (no pip
+# needed). Pinned: its wheel's layout (``uv-<version>.data/scripts/uv``) is part of the install.
+UV_VERSION: Final = "0.13.9"
+NODE_INSTALLER: Final = f"uv=={UV_VERSION}"
+INSTALLER_DIR: Final = "installer"
+INSTALLER_WHEEL: Final = "uv.whl"  # renamed from its platform-tagged name at bundling
 # Never executed: BundlingOptions needs an image, but local bundling always succeeds or raises.
 _NO_DOCKER: Final = "lighthpc/local-bundling-only"
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache", ".pytest_cache")
@@ -228,7 +236,31 @@ class NodeBundling(_PipBundling):
             ],
             "downloading the node's dependencies",
         )
+        self._download_installer(Path(output_dir) / INSTALLER_DIR)
         return True
+
+    def _download_installer(self, target: Path) -> None:
+        """uv's wheel for the node's platform, beside (not in) the wheelhouse it installs."""
+        with tempfile.TemporaryDirectory(prefix="lighthpc-uv-") as tmp:
+            _run(
+                [
+                    self.python,
+                    "-m",
+                    "pip",
+                    "download",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "--no-deps",
+                    "--dest",
+                    tmp,
+                    *platform_args(self.python_version, self.glibc_minor),
+                    NODE_INSTALLER,
+                ],
+                "downloading the node's installer (uv)",
+            )
+            (wheel,) = Path(tmp).glob("uv-*.whl")
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.move(wheel, target / INSTALLER_WHEEL)
 
     def _clean_source(self, target: Path) -> Path:
         """A copy of just what the wheel is built from (no venv, caches or build dirs)."""
@@ -238,6 +270,35 @@ class NodeBundling(_PipBundling):
         for package in WHEEL_PACKAGES:
             shutil.copytree(self.project_root / package, target / package, ignore=_IGNORE)
         return target
+
+
+def node_install_commands(*, package_dir: str, venv: str, python: str) -> list[list[str]]:
+    """The node's install from its unpacked package, as argv lists (no shell, no data in them):
+    unpack uv with the OS's ``python``, make ``venv`` on ``python``, install the wheelhouse
+    offline. The user data runs these; the bundling test and ``benchmarks/node_install.py``
+    run the very same commands."""
+    uv_root = f"{package_dir}/{INSTALLER_DIR}/uv"
+    uv = f"{uv_root}/uv-{UV_VERSION}.data/scripts/uv"
+    wheel = f"{package_dir}/{INSTALLER_DIR}/{INSTALLER_WHEEL}"
+    return [
+        [python, "-m", "zipfile", "-e", wheel, uv_root],
+        ["chmod", "0755", uv],
+        [uv, "venv", "--quiet", "--offline", "--no-python-downloads", "--python", python, venv],
+        [
+            uv,
+            "pip",
+            "install",
+            "--quiet",
+            "--offline",
+            "--no-index",
+            "--no-cache",
+            "--find-links",
+            f"{package_dir}/{WHEELHOUSE}",
+            "--python",
+            f"{venv}/bin/python",
+            NODE_REQUIREMENT,
+        ],
+    ]
 
 
 def _bundling(local: Any, kind: str, python_version: str, glibc: int) -> cdk.BundlingOptions:

@@ -19,7 +19,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
-from lighthpc_infra.bundling import NODE_REQUIREMENT, WHEELHOUSE
+from lighthpc_infra.bundling import node_install_commands
 from node_agent.config import ENV_WORK_DIR
 from node_agent.liveness import BOOT_BEAT_SECONDS
 from workflow.aws.ec2 import TAG_ATTEMPT, TAG_MISSION, TAG_UNIT
@@ -86,7 +86,7 @@ done
 def node_user_data(
     *, package: s3_assets.Asset, environment: Mapping[str, str], max_lifetime_seconds: int
 ) -> ec2.UserData:
-    """Install the wheelhouse offline into a venv, write the environment, start the agent."""
+    """Install the wheelhouse offline into a venv (uv), write the environment, start the agent."""
     user_data = ec2.UserData.for_linux()
     minutes = max(max_lifetime_seconds // 60, 1)
     env_lines = "\n".join(f"{key}={value}" for key, value in sorted(environment.items()))
@@ -103,16 +103,21 @@ def node_user_data(
         # a system account with no login shell and no password.
         f"id -u {DEFAULT_WORK_USER} >/dev/null 2>&1 || useradd --system --create-home "
         f"--shell /sbin/nologin {DEFAULT_WORK_USER}",
-        f"dnf install -y -q {NODE_PYTHON_PACKAGE} {NODE_PYTHON_PACKAGE}-pip",
+        f"dnf install -y -q {NODE_PYTHON_PACKAGE}",  # no pip: uv installs (bundling.py)
     )
     archive = user_data.add_s3_download_command(
         bucket=package.bucket, bucket_key=package.s3_object_key, local_file=f"{INSTALL_DIR}/pkg.zip"
     )
     user_data.add_commands(
         f"python3 -m zipfile -e {archive} {INSTALL_DIR}/pkg",
-        f"{NODE_PYTHON_PACKAGE} -m venv {INSTALL_DIR}/venv",
-        f"{INSTALL_DIR}/venv/bin/pip install --quiet --no-index "
-        f"--find-links {INSTALL_DIR}/pkg/{WHEELHOUSE} {shlex.quote(NODE_REQUIREMENT)}",
+        *(
+            shlex.join(argv)
+            for argv in node_install_commands(
+                package_dir=f"{INSTALL_DIR}/pkg",
+                venv=f"{INSTALL_DIR}/venv",
+                python=NODE_PYTHON_PACKAGE,
+            )
+        ),
         f"cat > /etc/systemd/system/{SERVICE_NAME}.service <<'LIGHTHPC_UNIT'\n"
         f"{UNIT_FILE}LIGHTHPC_UNIT",
         "systemctl daemon-reload",

@@ -79,8 +79,7 @@ def test_careless_local_run_is_one_named_line(tmp_path: Path, case: str, as_json
     args, error, needle = _cases(tmp_path)[case]
     proc = run_cli("local", "run", *args, *(["--json"] if as_json else []), timeout=60)
     assert proc.returncode == 2, proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if not line.startswith("local stack at")]
-    lines = [line for line in lines if line.strip()]
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith(f"lighthpc: {error}: ") and needle in lines[0]
     if as_json:

@@ -140,3 +140,58 @@ def test_no_process_survives_the_cli(
     assert lines[-1] == final[0], "the final line comes once the cleanup is done"
     # Each later signal is said plainly, none skips the cleanup silently.
     assert len(lines) <= times, lines
+
+
+def _default_sigint() -> None:
+    """As in a terminal: SIGINT not ignored, even if this test runner's parent ignores it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+# When the SIGINT lands: seconds after the process starts (Python still importing the CLI on
+# a busy machine), or once a file of the run exists (the stack is starting; a node is booting).
+MOMENTS = {
+    "at-start": 0.0,
+    "importing": 0.5,
+    "importing-late": 1.5,
+    "stack-starting": "logs/*/emulator.log",
+    "node-launching": "logs/*/i-*.log",
+}
+
+
+@pytest.mark.parametrize("moment", list(MOMENTS))
+def test_a_ctrl_c_at_any_moment_is_one_line_and_exit_130(tmp_path: Path, moment: str) -> None:
+    """The emulator's and the pool's teardown (werkzeug, moto dumps, dying threads) must not
+    reach stderr either: only the one line."""
+    process = subprocess.Popen(
+        [*CLI, "local", "run", str(QUERIES), "--workload", "noop", "--out", str(tmp_path)],
+        cwd=ROOT,
+        env=CLI_ENV,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=_default_sigint,  # noqa: PLW1509 -- only a signal disposition, no threads yet
+    )
+    try:
+        when = MOMENTS[moment]
+        if isinstance(when, float):
+            time.sleep(when)  # the input: a moment, not a wait for a condition
+        else:
+            wait_for(lambda: any(tmp_path.glob(when)), START_TIMEOUT, f"{when} to exist", 0.05)
+        below = {p: w for p in proctree.descendants(process.pid) if (w := _start_time(p))}
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=EXIT_TIMEOUT)
+        wait_for(lambda: not _survivors(below), GONE_TIMEOUT, "the CLI's processes to end")
+    finally:
+        if process.poll() is None:
+            proctree.kill_tree(process.pid)
+            process.communicate(timeout=30)
+    if process.returncode == 0:  # the mission won the race: nothing to interrupt
+        return
+    if process.returncode == -signal.SIGINT:  # before the interpreter took the signal: the OS
+        assert stderr == "", stderr[-3000:]  # default ended it, silently, with nothing started
+        return
+    assert process.returncode == 128 + signal.SIGINT, stderr[-3000:]
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("lighthpc: Interrupted: SIGINT"), stderr[-3000:]

@@ -27,7 +27,7 @@ from rdkit.Chem import MolFromSmiles, rdFingerprintGenerator
 ROOT = Path(__file__).parents[2]
 QUERIES = ROOT / "examples" / "molsim" / "queries.smi"
 NCI = Path(RDConfig.RDDataDir) / "NCI" / "first_5K.smi"
-CLI = [sys.executable, "-m", "cli.main"]
+CLI = [sys.executable, "-m", "cli.entry"]  # what the `lighthpc` script runs
 RUN_TIMEOUT = 240
 
 
@@ -231,13 +231,16 @@ def test_ctrl_c_stops_everything(tmp_path: Path, no_leftovers: None) -> None:
             assert time.monotonic() < deadline, "no node process started"
             time.sleep(0.1)
         proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=60)
+        stdout, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130, stderr[-2000:]
-    starts = [line for line in stderr.splitlines() if line.startswith("local stack at")]
-    assert starts, stderr[-2000:]
+    assert [line for line in stderr.splitlines() if line.strip()] == [
+        "lighthpc: Interrupted: SIGINT; emulator and nodes stopped"
+    ], stderr[-2000:]
+    starts = [line for line in stdout.splitlines() if line.startswith("local stack at")]
+    assert starts, stdout[-2000:]
     endpoint = starts[0].split()[3]
     assert not port_open(endpoint)
 

@@ -57,6 +57,16 @@ def test_invalid_profiles_are_refused_with_a_reason(stack: LocalStack) -> None:
         mission_cfg.handler({"op": "put", "name": "p", "params": {"maxNodes": 10**6}}, Ctx())
 
 
+def test_a_profile_below_the_deployments_heartbeat_floor_is_refused(stack: LocalStack) -> None:
+    """The floor is the deployment's (the handler's Settings), not a constant of the code."""
+    floor = stack.settings.min_heartbeat_seconds
+    bad = http("PUT", "eager", {"params": {"heartbeatSeconds": floor - 1}})
+    assert bad["status"] == 400 and bad["error"] == "Profile.Invalid", bad
+    assert "heartbeatSeconds" in bad["message"] and str(floor) in bad["message"]
+    assert http("GET", "eager")["status"] == 404  # nothing written
+    assert http("PUT", "eager", {"params": {"heartbeatSeconds": floor}})["status"] == 200
+
+
 def _start_held_mission(stack: LocalStack, shards: int = 2) -> tuple[str, str]:
     """A mission whose nodes never report (no NodeSim), so node_watch has something to do."""
     stack.services.events.disable_rule(Name=SOURCE_RULE_NAME)

@@ -106,7 +106,13 @@ def asset_dirs(outdir: Path, template: dict[str, Any]) -> dict[str, Path]:
 
 @needs_pypi
 def test_deploy_style_synth_bundles_the_lambda_and_the_node_package(tmp_path: Path) -> None:
-    from lighthpc_infra.bundling import LAMBDA_UNZIPPED_LIMIT, NODE_REQUIREMENT, tree_size
+    from lighthpc_infra.bundling import (
+        INSTALLER_DIR,
+        INSTALLER_WHEEL,
+        LAMBDA_UNZIPPED_LIMIT,
+        node_install_commands,
+        tree_size,
+    )
     from lighthpc_infra.synthesis import cdk_json_context, synthesize
 
     result = synthesize({**cdk_json_context(), "lambdaPython": "3.12"}, outdir=tmp_path / "out")
@@ -132,20 +138,12 @@ def test_deploy_style_synth_bundles_the_lambda_and_the_node_package(tmp_path: Pa
         packages = {name.split("/", 1)[0] for name in wheel.namelist()}
     assert {p for p in packages if not p.endswith(".dist-info")} == {"workflow", "node_agent"}
     venv = tmp_path / "node-venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    subprocess.run(
-        [
-            str(venv / "bin" / "pip"),
-            "install",
-            "--quiet",
-            "--no-index",
-            "--find-links",
-            str(assets["node"] / "wheelhouse"),
-            NODE_REQUIREMENT,  # as the user data installs it
-        ],
-        check=True,
-        env={**os.environ, "PIP_FIND_LINKS": "", "PIP_CONFIG_FILE": os.devnull},
-    )
+    assert (assets["node"] / INSTALLER_DIR / INSTALLER_WHEEL).is_file()
+    offline = {**os.environ, "PIP_FIND_LINKS": "", "PIP_CONFIG_FILE": os.devnull}
+    for argv in node_install_commands(  # as the user data installs it, offline
+        package_dir=str(assets["node"]), venv=str(venv), python=sys.executable
+    ):
+        subprocess.run(argv, check=True, env=offline)
     assert (venv / "bin" / "lighthpc-node").is_file()
     runs_molsim = "import node_agent.main, workflow.workloads.molsim as m; m.require_rdkit()"
     subprocess.run([str(venv / "bin" / "python"), "-I", "-c", runs_molsim], check=True)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match, Template
+from lighthpc_infra.bundling import node_install_commands
 
 from workflow.asl import placeholders, read_definition, substitute, validate_structure
 from workflow.records import EXECUTION_INDEX
@@ -301,7 +303,16 @@ def test_user_data_installs_the_agent_from_the_asset_and_runs_it_under_systemd(
     parts = data["UserData"]["Fn::Base64"]["Fn::Join"][1]
     script = "".join(p if isinstance(p, str) else "<token>" for p in parts)
     assert "aws s3 cp 's3://<token>/" in script and ".zip'" in script
-    assert "--no-index --find-links /opt/lighthpc/pkg/wheelhouse 'lighthpc-sfn[molsim]'" in script
+    install = [
+        shlex.join(argv)
+        for argv in node_install_commands(
+            package_dir="/opt/lighthpc/pkg", venv="/opt/lighthpc/venv", python="python3.11"
+        )
+    ]
+    at = [script.index(line) for line in install]  # each present: ValueError otherwise
+    assert at == sorted(at) and at[-1] < script.index("systemctl enable --now")
+    assert "uv pip install --quiet --offline --no-index" in script  # uv, never the network
+    assert "pip install" not in script.replace("uv pip install", "")
     assert "ExecStart=/opt/lighthpc/venv/bin/lighthpc-node" in script
     assert "EnvironmentFile=/etc/lighthpc/node.env" in script
     assert "systemctl enable --now lighthpc-node.service" in script

@@ -28,6 +28,7 @@ from workflow.errors import (
 from workflow.keys import manifest_key, shard_result_key
 from workflow.launching import LaunchCommand, launch_unit, record_unit_failure
 from workflow.planning import plan_mission
+from workflow.settings import Settings
 from workflow.states import MissionStatus, ShardStatus, UnitStatus
 from workflow.watch import EXECUTION_CHANGE, SPOT_WARNING, handle_event
 
@@ -260,10 +261,19 @@ def test_a_launch_retried_after_no_capacity_starts_exactly_one_node() -> None:
 
 def test_profiles_are_validated_as_a_mission_would_see_them() -> None:
     store = FakeCloud().store
-    profiles.put_profile(store, "fast", {"workload": "noop", "shards": 2})
+    floor = Settings().min_heartbeat_seconds
+    fast = {"workload": "noop", "shards": 2}
+    profiles.put_profile(store, "fast", fast, min_heartbeat_seconds=floor)
     assert profiles.get_profile(store, "fast")["params"] == {"workload": "noop", "shards": 2}
     with pytest.raises(ProfileInvalid, match="shards"):
-        profiles.put_profile(store, "bad", {"shards": 0})
+        profiles.put_profile(store, "bad", {"shards": 0}, min_heartbeat_seconds=floor)
+    # A profile below the deployment's heartbeat floor could only start refused missions.
+    with pytest.raises(ProfileInvalid, match="heartbeatSeconds"):
+        profiles.put_profile(
+            store, "eager", {"heartbeatSeconds": floor - 1}, min_heartbeat_seconds=floor
+        )
+    profiles.put_profile(store, "eager", {"heartbeatSeconds": floor}, min_heartbeat_seconds=floor)
+    profiles.delete_profile(store, "eager")
     assert profiles.list_profiles(store) == {
         "profiles": [{"profile": "fast", "params": {"workload": "noop", "shards": 2}}]
     }
