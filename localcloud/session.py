@@ -30,7 +30,7 @@ from workflow.progress import progress_of
 from workflow.records import MissionRecord
 from workflow.settings import Settings
 from workflow.states import TERMINAL_EXECUTION
-from workflow.workloads.bundle import BundleManifest, inspect_bundle, pack_directory
+from workflow.bundles import BundleManifest, inspect_bundle, pack_directory
 
 METRICS_DISABLED_ENV = "POWERTOOLS_METRICS_DISABLED"
 IAM_REPORT_ENV = "LIGHTHPC_LOCAL_IAM_REPORT"  # a file: the IAM call matrix, written at close

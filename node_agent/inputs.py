@@ -28,7 +28,7 @@ from workflow.planning import parse_s3_uri
 from workflow.ports import ObjectStore
 from workflow.request import SampleRef
 from workflow.workloads.base import WorkInputs
-from workflow.workloads.bundle import (
+from workflow.bundles import (
     MAX_ARCHIVE_BYTES,
     BundleRef,
     extract_bundle,

@@ -27,7 +27,7 @@ from workflow.start_checks import object_head, stored_profiles, validate_start
 from workflow.states import MissionStatus
 from workflow.workloads import load_workload
 from workflow.workloads.base import WorkInputs
-from workflow.workloads.bundle import (
+from workflow.bundles import (
     MAX_ARCHIVE_BYTES,
     BundleManifest,
     BundleRef,

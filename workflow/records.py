@@ -16,7 +16,7 @@ from workflow.planner import WorkUnit
 from workflow.request import SampleRef
 from workflow.states import MissionStatus, ShardStatus, UnitStatus
 from workflow.workloads.base import ShardRange
-from workflow.workloads.bundle import BundleRef
+from workflow.bundles import BundleRef
 
 PROFILE_PREFIX = "CONFIG#"  # MissionCfg profiles share tblMission: missionId CONFIG#<name>
 SHARD_PREFIX = "shard#"

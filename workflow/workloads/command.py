@@ -17,7 +17,7 @@ when that user is missing; an agent that is not root runs it as itself.
 Options: ``argv`` (required list of strings), ``timeoutSeconds`` per shard (default 3600),
 ``graceSeconds`` between SIGTERM and SIGKILL (default 10), ``items`` (index-space size; default
 one item per non-empty sample line), ``reduce`` (``concat``, the default, or ``sumCsv``).
-A job bundle (``workflow.workloads.bundle``) supplies ``argv`` from its manifest.
+A job bundle (``workflow.bundles``) supplies ``argv`` from its manifest.
 """
 
 from __future__ import annotations

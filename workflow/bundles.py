@@ -8,11 +8,8 @@ path, no ``..``, no link, no device, bounded count and size), written with ``O_E
 ``O_NOFOLLOW`` under the target, and its actual byte count is enforced (a zip's declared
 sizes can lie).
 
-The manifest, ``lighthpc-job.json`` at the bundle's root::
-
-    {"entry": ["{python}", "{bundle}/kmer_count.py", "--k", "5"],
-     "timeoutSeconds": 600, "graceSeconds": 10, "requirements": [], "reduce": "sumCsv"}
-
+The manifest, ``lighthpc-job.json`` at the bundle's root (``examples/kmer/job/`` has one):
+``entry`` (argv), optional ``timeoutSeconds``, ``graceSeconds``, ``requirements``, ``reduce``.
 ``entry`` becomes the ``command`` workload's argv: ``{bundle}`` is the extracted directory and
 ``{python}`` the node's interpreter (built from the node's wheelhouse), resolved on the node;
 the ``command`` placeholders (``{start}``, ``{output}``, ...) pass through to it untouched.
@@ -194,7 +191,9 @@ def _opened(path: Path) -> Iterator[tuple[Any, Callable[[str], IO[bytes]]]]:
             with tarfile.open(path, mode="r:gz") as tf:
 
                 def read(name: str) -> IO[bytes]:
-                    stream = tf.extractfile(name)
+                    # By TarInfo, not name: getmember() strips a trailing "/" ("a//").
+                    infos = {info.name: info for info in tf.getmembers()}
+                    stream = tf.extractfile(infos[name])
                     if stream is None:
                         raise BundleInvalid(f"member {name!r} is not a file")
                     return stream
@@ -325,7 +324,7 @@ def pack_directory(source: Path, out: Path) -> Path:
     a link inside it is refused rather than followed."""
     with (
         out.open("wb") as raw,
-        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz,
+        gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz,
         tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
     ):
         for path in _walk(source):
