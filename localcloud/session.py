@@ -24,13 +24,13 @@ from localcloud.fleet_errors import FleetErrors
 from localcloud.moto_compat import FAULTS
 from localcloud.pool import DEFAULT_BOOT_SECONDS, LocalNodePool, node_capacity
 from localcloud.stack import SOURCE_RULE_NAME, LocalStack, deploy
+from workflow.bundles import BundleManifest, inspect_bundle, pack_directory
 from workflow.errors import BundleInvalid, LightHpcError, MissionInvalidInput
 from workflow.params import LOCAL_MIN_HEARTBEAT_SECONDS, LOCAL_RUN_HEARTBEAT_SECONDS, parse_params
 from workflow.progress import progress_of
 from workflow.records import MissionRecord
 from workflow.settings import Settings
 from workflow.states import TERMINAL_EXECUTION
-from workflow.bundles import BundleManifest, inspect_bundle, pack_directory
 
 METRICS_DISABLED_ENV = "POWERTOOLS_METRICS_DISABLED"
 IAM_REPORT_ENV = "LIGHTHPC_LOCAL_IAM_REPORT"  # a file: the IAM call matrix, written at close

@@ -22,12 +22,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from workflow.errors import BundleInvalid
-from workflow.params import MissionParams
-from workflow.planning import parse_s3_uri
-from workflow.ports import ObjectStore
-from workflow.request import SampleRef
-from workflow.workloads.base import WorkInputs
 from workflow.bundles import (
     MAX_ARCHIVE_BYTES,
     BundleRef,
@@ -36,6 +30,12 @@ from workflow.bundles import (
     resolve_entry,
     sha256_of,
 )
+from workflow.errors import BundleInvalid
+from workflow.params import MissionParams
+from workflow.planning import parse_s3_uri
+from workflow.ports import ObjectStore
+from workflow.request import SampleRef
+from workflow.workloads.base import WorkInputs
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from workflow.bundles import (
+    MAX_ARCHIVE_BYTES,
+    BundleManifest,
+    BundleRef,
+    inspect_bundle,
+    sha256_of,
+)
 from workflow.errors import BundleInvalid, MissionInvalidInput, ObjectUnavailable
 from workflow.keys import manifest_key
 from workflow.lambda_room import LambdaRoom
@@ -27,13 +34,6 @@ from workflow.start_checks import object_head, stored_profiles, validate_start
 from workflow.states import MissionStatus
 from workflow.workloads import load_workload
 from workflow.workloads.base import WorkInputs
-from workflow.bundles import (
-    MAX_ARCHIVE_BYTES,
-    BundleManifest,
-    BundleRef,
-    inspect_bundle,
-    sha256_of,
-)
 
 
 @dataclass(frozen=True)

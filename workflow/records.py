@@ -11,12 +11,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from workflow.bundles import BundleRef
 from workflow.params import MissionParams
 from workflow.planner import WorkUnit
 from workflow.request import SampleRef
 from workflow.states import MissionStatus, ShardStatus, UnitStatus
 from workflow.workloads.base import ShardRange
-from workflow.bundles import BundleRef
 
 PROFILE_PREFIX = "CONFIG#"  # MissionCfg profiles share tblMission: missionId CONFIG#<name>
 SHARD_PREFIX = "shard#"
