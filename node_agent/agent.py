@@ -157,7 +157,7 @@ class NodeAgent:
             return ExitCode.SUPERSEDED
         try:
             report = self._run_shards(ident, unit, params, mission)
-        except BundleInvalid as exc:  # planning verified the same bytes: a tampered object
+        except BundleInvalid as exc:  # other bytes than pinned, or requirements not on the node
             return self._refuse_bundle(ident, exc)
         self._stop_threads()
         return self._conclude(ident, unit, report)
