@@ -235,6 +235,8 @@ def _start(session: LocalSession, request: MissionRequestLocal) -> tuple[str, st
     profile = request.profile()
     if request.library is not None:
         profile["library"] = session.upload_library(request.library)
+    if request.bundle_archive is not None:
+        profile["bundle"] = session.upload_bundle(request.bundle_archive)
     store = session.services.store
     store.put_profile(session.services.settings.default_profile, profile, time.time())
     if request.params:

@@ -74,6 +74,11 @@ def local() -> None:
 @click.argument("sample", type=click.Path(path_type=Path))
 @click.option("--workload", default="molsim", show_default=True, help="Workload name.")
 @click.option("--library", type=click.Path(path_type=Path), help="Reference library (.smi).")
+@click.option(
+    "--bundle",
+    type=click.Path(path_type=Path),
+    help="Job bundle: a directory or .zip/.tar.gz with lighthpc-job.json (workload command).",
+)
 @click.option("--param", "params", multiple=True, metavar="K=V", help="Mission param (repeat).")
 @click.option("--workers", default=2, show_default=True, type=int, help="Local nodes at once.")
 @click.option("--out", type=click.Path(path_type=Path), help="Result directory.")
@@ -88,6 +93,7 @@ def local_run(
     sample: Path,
     workload: str,
     library: Path | None,
+    bundle: Path | None,
     params: tuple[str, ...],
     workers: int,
     out: Path | None,
@@ -115,6 +121,7 @@ def local_run(
             workers=workers,
             chaos=parse_chaos(chaos),
             boot_seconds=boot_seconds,
+            bundle=bundle,
         )
         request.validate()
     except LightHpcError as exc:

@@ -24,7 +24,8 @@ from localcloud.fleet_errors import FleetErrors
 from localcloud.moto_compat import FAULTS
 from localcloud.pool import DEFAULT_BOOT_SECONDS, LocalNodePool, node_capacity
 from localcloud.stack import SOURCE_RULE_NAME, LocalStack, deploy
-from workflow.errors import LightHpcError, MissionInvalidInput
+from workflow.bundles import BundleManifest, inspect_bundle, pack_directory
+from workflow.errors import BundleInvalid, LightHpcError, MissionInvalidInput
 from workflow.params import LOCAL_MIN_HEARTBEAT_SECONDS, LOCAL_RUN_HEARTBEAT_SECONDS, parse_params
 from workflow.progress import progress_of
 from workflow.records import MissionRecord
@@ -37,6 +38,7 @@ IAM_REPORT_ENV = "LIGHTHPC_LOCAL_IAM_REPORT"  # a file: the IAM call matrix, wri
 LOCAL_NODE_ENV = {"LIGHTHPC_NODE_POLL_SECONDS": "0.5", "LIGHTHPC_NODE_PROGRESS_SECONDS": "0.5"}
 LOCAL_DEFAULTS: Mapping[str, Any] = {"heartbeatSeconds": LOCAL_RUN_HEARTBEAT_SECONDS}
 SAMPLE_PREFIX = "incoming/"
+BUNDLE_PREFIX = "bundles/"  # not under incoming/: uploading a bundle must start no mission
 LIBRARY_PREFIX = "libraries/"
 
 
@@ -55,24 +57,55 @@ class MissionRequestLocal:
     workers: int = 2
     chaos: ChaosSpec = field(default_factory=ChaosSpec)
     boot_seconds: float = DEFAULT_BOOT_SECONDS
+    bundle: Path | None = None  # a directory (archived here) or a .zip/.tar.gz
+    bundle_archive: Path | None = field(default=None, init=False)
+    _packed: tempfile.TemporaryDirectory[str] | None = field(default=None, init=False, repr=False)
 
     def validate(self) -> None:
         if not self.sample.is_file():
             raise MissionInvalidInput(f"sample file not found: {self.sample}")
         if self.sample.stat().st_size == 0:  # PlanMission would refuse it; say so before a stack
             raise MissionInvalidInput(f"sample {self.sample} is empty")
+        manifest = self._check_bundle() if self.bundle is not None else None
         if self.library is not None and not self.library.is_file():
             raise MissionInvalidInput(f"library file not found: {self.library}")
         if self.workers < 1:
             raise MissionInvalidInput(f"--workers must be >= 1, got {self.workers}")
         if self.boot_seconds < 0:
             raise MissionInvalidInput(f"--boot-seconds must be >= 0, got {self.boot_seconds}")
+        bundled: dict[str, Any] = {}
+        if manifest is not None:  # the URI is known after the upload; its shape is all we check
+            bundled = {**manifest.mission_params(), "bundle": f"s3://source/{BUNDLE_PREFIX}x"}
         parse_params(  # the same validation PlanMission applies
-            self.profile(), self.params, min_heartbeat_seconds=LOCAL_MIN_HEARTBEAT_SECONDS
+            self.profile(),
+            bundled,
+            self.params,
+            min_heartbeat_seconds=LOCAL_MIN_HEARTBEAT_SECONDS,
         )
 
+    def _check_bundle(self) -> BundleManifest:
+        """Archive a directory, then verify the archive as PlanMission and the nodes will:
+        a hostile bundle is refused here, before the emulator starts."""
+        assert self.bundle is not None
+        try:
+            if self.bundle.is_dir():
+                self._packed = tempfile.TemporaryDirectory(prefix="lighthpc-bundle-")
+                name = f"{self.bundle.resolve().name or 'bundle'}.tar.gz"
+                self.bundle_archive = pack_directory(self.bundle, Path(self._packed.name) / name)
+            elif self.bundle.is_file():
+                self.bundle_archive = self.bundle
+            else:
+                raise MissionInvalidInput(f"bundle not found: {self.bundle}")
+            manifest = inspect_bundle(self.bundle_archive).manifest
+        except BundleInvalid as exc:
+            raise MissionInvalidInput(f"bundle {self.bundle}: {exc}") from exc
+        if "argv" in self.params:
+            raise MissionInvalidInput("--param argv: a bundle names its program in its manifest")
+        return manifest
+
     def profile(self) -> dict[str, Any]:
-        return {**LOCAL_DEFAULTS, "workload": self.workload, "maxNodes": self.workers}
+        workload = "command" if self.bundle is not None else self.workload
+        return {**LOCAL_DEFAULTS, "workload": workload, "maxNodes": self.workers}
 
 
 @dataclass
@@ -219,6 +252,13 @@ class LocalSession:
 
     def upload_library(self, path: Path) -> str:
         key = LIBRARY_PREFIX + path.name
+        bucket = self.services.settings.source_bucket
+        self.services.s3.upload_file(str(path), bucket, key)
+        return f"s3://{bucket}/{key}"
+
+    def upload_bundle(self, path: Path) -> str:
+        """Put a bundle archive in the source bucket (outside ``incoming/``: no trigger)."""
+        key = BUNDLE_PREFIX + path.name
         bucket = self.services.settings.source_bucket
         self.services.s3.upload_file(str(path), bucket, key)
         return f"s3://{bucket}/{key}"

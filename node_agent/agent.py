@@ -36,11 +36,10 @@ from node_agent.shutdown import Shutdown, StopCause
 from node_agent.unit_run import UnitReport, UnitRun
 from workflow.attempt import UnitAttempt
 from workflow.aws.services import Services
-from workflow.errors import MissionNotFound, NodeLost, ShardFailed, SpotInterrupted
+from workflow.errors import BundleInvalid, MissionNotFound, NodeLost, ShardFailed, SpotInterrupted
 from workflow.params import MissionParams
 from workflow.ports import MissionStore
-from workflow.records import ShardRecord, UnitRecord
-from workflow.request import SampleRef
+from workflow.records import MissionRecord, ShardRecord, UnitRecord
 from workflow.states import SETTLED_SHARD, ShardStatus
 
 MAX_CAUSE_SHARDS: Final = 5
@@ -156,7 +155,10 @@ class NodeAgent:
         if not _attempt_of(store, ident).start(ident.instance_id):
             log.warning("attempt superseded before start")
             return ExitCode.SUPERSEDED
-        report = self._run_shards(ident, unit, params, mission.sample, mission.library)
+        try:
+            report = self._run_shards(ident, unit, params, mission)
+        except BundleInvalid as exc:  # other bytes than pinned, or requirements not on the node
+            return self._refuse_bundle(ident, exc)
         self._stop_threads()
         return self._conclude(ident, unit, report)
 
@@ -165,19 +167,23 @@ class NodeAgent:
         ident: NodeIdentity,
         unit: UnitRecord,
         params: MissionParams,
-        sample: SampleRef,
-        library: SampleRef | None,
+        mission: MissionRecord,
     ) -> UnitReport:
         attempt = _attempt_of(self.svc.store, ident)
         work_dir = self.config.work_dir / f"{ident.mission_id}-{ident.unit_id}-a{ident.attempt:03d}"
-        staged = stage_inputs(
-            self.svc.objects,
-            sample,
-            params,
-            work_dir,
-            self.config.library_cache,
-            library=library,
-        )
+        try:
+            staged = stage_inputs(
+                self.svc.objects,
+                mission.sample,
+                params,
+                work_dir,
+                self.config.library_cache,
+                library=mission.library,
+                bundle=mission.bundle,
+            )
+        except BundleInvalid:
+            shutil.rmtree(work_dir, ignore_errors=True)
+            raise
         self._bytes_downloaded = staged.bytes_downloaded
         shards = attempt.shards_to_run(unit)
         slots = resolve_slots(
@@ -222,6 +228,17 @@ class NodeAgent:
         return report
 
     # ---- the end -------------------------------------------------------------------------
+
+    def _refuse_bundle(self, ident: NodeIdentity, exc: BundleInvalid) -> ExitCode:
+        """Fail the unit with ``Bundle.Invalid``: not retried, another node would read the
+        same bytes; RecordUnitFailure fails its shards with this cause."""
+        self._stop_threads()
+        cause = f"{BundleInvalid.error_name}: {exc}"
+        log.error("bundle refused", extra={"error": str(exc)})
+        if not _attempt_of(self.svc.store, ident).fail(cause):
+            return ExitCode.SUPERSEDED
+        self._report_failure(BundleInvalid.error_name, cause)
+        return ExitCode.SHARD_FAILED
 
     def _conclude(self, ident: NodeIdentity, unit: UnitRecord, report: UnitReport) -> ExitCode:
         if self.shutdown.superseded:

@@ -6,16 +6,31 @@ The reference library is cached by bucket/key/version/ETag: nodes that share a d
 pool, or an AMI with a warm cache) download it once, and a changed object is a different entry.
 Downloads land in a temporary name and are renamed, so a crash never leaves a half file that
 a later run would trust.
+
+A job bundle is downloaded at its pinned version, checked against the sha256 PlanMission
+recorded, verified and extracted once per node into the attempt's work directory; its entry
+becomes the ``command`` workload's argv, with ``{bundle}`` that directory and ``{python}``
+this interpreter (the node's venv, built from its wheelhouse).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from workflow.bundles import (
+    MAX_ARCHIVE_BYTES,
+    BundleRef,
+    extract_bundle,
+    missing_requirements,
+    resolve_entry,
+    sha256_of,
+)
+from workflow.errors import BundleInvalid
 from workflow.params import MissionParams
 from workflow.planning import parse_s3_uri
 from workflow.ports import ObjectStore
@@ -70,6 +85,31 @@ def unpinned_library(uri: str) -> SampleRef:
     return SampleRef(bucket, key)
 
 
+def stage_bundle(objects: ObjectStore, bundle: BundleRef, work_dir: Path) -> tuple[Path, int]:
+    """The pinned bundle extracted under ``work_dir``: (its directory, bytes downloaded).
+    Raises ``Bundle.Invalid`` when the bytes are not the ones planned or not safe."""
+    ref = bundle.ref
+    archive = work_dir / "bundle.archive"
+    size = _download(objects, ref.bucket, ref.key, archive, ref.version_id)
+    if size > MAX_ARCHIVE_BYTES:
+        raise BundleInvalid(f"{ref.uri} is {size} bytes, more than the bundle limit")
+    digest = sha256_of(archive)
+    if digest != bundle.sha256:
+        raise BundleInvalid(
+            f"{ref.uri} has sha256 {digest}, not the {bundle.sha256} pinned at planning"
+        )
+    target = work_dir / "bundle"
+    listing = extract_bundle(archive, target)
+    archive.unlink()
+    missing = missing_requirements(listing.manifest.requirements)
+    if missing:
+        raise BundleInvalid(
+            f"{ref.uri} requires {', '.join(missing)}, not installed on the node "
+            "(requirements come from the node's wheelhouse only)"
+        )
+    return target, size
+
+
 def stage_inputs(
     objects: ObjectStore,
     sample: SampleRef,
@@ -78,6 +118,7 @@ def stage_inputs(
     cache_dir: Path,
     *,
     library: SampleRef | None,
+    bundle: BundleRef | None = None,
 ) -> StagedInputs:
     """Download what every shard of the unit reads, at the mission's pinned versions; the
     workload's built-in library when the mission names none."""
@@ -90,5 +131,10 @@ def stage_inputs(
     if library is not None:
         reference, fetched, cached = fetch_library(objects, library, cache_dir)
         size += fetched
-    inputs = WorkInputs(sample=local, reference=reference, options=params.workload_options())
+    options = params.workload_options()
+    if bundle is not None:
+        bundle_dir, fetched = stage_bundle(objects, bundle, work_dir)
+        size += fetched
+        options["argv"] = resolve_entry(options["argv"], bundle_dir, sys.executable)
+    inputs = WorkInputs(sample=local, reference=reference, options=options)
     return StagedInputs(inputs, size, cached)

@@ -158,3 +158,12 @@ class ShardTimedOut(ShardFailed):
     """A shard ran past its ``shardTimeoutSeconds``: it would only run as long again."""
 
     error_name = "Shard.Timeout"
+
+
+class BundleInvalid(LightHpcError):
+    """A job bundle cannot be used: not a .zip/.tar.gz, past a size limit, a member that
+    would land outside its directory (absolute, ``..``, a link, a device), a bad or missing
+    manifest, an entry it does not hold, or bytes that differ from those pinned at planning.
+    PlanMission and the CLI say it as ``Mission.InvalidInput``; a node fails its unit with it."""
+
+    error_name = "Bundle.Invalid"

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -54,6 +54,11 @@ PARAMS: Mapping[str, Bound] = MappingProxyType(
         "slotsPerNode": Bound(None, 1, 256),
         "topK": Bound(10, 1, 1000),
         "library": Bound(None, None, 1024, length=True),
+        # A job bundle (s3://…/x.tar.gz or .zip): its manifest sets argv and the shard knobs.
+        "bundle": Bound(None, None, 1024, length=True),
+        # How the ``command`` workload merges shard outputs: concatenated, or ``key,count``
+        # CSV rows summed per key.
+        "reduce": Bound(None),
         "argv": Bound(None, 1, 256, length=True),
         "items": Bound(None, 1, 100_000_000),
         "sleepMs": Bound(0, 0, 3_600_000),
@@ -63,6 +68,8 @@ PARAMS: Mapping[str, Bound] = MappingProxyType(
         "graceSeconds": Bound(None, 0, 600),
     }
 )
+
+ReduceMode = Literal["concat", "sumCsv"]
 
 MAX_SHARDS: int = PARAMS["shards"].high or 0
 MAX_NODES: int = PARAMS["maxNodes"].high or 0
@@ -123,6 +130,8 @@ class MissionParams(BaseModel):
     slots_per_node: int | None = _field("slotsPerNode")
     top_k: int = _field("topK")
     library: str | None = _field("library")
+    bundle: str | None = _field("bundle")
+    reduce: ReduceMode | None = _field("reduce")
     argv: tuple[str, ...] | None = _field("argv")
     items: int | None = _field("items")
     sleep_ms: int = _field("sleepMs")
@@ -156,17 +165,19 @@ class MissionParams(BaseModel):
             raise ValueError(f"unknown instance type(s) {', '.join(unknown)}")
         return value
 
-    @field_validator("library")
+    @field_validator("library", "bundle")
     @classmethod
-    def _s3_library(cls, value: str | None) -> str | None:
+    def _s3_uri(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith("s3://"):
             raise ValueError("must be an s3://bucket/key URI")
         return value
 
     @model_validator(mode="after")
     def _workload_needs(self) -> MissionParams:
-        if self.workload == "command" and not self.argv:
-            raise ValueError("workload 'command' needs argv (a list of strings)")
+        if self.bundle is not None and self.workload != "command":
+            raise ValueError(f"a bundle runs as workload 'command', not {self.workload!r}")
+        if self.workload == "command" and not self.argv and self.bundle is None:
+            raise ValueError("workload 'command' needs argv (a list of strings) or a bundle")
         if self.items is not None and self.shards > self.items:
             raise ValueError(f"shards ({self.shards}) cannot exceed items ({self.items})")
         return self
@@ -182,6 +193,8 @@ class MissionParams(BaseModel):
             opts["timeoutSeconds"] = self.shard_timeout_seconds
         if self.grace_seconds is not None:
             opts["graceSeconds"] = self.grace_seconds
+        if self.reduce is not None:
+            opts["reduce"] = self.reduce
         return opts
 
     def to_wire(self) -> dict[str, Any]:

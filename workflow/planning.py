@@ -6,6 +6,7 @@ mission back, so a rejected input leaves no partial state.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tempfile
 import time
@@ -14,10 +15,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workflow.errors import MissionInvalidInput, ObjectUnavailable
+from workflow.bundles import (
+    MAX_ARCHIVE_BYTES,
+    BundleManifest,
+    BundleRef,
+    inspect_bundle,
+    sha256_of,
+)
+from workflow.errors import BundleInvalid, MissionInvalidInput, ObjectUnavailable
 from workflow.keys import manifest_key
 from workflow.lambda_room import LambdaRoom
-from workflow.params import MissionParams
+from workflow.params import MissionParams, parse_params
 from workflow.planner import WorkUnit, pack_units, plan_shards
 from workflow.ports import Ports
 from workflow.records import MissionRecord
@@ -89,9 +97,14 @@ def plan_mission(
     )
     params, sample = start.params, start.sample
     library = pin_library(params, svc)
+    bundle_head = pin_bundle_version(params, svc)
     if room is not None:
-        room.check_inputs(_input_sizes(sample, library))
+        room.check_inputs(_input_sizes(sample, library, bundle_head))
+    bundle: BundleRef | None = None
     with tempfile.TemporaryDirectory(prefix="lighthpc-plan-") as tmp:
+        if bundle_head is not None:
+            bundle, manifest = fetch_bundle(bundle_head, svc, Path(tmp))
+            params = with_manifest(params, manifest, bundle_head.uri)
         inputs = fetch_inputs(sample, library, params, svc, Path(tmp))
         workload = load_workload(params.workload)
         report = workload.validate(inputs)
@@ -99,7 +112,7 @@ def plan_mission(
             raise MissionInvalidInput(f"sample {sample.uri} has no usable records")
         shards = plan_shards(workload.count_items(inputs), params.shards)
     units = pack_units(shards, params.max_nodes)
-    mission_id = mission_id_for(request.dedupe_key(sample))
+    mission_id = mission_id_for(_dedupe_key(request, sample, bundle))
     result = PlanResult(
         mission_id=mission_id,
         duplicate=False,
@@ -123,6 +136,7 @@ def plan_mission(
         expires=ttl,
         invalid_lines=report.invalid_lines,
         library=library,
+        bundle=bundle,
     )
     existing = svc.store.create_mission(record)
     if existing is not None and existing.execution_arn != execution_arn:
@@ -151,10 +165,65 @@ def pin_library(params: MissionParams, svc: Ports) -> SampleRef | None:
     return SampleRef(bucket, key, etag=head.etag, version_id=head.version_id, size=head.size)
 
 
-def _input_sizes(sample: SampleRef, library: SampleRef | None) -> dict[str, int]:
+def pin_bundle_version(params: MissionParams, svc: Ports) -> SampleRef | None:
+    """The bundle named by ``params`` as HEAD sees it now, refused past the size limit
+    before a byte is downloaded (None: the mission names no bundle)."""
+    if not params.bundle:
+        return None
+    bucket, key = parse_s3_uri(params.bundle)
+    try:
+        head = svc.objects.head(bucket, key)
+    except ObjectUnavailable as exc:
+        raise MissionInvalidInput(f"bundle {params.bundle} cannot be read ({exc.code})") from exc
+    if head.size > MAX_ARCHIVE_BYTES:
+        raise MissionInvalidInput(
+            f"bundle {params.bundle}: is {head.size} bytes, more than "
+            f"{MAX_ARCHIVE_BYTES // 2**20} MiB"
+        )
+    return SampleRef(bucket, key, etag=head.etag, version_id=head.version_id, size=head.size)
+
+
+def fetch_bundle(head: SampleRef, svc: Ports, into: Path) -> tuple[BundleRef, BundleManifest]:
+    """Download the bundle at its pinned version and verify it as a node will (members,
+    manifest, entry files); the sha256 recorded here is what every node checks."""
+    local = into / "bundle.archive"
+    try:
+        svc.objects.download(head.bucket, head.key, local, version_id=head.version_id)
+        listing = inspect_bundle(local)
+    except ObjectUnavailable as exc:
+        raise MissionInvalidInput(f"bundle {head.uri} cannot be read ({exc.code})") from exc
+    except BundleInvalid as exc:
+        raise MissionInvalidInput(f"bundle {head.uri}: {exc}") from exc
+    return BundleRef(head, sha256_of(local)), listing.manifest
+
+
+def with_manifest(params: MissionParams, manifest: BundleManifest, uri: str) -> MissionParams:
+    """The mission's params over the manifest's: its own shard knobs win, but the program
+    is the bundle's (an ``argv`` other than the entry is refused, not silently dropped)."""
+    own = params.to_wire()
+    if "argv" in own and own["argv"] != list(manifest.entry):
+        raise MissionInvalidInput(
+            f"params.argv: bundle {uri} names its program in its manifest's entry; leave argv out"
+        )
+    return parse_params(manifest.mission_params(), own, what=f"bundle {uri}")
+
+
+def _dedupe_key(request: MissionRequest, sample: SampleRef, bundle: BundleRef | None) -> str:
+    """The request's key; a new bundle version is a new mission, as a new sample is."""
+    key = request.dedupe_key(sample)
+    if bundle is None:
+        return key
+    return hashlib.sha256(f"{key}\0{bundle.sha256}".encode()).hexdigest()
+
+
+def _input_sizes(
+    sample: SampleRef, library: SampleRef | None, bundle: SampleRef | None = None
+) -> dict[str, int]:
     sizes = {f"sample {sample.uri}": sample.size or 0}
     if library is not None:
         sizes[f"library {library.uri}"] = library.size or 0
+    if bundle is not None:
+        sizes[f"bundle {bundle.uri}"] = bundle.size or 0
     return sizes
 
 
@@ -187,6 +256,7 @@ def _mission_record(
     expires: int,
     invalid_lines: Sequence[int],
     library: SampleRef | None,
+    bundle: BundleRef | None = None,
 ) -> MissionRecord:
     return MissionRecord(
         mission_id=mission_id,
@@ -196,6 +266,7 @@ def _mission_record(
         profile=request.profile,
         sample=sample,
         library=library,
+        bundle=bundle,
         params=params.to_wire(),
         shards=plan.shards,
         units=plan.units,

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from workflow.bundles import BundleRef
 from workflow.params import MissionParams
 from workflow.planner import WorkUnit
 from workflow.request import SampleRef
@@ -43,6 +44,7 @@ _MISSION_KEYS = frozenset(
         "status",
         "sample",
         "library",
+        "bundle",
         "params",
         "executionArn",
         "source",
@@ -104,6 +106,7 @@ class MissionRecord:
     cost: float | None = None
     finished_at: float | None = None
     library: SampleRef | None = None  # the reference library, pinned at planning (None: default)
+    bundle: BundleRef | None = None  # the job bundle, pinned with its sha256 at planning
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def mission_params(self) -> MissionParams:
@@ -114,11 +117,13 @@ class MissionRecord:
     def from_item(cls, item: Mapping[str, Any]) -> MissionRecord:
         failed = item.get("failedShards")
         library = item.get("library")
+        bundle = item.get("bundle")
         return cls(
             mission_id=str(item["missionId"]),
             status=MissionStatus(item["status"]),
             sample=_object_ref(item.get("sample") or {}),
             library=None if library is None else _object_ref(library),
+            bundle=None if bundle is None else BundleRef.from_item(bundle),
             params=dict(item.get("params") or {}),
             execution_arn=item.get("executionArn"),
             source=item.get("source"),
@@ -157,6 +162,7 @@ class MissionRecord:
             "profile": self.profile,
             "sample": _object_item(self.sample),
             "library": None if self.library is None else _object_item(self.library),
+            "bundle": None if self.bundle is None else self.bundle.to_item(),
             "params": dict(self.params),
             "shards": self.shards,
             "units": self.units,

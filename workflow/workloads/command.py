@@ -16,7 +16,8 @@ when that user is missing; an agent that is not root runs it as itself.
 
 Options: ``argv`` (required list of strings), ``timeoutSeconds`` per shard (default 3600),
 ``graceSeconds`` between SIGTERM and SIGKILL (default 10), ``items`` (index-space size; default
-one item per non-empty sample line).
+one item per non-empty sample line), ``reduce`` (``concat``, the default, or ``sumCsv``).
+A job bundle (``workflow.bundles``) supplies ``argv`` from its manifest.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from workflow.workloads.base import (
     ShardStopped,
     WorkInputs,
 )
+from workflow.workloads.csv_sum import sum_csv
 
 DEFAULT_TIMEOUT_SECONDS = 3600.0
 DEFAULT_GRACE_SECONDS = 10.0
@@ -423,7 +425,10 @@ class CommandWorkload:
         return _finished(proc, files, tails, time.monotonic() - began)
 
     def reduce(self, results: Sequence[Path], out: Path, inputs: WorkInputs) -> Mapping[str, Any]:
-        """Concatenate the shard outputs, in shard order, byte for byte."""
+        """Concatenate the shard outputs, in shard order, byte for byte (or, with the option
+        ``reduce: sumCsv``, sum their ``key,count`` rows)."""
+        if inputs.options.get("reduce") == "sumCsv":
+            return sum_csv(results, out)
         with out.open("wb") as sink:
             for path in results:
                 try:
