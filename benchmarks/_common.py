@@ -20,8 +20,10 @@ MACHINE = f"{os.cpu_count()} cores"
 
 
 def log(msg: str) -> None:
-    """Progress and notes go to stderr; stdout carries only the table and the JSON line."""
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+    """Progress and notes go to stderr; stdout carries only the table and the JSON line.
+    One write per line, so lines of concurrent threads do not interleave."""
+    sys.stderr.write(f"[{time.strftime('%H:%M:%S')}] {msg}\n")
+    sys.stderr.flush()
 
 
 def table(title: str, rows: Sequence[tuple[str, Any]]) -> str:

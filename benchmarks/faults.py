@@ -26,20 +26,35 @@ count and counts every shard once; ``tblTrans`` DONE count; the live DONE count
 of the mission not terminated 10 s after its end (orphans); node processes of the mission
 still running then (orphans); relaunches: ``nodeRelaunches`` = node launches beyond the first
 per unit (``tblTrans`` unit ``launches``), ``relaunches`` = the mission's ``retries`` as
-RsltProc wrote it (the same rule, ``progress_of``, over the unit items). Any lost or
-double-counted shard, orphan, failed mission or accepted racing commit makes the exit status 1.
+RsltProc wrote it (the same rule, ``progress_of``, over the unit items);
+``spuriousFirstHeartbeatTimeouts``: units whose first node's attempt ended in
+``States.HeartbeatTimeout`` though no kill or pause struck that node (the interpreter's own
+heartbeat expiry, ``instruments.HeartbeatTimeouts``, matched to the launch by its task token).
+Any lost or double-counted shard, orphan, failed mission, accepted racing commit or spurious
+first heartbeat timeout makes the exit status 1.
+
+``--concurrency K`` runs K missions at once on the one cloud (4 pool slots per mission in
+flight); which faults each mission gets stays reproducible from ``--seed``, the interleaving
+does not. Missions are started one at a time (the S3 event plans with the shared default
+profile, so each mission's profile is written and planned under a lock); everything else,
+checks included, is per mission.
 
     .venv/bin/python benchmarks/faults.py --missions 20 --seed 1
+    .venv/bin/python benchmarks/faults.py --missions 100 --seed 2 --concurrency 8 \
+        --boot-seconds 25 --install-seconds 16 --heartbeat 30
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,38 +71,90 @@ from benchmarks._common import (
     sample_file,
     table,
 )
-from benchmarks.instruments import wrap_handler
+from benchmarks.instruments import HeartbeatTimeouts, wrap_handler
 from workflow.progress import progress_of
 from workflow.states import TERMINAL_EXECUTION, ExecutionStatus, MissionStatus
 
 SETTLE_SECONDS = 10.0
-MISSION_TIMEOUT = 180.0
 BUSY_AFTER_SECONDS = 1.2
+POLL_SECONDS = 1.0  # per mission in flight: K of them poll the one emulator
+RACE_POLL_SECONDS = 2.0
+# Pool slots per mission in flight: 1 per node, 2-3 nodes, and a frozen node keeps its slot
+# while its successor runs (as a frozen instance keeps its vCPUs).
+SLOTS_PER_MISSION = 4
 
 TransientLambdaError = type("Lambda.TooManyRequestsException", (Exception,), {})
+
+
+def mission_timeout(args: argparse.Namespace) -> float:
+    """180 s of work and retries, plus a node start and a heartbeat expiry for each of up to
+    6 launches a unit may need (kill, pause, 2 interruptions, capacity refusals)."""
+    boot = 0.5 if args.boot_seconds is None else args.boot_seconds
+    return 180.0 + 6 * (boot + args.install_seconds + args.heartbeat)
+
+
+def sample_key(execution_input: Any) -> str | None:
+    """The sample key of an execution input: an S3 event or a manual start."""
+    if not isinstance(execution_input, dict):
+        return None
+    detail = execution_input.get("detail") or {}
+    key = (detail.get("object") or {}).get("key") or (execution_input.get("input") or {}).get("key")
+    return str(key) if key else None
 
 
 # ----------------------------------------------------------------------- Lambda injection
 
 
 class LambdaFaults:
-    """Transient errors in the in-process handlers, at probability ``p`` (set per mission)."""
+    """Transient errors in the in-process handlers, at each mission's probability.
 
-    def __init__(self, seed: int) -> None:
-        self.p = 0.0
+    Missions run concurrently, so the probability is looked up per call: by the sample key
+    for ``plan`` (no mission yet), else by the mission id (its sample key read once)."""
+
+    def __init__(self, seed: int, sample_key_of: Callable[[str], str | None]) -> None:
         self.rng = random.Random(seed)
         self.injected: Counter[str] = Counter()
+        self._sample_key_of = sample_key_of
+        self._p_by_key: dict[str, float] = {}
+        self._key_by_mission: dict[str, str | None] = {}
         self._last_failed: set[str] = set()
         self._lock = threading.Lock()
+
+    def arm(self, key: str, p: float) -> None:
+        with self._lock:
+            self._p_by_key[key] = p
+
+    def disarm(self, key: str) -> None:
+        with self._lock:
+            self._p_by_key.pop(key, None)
+
+    def _p(self, event: dict[str, Any]) -> float:
+        mission_id = event.get("missionId")
+        if event.get("action") == "plan":
+            key = sample_key(event.get("event"))
+        elif mission_id is None:
+            return 0.0
+        else:
+            with self._lock:
+                known = mission_id in self._key_by_mission
+                key = self._key_by_mission.get(mission_id)
+            if not known:
+                key = self._sample_key_of(mission_id)
+                with self._lock:
+                    self._key_by_mission[mission_id] = key
+        with self._lock:
+            return self._p_by_key.get(key or "", 0.0)
 
     def wrapper(self, function: str) -> Any:
         def wrap(inner: Any) -> Any:
             def handler(event: Any, context: Any) -> Any:
                 action = event.get("action", "aggregate") if isinstance(event, dict) else "?"
-                if action != "unitFailed":
-                    site = f"{function}:{action}:{event.get('missionId')}:{event.get('unitId')}"
+                if action != "unitFailed" and isinstance(event, dict):
+                    p = self._p(event)
+                    owner = event.get("missionId") or event.get("executionArn")
+                    site = f"{function}:{action}:{owner}:{event.get('unitId')}"
                     with self._lock:
-                        strike = site not in self._last_failed and self.rng.random() < self.p
+                        strike = site not in self._last_failed and self.rng.random() < p
                         if strike:
                             self._last_failed.add(site)
                             self.injected[f"{function}:{action}"] += 1
@@ -182,26 +249,35 @@ class Driver(threading.Thread):
     """Strikes busy first-attempt nodes of one mission as its plan says."""
 
     def __init__(
-        self, session: Any, observer: Observer, plan: MissionPlan, mission_id: str
+        self, session: Any, observer: Observer, plan: MissionPlan, mission_id: str, heartbeat: int
     ) -> None:
         super().__init__(name=f"faults-{plan.index}", daemon=True)
         self.session = session
         self.observer = observer
         self.plan = plan
         self.mission_id = mission_id
+        # A frozen node's unit is relaunched after its heartbeat expires, then boots.
+        self.resume_deadline = 60.0 + 2 * heartbeat
         self.log = DriverLog()
         self.stop = threading.Event()
         self._todo = ["kill"] * plan.kill + ["pause"] * plan.pause + ["interrupt"] * plan.interrupt
         self._struck: set[str] = set()
         self._resumers: list[threading.Thread] = []
 
+    @property
+    def struck(self) -> set[str]:
+        """Nodes killed or frozen: their heartbeat expiry is the fault's, not spurious."""
+        return {*self.log.killed, *self.log.paused}
+
     def run(self) -> None:
         raced = not self.plan.race
+        next_race = 0.0
         while not self.stop.wait(0.1):
             try:
                 if self._todo:
                     self._strike()
-                if not raced:
+                if not raced and time.monotonic() >= next_race:
+                    next_race = time.monotonic() + RACE_POLL_SECONDS
                     raced = self._race()
             except Exception as exc:  # noqa: BLE001 - a node may vanish between look and act
                 self.log.errors.append(repr(exc))
@@ -210,7 +286,7 @@ class Driver(threading.Thread):
         self.stop.set()
         self.join(timeout=10)
         for t in self._resumers:
-            t.join(timeout=60)
+            t.join(timeout=self.resume_deadline)
 
     def _strike(self) -> None:
         pool = self.session.pool
@@ -240,11 +316,11 @@ class Driver(threading.Thread):
 
     def _resume_later(self, instance_id: str, unit_id: str) -> None:
         """Resume the frozen node once a later attempt owns its unit (a late reporter)."""
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + self.resume_deadline
         while time.monotonic() < deadline:
             if self.observer.store.get_unit(self.mission_id, unit_id).attempt > 1:
                 break
-            time.sleep(0.2)
+            time.sleep(0.5)
         time.sleep(0.5)
         self.session.pool.resume(instance_id)
         self.log.resumed.append(instance_id)
@@ -291,103 +367,228 @@ class CounterProbe:
     def __init__(self, observer: Observer) -> None:
         self.observer = observer
         self.before_aggregate: dict[str, int | None] = {}
+        self._lock = threading.Lock()
 
     def wrapper(self, inner: Any) -> Any:
         def handler(event: Any, context: Any) -> Any:
             mission_id = event.get("missionId") if isinstance(event, dict) else None
-            if mission_id and mission_id not in self.before_aggregate:
+            with self._lock:
+                first = bool(mission_id) and mission_id not in self.before_aggregate
+            if first:
                 shards = self.observer.store.list_shards(mission_id)
-                self.before_aggregate[mission_id] = progress_of(shards, []).done
+                with self._lock:
+                    self.before_aggregate.setdefault(mission_id, progress_of(shards, []).done)
             return inner(event, context)
 
         return handler
 
+    def count(self, mission_id: str) -> int | None:
+        with self._lock:
+            return self.before_aggregate.get(mission_id)
 
-def new_executions(observer: Observer, sm_arn: str, seen: set[str]) -> list[str]:
-    found = observer.sfn.list_executions(stateMachineArn=sm_arn, maxResults=1000)["executions"]
-    return [e["executionArn"] for e in found if e["executionArn"] not in seen]
+
+@dataclass(frozen=True)
+class Launch:
+    """One node launch: the LaunchNode task token it runs under, its unit, attempt, node."""
+
+    token: str
+    mission_id: str
+    unit_id: str
+    attempt: int
+    instance_id: str
+    at: float
 
 
-def run_one(  # noqa: PLR0917
-    session: Any,
-    observer: Observer,
-    plan: MissionPlan,
-    args: argparse.Namespace,
-    lam: LambdaFaults,
-    probe: CounterProbe,
-) -> dict[str, Any]:
-    store = session.services.store
-    sm_arn = session.stack.state_machine_arn
-    seen = {
-        e["executionArn"]
-        for e in observer.sfn.list_executions(stateMachineArn=sm_arn, maxResults=1000)["executions"]
-    }
-    params = plan.params(args.heartbeat)
-    store.put_profile(session.services.settings.default_profile, params, time.time())
-    lam.p = plan.lambda_p
+class LaunchLedger:
+    """Every launch that started a node, from the launch Lambda's payload and its result."""
+
+    def __init__(self) -> None:
+        self._launches: list[Launch] = []
+        self._lock = threading.Lock()
+
+    def wrapper(self, inner: Any) -> Any:
+        def handler(event: Any, context: Any) -> Any:
+            result = inner(event, context)
+            launched = isinstance(result, dict) and result.get("instanceId")
+            if isinstance(event, dict) and event.get("action") == "launch" and launched:
+                launch = Launch(
+                    token=str(event["taskToken"]),
+                    mission_id=str(event["missionId"]),
+                    unit_id=str(event["unitId"]),
+                    attempt=int(result["attempt"]),
+                    instance_id=str(result["instanceId"]),
+                    at=time.monotonic(),
+                )
+                with self._lock:
+                    self._launches.append(launch)
+            return result
+
+        return handler
+
+    def of_mission(self, mission_id: str) -> list[Launch]:
+        with self._lock:
+            return [x for x in self._launches if x.mission_id == mission_id]
+
+
+def first_heartbeat_timeouts(
+    launches: list[Launch], expired: list[tuple[str, float]], struck: set[str]
+) -> tuple[list[str], list[str]]:
+    """(units whose first node's attempt ended in ``States.HeartbeatTimeout``, those of them
+    no kill or pause struck): an expiry of the attempt's token after its launch and before
+    any later launch under the same token."""
+    ordered = sorted(launches, key=lambda x: x.at)
+    first: dict[str, Launch] = {}
+    for launch in sorted(ordered, key=lambda x: (x.attempt, x.at)):
+        first.setdefault(launch.unit_id, launch)
+    timed_out, spurious = [], []
+    for unit_id, launch in sorted(first.items()):
+        later = [x.at for x in ordered if x.token == launch.token and x.at > launch.at]
+        until = min(later, default=float("inf"))
+        if any(tok == launch.token and launch.at <= at < until for tok, at in expired):
+            timed_out.append(unit_id)
+            if launch.instance_id not in struck:
+                spurious.append(unit_id)
+    return timed_out, spurious
+
+
+class Executions:
+    """The state machine's executions by sample key, each described once (K missions ask)."""
+
+    def __init__(self, observer: Observer, sm_arn: str) -> None:
+        self.observer = observer
+        self.sm_arn = sm_arn
+        self._key_of: dict[str, str | None] = {}
+        self._lock = threading.Lock()
+
+    def of_key(self, key: str) -> list[str]:
+        with self._lock:
+            kwargs: dict[str, Any] = {"stateMachineArn": self.sm_arn, "maxResults": 1000}
+            while True:
+                page = self.observer.sfn.list_executions(**kwargs)
+                for e in page["executions"]:
+                    arn = str(e["executionArn"])
+                    if arn not in self._key_of:
+                        desc = self.observer.sfn.describe_execution(executionArn=arn)
+                        self._key_of[arn] = sample_key(json.loads(desc.get("input") or "{}"))
+                if not page.get("nextToken"):
+                    break
+                kwargs["nextToken"] = page["nextToken"]
+            return sorted(arn for arn, k in self._key_of.items() if k == key)
+
+
+@dataclass
+class Campaign:
+    """What every mission thread shares: the cloud, the fault machinery, the recorders."""
+
+    session: Any
+    observer: Observer
+    args: argparse.Namespace
+    lam: LambdaFaults
+    probe: CounterProbe
+    ledger: LaunchLedger
+    heartbeats: HeartbeatTimeouts
+    executions: Executions
+    # The S3 event plans with the default profile: one mission writes and plans it at a time.
+    start_lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def start_mission(
+    c: Campaign, plan: MissionPlan, sample: Path, key: str
+) -> tuple[str | None, str | None, float]:
+    """Write the plan's params as the default profile, upload the sample (and its duplicate
+    events) and wait for the owning execution to plan it: (owner, mission id, start)."""
+    session, store = c.session, c.observer.store
+    with c.start_lock:
+        session.services.store.put_profile(
+            session.services.settings.default_profile, plan.params(c.args.heartbeat), time.time()
+        )
+        c.lam.arm(key, plan.lambda_p)
+        started = time.monotonic()
+        session.upload_sample(sample, trigger=True)
+        for _ in range(plan.dup):
+            session.redeliver_upload_event(key)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            for arn in c.executions.of_key(key):
+                mission_id = store.mission_for_execution(arn)
+                if mission_id:
+                    return arn, mission_id, started
+            time.sleep(0.5)
+    return None, None, started
+
+
+def run_one(c: Campaign, plan: MissionPlan) -> dict[str, Any]:
+    from localcloud.session import SAMPLE_PREFIX
+
     sample = sample_file(
-        f"faults mission {plan.index} seed {args.seed}\n",
-        name=f"faults-{args.seed}-{plan.index:03d}.txt",
+        f"faults mission {plan.index} seed {c.args.seed}\n",
+        name=f"faults-{c.args.seed}-{plan.index:03d}.txt",
     )
-    started = time.monotonic()
-    key = session.upload_sample(sample, trigger=True)
-    for _ in range(plan.dup):
-        session.redeliver_upload_event(key)
-    owner, mission_id = None, None
-    deadline = time.monotonic() + 60
-    while mission_id is None and time.monotonic() < deadline:
-        for arn in new_executions(observer, sm_arn, seen):
-            mid = observer.store.mission_for_execution(arn)
-            if mid:
-                owner, mission_id = arn, mid
-                break
-        time.sleep(0.1)
-    if owner is None or mission_id is None:
-        return {"index": plan.index, "faults": plan.faults(), "status": "NOT_PLANNED", "ok": False}
-    driver = Driver(session, observer, plan, mission_id)
+    key = SAMPLE_PREFIX + sample.name
+    try:
+        owner, mission_id, started = start_mission(c, plan, sample, key)
+        if owner is None or mission_id is None:
+            return {
+                "index": plan.index,
+                "faults": plan.faults(),
+                "status": "NOT_PLANNED",
+                "ok": False,
+            }
+        return follow(c, plan, key, owner, mission_id, started)
+    finally:
+        c.lam.disarm(key)
+
+
+def follow(  # noqa: PLR0917
+    c: Campaign, plan: MissionPlan, key: str, owner: str, mission_id: str, started: float
+) -> dict[str, Any]:
+    """Strike the mission's nodes as planned, wait for its end, settle, check it."""
+    driver = Driver(c.session, c.observer, plan, mission_id, c.args.heartbeat)
     driver.start()
     status = "TIMEOUT"
-    while time.monotonic() - started < MISSION_TIMEOUT:
-        status = observer.status(owner)
+    while time.monotonic() - started < mission_timeout(c.args):
+        status = c.observer.status(owner)
         if status in TERMINAL_EXECUTION:
             break
-        time.sleep(0.2)
+        time.sleep(POLL_SECONDS)
     wall = time.monotonic() - started
     driver.finish()
-    lam.p = 0.0
+    c.lam.disarm(key)
     time.sleep(SETTLE_SECONDS)
-    return check(session, observer, plan, owner, mission_id, status, wall, driver, probe, seen)
+    return check(c, plan, key, owner, mission_id, status, wall, driver)
 
 
 def check(  # noqa: PLR0917
-    session: Any,
-    observer: Observer,
+    c: Campaign,
     plan: MissionPlan,
+    key: str,
     owner: str,
     mission_id: str,
     status: str,
     wall: float,
     driver: Driver,
-    probe: CounterProbe,
-    seen: set[str],
 ) -> dict[str, Any]:
     from workflow.states import ShardStatus
 
-    sm_arn = session.stack.state_machine_arn
-    store = observer.store
+    observer, store = c.observer, c.observer.store
     mission = store.get_mission(mission_id).to_item()
     shards = store.list_shards(mission_id)
     units = store.list_units(mission_id)
     done = sum(1 for s in shards if s.status is ShardStatus.DONE)
     reduce = mission.get("reduce") or {}
     items = plan.shards * plan.items_per_shard
-    counter = probe.before_aggregate.get(mission_id)
-    others = [a for a in new_executions(observer, sm_arn, seen) if a != owner]
+    counter = c.probe.count(mission_id)
+    others = [a for a in c.executions.of_key(key) if a != owner]
     dup_status = Counter(observer.status(a) for a in others)
     orphans = observer.live_instances(mission_id)
-    nodes = session.pool.nodes(mission_id=mission_id)
+    nodes = c.session.pool.nodes(mission_id=mission_id)
     orphan_procs = [n.instance_id for n in nodes if n.running]
     exit_codes = Counter(str(n.returncode) for n in nodes)
+    planned = mission.get("params") or {}
+    as_planned = all(planned.get(k) == v for k, v in plan.params(c.args.heartbeat).items())
+    timed_out, spurious = first_heartbeat_timeouts(
+        c.ledger.of_mission(mission_id), c.heartbeats.expired(), driver.struck
+    )
     lost = plan.shards - done
     double = max(0, (counter or 0) - plan.shards) + max(
         0, int(reduce.get("shards") or 0) - plan.shards
@@ -395,10 +596,12 @@ def check(  # noqa: PLR0917
     double += int((reduce.get("items") or 0) > items)
     result = {
         "index": plan.index,
+        "missionId": mission_id,
         "faults": plan.faults(),
         "shards": plan.shards,
         "status": status,
         "missionStatus": mission.get("status"),
+        "paramsAsPlanned": as_planned,
         "wallSeconds": round(wall, 1),
         "resultItems": reduce.get("items"),
         "expectedItems": items,
@@ -413,6 +616,9 @@ def check(  # noqa: PLR0917
         "launches": sum(u.launches for u in units),
         "nodeRelaunches": sum(max(u.launches - 1, 0) for u in units),
         "interruptions": int(mission.get("interruptions") or 0),
+        "firstHeartbeatTimeouts": len(timed_out),
+        "spuriousFirstHeartbeatTimeouts": len(spurious),
+        "spuriousUnits": spurious,
         "duplicateExecutions": len(others),
         "duplicatesIgnored": dup_status.get(ExecutionStatus.SUCCEEDED, 0),
         "interrupted": len(driver.log.interrupted),
@@ -427,12 +633,14 @@ def check(  # noqa: PLR0917
     result["ok"] = (
         status == ExecutionStatus.SUCCEEDED
         and mission.get("status") == MissionStatus.SUCCEEDED
+        and as_planned
         and result["resultIdentical"]
         and lost == 0
         and double == 0
         and counter == plan.shards
         and not orphans
         and not orphan_procs
+        and not spurious
         and driver.log.race_accepted == 0
         and dup_status.get(ExecutionStatus.SUCCEEDED, 0) == len(others) == plan.dup
     )
@@ -441,7 +649,8 @@ def check(  # noqa: PLR0917
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--missions", type=int, default=20, help="K missions (sequential)")
+    ap.add_argument("--missions", type=int, default=20, help="missions in the campaign")
+    ap.add_argument("--concurrency", type=int, default=1, help="missions in flight at once")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--heartbeat", type=int, default=4, help="heartbeatSeconds of the missions")
     ap.add_argument(
@@ -453,7 +662,81 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     ap.add_argument("--boot-seconds", type=float, default=None, help="node boot (pool model)")
     ap.add_argument("--install-seconds", type=float, default=0.0, help="node install")
-    return ap.parse_args(argv)
+    # Checks that spuriousFirstHeartbeatTimeouts can fail: nodes get no boot heartbeats.
+    ap.add_argument("--no-boot-heartbeat", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.missions < 1 or args.concurrency < 1:
+        ap.error("--missions and --concurrency must be >= 1")
+    return args
+
+
+def run_logged(c: Campaign, plan: MissionPlan, total: int) -> dict[str, Any]:
+    """One mission on its own thread; a benchmark error is this mission's NOT OK, not the end
+    of the campaign."""
+    log(
+        f"mission {plan.index + 1}/{total}: {plan.shards} shards, "
+        f"{plan.max_nodes} nodes, faults {plan.faults()}"
+    )
+    try:
+        res = run_one(c, plan)
+    except Exception as exc:  # noqa: BLE001 - reported in the mission's result
+        res = {"index": plan.index, "faults": plan.faults(), "status": repr(exc), "ok": False}
+    log(
+        f"  #{plan.index} -> {res['status']} in {res.get('wallSeconds')} s, "
+        f"{'ok' if res['ok'] else 'NOT OK'}: lost {res.get('lost')}, "
+        f"double {res.get('doubleCounted')}, relaunches {res.get('relaunches')}, "
+        f"orphans {res.get('orphanInstances')}/{res.get('orphanProcesses')}, "
+        f"first heartbeat timeouts {res.get('firstHeartbeatTimeouts')} "
+        f"(spurious {res.get('spuriousFirstHeartbeatTimeouts')})"
+    )
+    return res
+
+
+def run_campaign(
+    session: Any, args: argparse.Namespace, plans: list[MissionPlan]
+) -> tuple[list[dict[str, Any]], LambdaFaults]:
+    from localcloud.stack import FUNCTIONS
+
+    observer = Observer(session)
+
+    def sample_key_of(mission_id: str) -> str | None:
+        try:
+            return observer.store.get_mission(mission_id).sample.key
+        except Exception:  # noqa: BLE001 - not a mission (yet): no injected errors
+            return None
+
+    lam = LambdaFaults(args.seed, sample_key_of)
+    probe, ledger = CounterProbe(observer), LaunchLedger()
+    registry = session.cloud.lambdas
+    scheduler, rslt = FUNCTIONS["light_scheduler"], FUNCTIONS["rslt_proc"]
+    undo = [
+        wrap_handler(registry, scheduler, ledger.wrapper),
+        wrap_handler(registry, scheduler, lam.wrapper("lightScheduler")),
+        wrap_handler(registry, rslt, lam.wrapper("rsltProc")),
+        wrap_handler(registry, rslt, probe.wrapper),
+    ]
+    results: list[dict[str, Any]] = []
+    try:
+        with (
+            HeartbeatTimeouts() as heartbeats,
+            ThreadPoolExecutor(args.concurrency, thread_name_prefix="mission") as pool,
+        ):
+            c = Campaign(
+                session,
+                observer,
+                args,
+                lam,
+                probe,
+                ledger,
+                heartbeats,
+                Executions(observer, session.stack.state_machine_arn),
+            )
+            futures = [pool.submit(run_logged, c, plan, len(plans)) for plan in plans]
+            results = [f.result() for f in as_completed(futures)]
+    finally:
+        for u in reversed(undo):
+            u()
+    return sorted(results, key=lambda r: int(r["index"])), lam
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -461,57 +744,36 @@ def main(argv: list[str] | None = None) -> int:
     quiet_stdout()
     from localcloud.chaos import parse_chaos
     from localcloud.session import LocalSession
-    from localcloud.stack import FUNCTIONS
 
     rng = random.Random(args.seed)
     plans = [draw(rng, i) for i in range(args.missions)]
-    lam = LambdaFaults(args.seed)
-    results: list[dict[str, Any]] = []
     started = time.monotonic()
-    # workers=4: 4 slots of 1 per node, so a frozen node keeps its slot while its successor
-    # runs (as a frozen instance keeps its vCPUs); missions use 2-3 nodes.
     cloud_chaos = parse_chaos(args.cloud_chaos)
     if cloud_chaos.interrupt or cloud_chaos.kill or cloud_chaos.dup:
         raise SystemExit("--cloud-chaos takes conflict, throttle and capacity only")
     boot = {} if args.boot_seconds is None else {"boot_seconds": args.boot_seconds}
-    with LocalSession(workers=4, install_seconds=args.install_seconds, **boot) as session:
+    workers = SLOTS_PER_MISSION * args.concurrency
+    with LocalSession(workers=workers, install_seconds=args.install_seconds, **boot) as session:
+        if args.no_boot_heartbeat:
+            session.pool.boot_heartbeat = False
         if cloud_chaos.active:
             session.start_chaos(cloud_chaos)
-        observer = Observer(session)
-        probe = CounterProbe(observer)
-        registry = session.cloud.lambdas
-        undo = [
-            wrap_handler(registry, FUNCTIONS["light_scheduler"], lam.wrapper("lightScheduler")),
-            wrap_handler(registry, FUNCTIONS["rslt_proc"], lam.wrapper("rsltProc")),
-            wrap_handler(registry, FUNCTIONS["rslt_proc"], probe.wrapper),
-        ]
-        try:
-            for plan in plans:
-                log(
-                    f"mission {plan.index + 1}/{len(plans)}: {plan.shards} shards, "
-                    f"{plan.max_nodes} nodes, faults {plan.faults()}"
-                )
-                res = run_one(session, observer, plan, args, lam, probe)
-                results.append(res)
-                log(
-                    f"  -> {res['status']} in {res.get('wallSeconds')} s, "
-                    f"{'ok' if res['ok'] else 'NOT OK'}: lost {res.get('lost')}, "
-                    f"double {res.get('doubleCounted')}, relaunches {res.get('relaunches')}, "
-                    f"orphans {res.get('orphanInstances')}/{res.get('orphanProcesses')}"
-                )
-        finally:
-            for u in reversed(undo):
-                u()
+        results, lam = run_campaign(session, args, plans)
         leftover = [n.instance_id for n in session.pool.nodes(running_only=True)]
     total = time.monotonic() - started
     summary = {
         "missions": len(results),
+        "concurrency": args.concurrency,
         "completed": sum(1 for r in results if r.get("missionStatus") == MissionStatus.SUCCEEDED),
         "identicalResults": sum(1 for r in results if r.get("resultIdentical")),
         "shardsLost": sum(r.get("lost", 0) for r in results),
         "shardsDoubleCounted": sum(r.get("doubleCounted", 0) for r in results),
         "orphanInstances": sum(r.get("orphanInstances", 0) for r in results),
         "orphanProcesses": sum(r.get("orphanProcesses", 0) for r in results) + len(leftover),
+        "firstHeartbeatTimeouts": sum(r.get("firstHeartbeatTimeouts", 0) for r in results),
+        "spuriousFirstHeartbeatTimeouts": sum(
+            r.get("spuriousFirstHeartbeatTimeouts", 0) for r in results
+        ),
         "relaunches": sum(r.get("relaunches", 0) for r in results),
         "nodeRelaunches": sum(r.get("nodeRelaunches", 0) for r in results),
         "interruptions": sum(r.get("interrupted", 0) for r in results),
@@ -532,6 +794,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['status']} {r.get('wallSeconds')} s, "
             f"done {r.get('doneInTblTrans')}/{r.get('shards')}, "
             f"relaunch {r.get('nodeRelaunches')}/{r.get('relaunches')}, "
+            f"hb timeouts {r.get('firstHeartbeatTimeouts')}/"
+            f"{r.get('spuriousFirstHeartbeatTimeouts')}, "
             f"exits {r.get('nodeExitCodes')}" + ("" if r["ok"] else "  <-- NOT OK"),
         )
         for r in results
@@ -540,16 +804,20 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "faults",
         "machine": MACHINE,
         "seed": args.seed,
+        "concurrency": args.concurrency,
+        "heartbeatSeconds": args.heartbeat,
         "cloudChaos": args.cloud_chaos,
         "bootSeconds": args.boot_seconds,
         "installSeconds": args.install_seconds,
+        "bootHeartbeat": not args.no_boot_heartbeat,
         "summary": summary,
         "missions": results,
     }
     emit(
         [
             table(
-                f"faults: K={len(results)} missions, seed {args.seed}, cloud {args.cloud_chaos}",
+                f"faults: {len(results)} missions, {args.concurrency} at once, seed {args.seed}, "
+                f"cloud {args.cloud_chaos}",
                 rows,
             ),
             table("per mission", per),

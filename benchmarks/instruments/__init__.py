@@ -4,6 +4,8 @@ Nothing here changes what the product does; each hook counts and is removed on e
 
 * ``history.ChildHistory``: the Distributed Map children's event histories, which moto
   discards (events, billed transitions, retries per child).
+* ``heartbeats.HeartbeatTimeouts``: the task tokens whose heartbeat expired
+  (``States.HeartbeatTimeout``), recorded where moto's interpreter decides it.
 * ``lambdas.LambdaCounter``: in-process Lambda invocations, seconds and errors per function
   and ``action``.
 * ``server.ServerCalls``: requests moto serves and server time per (service, action), plus
@@ -13,6 +15,7 @@ Nothing here changes what the product does; each hook counts and is removed on e
 * ``memory.ProcessMemory``: RSS of this process and peak summed RSS of the node processes.
 """
 
+from benchmarks.instruments.heartbeats import HeartbeatTimeouts
 from benchmarks.instruments.history import (
     ChildHistory,
     ChildRecord,
@@ -28,6 +31,7 @@ __all__ = [
     "OBSERVER_HEADER",
     "ChildHistory",
     "ChildRecord",
+    "HeartbeatTimeouts",
     "LambdaCounter",
     "ProcessMemory",
     "Sampler",
