@@ -224,6 +224,12 @@ class ShardRecord:
     result_key: str | None = None
     error: str | None = None
     instance_id: str | None = None
+    # Epoch seconds, for the timeline: claimed (the claim write), started (a worker began it;
+    # written with the commit), finished (the commit or the failure), interrupted (a notice).
+    claimed_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    interrupted_at: float | None = None
 
     @property
     def range(self) -> ShardRange:
@@ -245,6 +251,10 @@ class ShardRecord:
             result_key=item.get("resultKey"),
             error=item.get("error"),
             instance_id=item.get("instanceId"),
+            claimed_at=_opt_float(item.get("claimedAt")),
+            started_at=_opt_float(item.get("startedAt")),
+            finished_at=_opt_float(item.get("finishedAt")),
+            interrupted_at=_opt_float(item.get("interruptedAt")),
         )
 
 
