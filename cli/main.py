@@ -255,7 +255,11 @@ def _show_mission(
         if timeline is not None:
             model = build_timeline(view.mission, view.units, view.shards, now=time.time())
             draw(model, timeline)
-            out_console.print(f"timeline written to {timeline} ({len(model.rows)} node attempts)")
+            out_console.print(
+                f"timeline written to {timeline} ({len(model.rows)} node attempts)",
+                markup=False,
+                soft_wrap=True,  # a path to copy stays on one line
+            )
     except LightHpcError as exc:
         code = EXIT_USAGE if isinstance(exc, MissionInvalidInput) else EXIT_FAILED
         fail(type(exc).__name__, str(exc), code)
