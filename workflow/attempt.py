@@ -25,7 +25,7 @@ from workflow.states import SETTLED_SHARD, ShardStatus, UnitStatus
 ERROR_FIELD_CHARS = 4000
 # Shard timestamps the timeline draws from, written by the claim and the commit themselves
 # (no write of their own); a caller's own value (the node's) wins.
-CLAIMED_AT, FINISHED_AT = "claimedAt", "finishedAt"
+CLAIMED_AT, FINISHED_AT, QUEUED_AT = "claimedAt", "finishedAt", "queuedAt"
 T = TypeVar("T")
 
 
@@ -88,10 +88,13 @@ class UnitAttempt:
             s for s in open_shards if s.status is ShardStatus.QUEUED and s.attempt == self.number
         ]
         todo = [s for s in open_shards if s not in ready]
+        # queuedAt dates the requeue: an older attempt's claim (claimedAt, instanceId) stays
+        # on the item, and is older than this.
+        queued = {QUEUED_AT: time.time()}
         for batch in _chunks(todo):
             chunk = batch
             while chunk:
-                moves = [ShardMove(s.shard_id, ShardStatus.QUEUED) for s in chunk]
+                moves = [ShardMove(s.shard_id, ShardStatus.QUEUED, queued) for s in chunk]
                 refused = self.store.move_shards(
                     self.mission_id, moves, attempt=self.number, older_attempts=True
                 )

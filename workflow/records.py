@@ -224,8 +224,10 @@ class ShardRecord:
     result_key: str | None = None
     error: str | None = None
     instance_id: str | None = None
-    # Epoch seconds, for the timeline: claimed (the claim write), started (a worker began it;
-    # written with the commit), finished (the commit or the failure), interrupted (a notice).
+    # Epoch seconds, for the timeline: queued (a relaunch's requeue), claimed (the claim
+    # write), started (a worker began it; written with the commit), finished (the commit or
+    # the failure), interrupted (a notice).
+    queued_at: float | None = None
     claimed_at: float | None = None
     started_at: float | None = None
     finished_at: float | None = None
@@ -251,6 +253,7 @@ class ShardRecord:
             result_key=item.get("resultKey"),
             error=item.get("error"),
             instance_id=item.get("instanceId"),
+            queued_at=_opt_float(item.get("queuedAt")),
             claimed_at=_opt_float(item.get("claimedAt")),
             started_at=_opt_float(item.get("startedAt")),
             finished_at=_opt_float(item.get("finishedAt")),

@@ -21,7 +21,7 @@ from workflow.cost import SECONDS_PER_HOUR, PriceList, UnknownInstanceType
 from workflow.records import MissionRecord, ShardRecord, UnitRecord
 from workflow.states import Capacity, MissionStatus, ShardStatus
 
-# Claimed but not started anywhere yet: no bar (its claim time may be an older attempt's).
+# Waiting for a node: no bar (a claim time on it is an older attempt's).
 _NOT_STARTED = frozenset({ShardStatus.PENDING, ShardStatus.QUEUED})
 
 
@@ -217,8 +217,9 @@ def _unit_rows(
     previous_end = clock.origin
     for attempt in range(1, unit.attempt + 1):
         mine = sorted((s for s in shards if s.attempt == attempt), key=lambda s: s.index)
-        bars = [b for b in (_bar(s, clock.horizon) for s in mine) if b is not None]
-        instance_id = next((s.instance_id for s in mine if s.instance_id), None)
+        ran = [s for s in mine if _ran_in_its_attempt(s)]
+        bars = [b for b in (_bar(s, clock.horizon) for s in ran) if b is not None]
+        instance_id = next((s.instance_id for s in ran if s.instance_id), None)
         if instance_id is None and attempt == unit.attempt:
             instance_id = unit.instance_id
         node = nodes.get(instance_id) if instance_id else None
@@ -247,9 +248,21 @@ def _unit_rows(
     return rows
 
 
+def _ran_in_its_attempt(shard: ShardRecord) -> bool:
+    """The shard's claim is its current attempt's: a relaunch's requeue stamps ``queuedAt``
+    and leaves the older claim (time, instance id) on the item, so that one is older. A shard
+    failed by RecordUnitFailure while queued ran nowhere in its attempt."""
+    if shard.status in _NOT_STARTED:
+        return False
+    if shard.status is ShardStatus.DONE and shard.started_at is not None:
+        return True
+    claimed = shard.claimed_at
+    return claimed is not None and (shard.queued_at is None or claimed >= shard.queued_at)
+
+
 def _bar(shard: ShardRecord, horizon: float) -> Bar | None:
     start = shard.started_at or shard.claimed_at
-    if start is None or shard.status in _NOT_STARTED:
+    if start is None:
         return None
     end = shard.finished_at
     if end is None and shard.status is ShardStatus.INTERRUPTED:

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from tests.fakes import FakeCloud, mission_record
 from tests.unit.test_use_cases_on_fakes import start
-from workflow.attempt import Commit, UnitAttempt
+from workflow.attempt import Commit, UnitAttempt, fail_open_shards
 from workflow.cost import PriceList
 from workflow.records import ShardRecord, UnitRecord, billing_key
 from workflow.states import Capacity, MissionStatus, ShardStatus, UnitStatus
@@ -107,6 +107,32 @@ def test_an_attempt_whose_work_was_all_redone_is_a_row_without_bars() -> None:
     assert [m.kind for m in kept.marks] == [MarkKind.RELAUNCH]
 
 
+def test_shards_failed_while_queued_ran_nowhere_in_their_attempt() -> None:
+    """Attempt 1 claimed both shards and died; attempt 2 never claimed them before the unit
+    failed: the items keep attempt 1's claim (time, instance), which is not attempt 2's."""
+    cloud = FakeCloud()
+    mission_id = start(cloud, shards=2, maxNodes=1)
+    first = _begin(cloud, mission_id, 1, SPOT)
+    assert first.claim_many(["s000000", "s000001"], {"instanceId": "i-killed"})
+    _begin(cloud, mission_id, 2, SPOT)
+    store = cloud.store
+    assert fail_open_shards(store, store.get_unit(mission_id, UNIT), "Node.Lost") == 2
+    shards = store.list_shards(mission_id)
+    assert {(s.attempt, s.instance_id, s.status) for s in shards} == {
+        (2, "i-killed", ShardStatus.FAILED)
+    }
+    model = build_timeline(
+        store.get_mission(mission_id), store.list_units(mission_id), shards, now=1e12
+    )
+    one, two = model.rows
+    assert one.bars == two.bars == () and one.instance_id is two.instance_id is None
+    assert sorted(m.shard_id for _, m in model.marks(MarkKind.FAILED_SHARD)) == [
+        "s000000",
+        "s000001",
+    ]
+    assert {row.attempt for row, _ in model.marks(MarkKind.FAILED_SHARD)} == {2}
+
+
 # ---- any records ------------------------------------------------------------------------
 
 T0 = 1_700_000_000.0
@@ -146,6 +172,7 @@ def unit_records(draw: st.DrawFn, index: int) -> tuple[UnitRecord, list[ShardRec
                 status=draw(st.sampled_from(ShardStatus)),
                 attempt=attempt,
                 instance_id=draw(st.none() | st.just(f"i-{unit_id}-{attempt}")),
+                queued_at=draw(st.none() | times),
                 claimed_at=claimed,
                 started_at=draw(st.none() | times),
                 finished_at=finished,
@@ -167,9 +194,14 @@ def missions(draw: st.DrawFn) -> tuple[list[UnitRecord], list[ShardRecord], dict
     return units, shards, seconds
 
 
-def _started(shard: ShardRecord) -> bool:
-    has_time = (shard.started_at or shard.claimed_at) is not None
-    return has_time and shard.status not in {ShardStatus.PENDING, ShardStatus.QUEUED}
+def _ran_in_its_attempt(shard: ShardRecord) -> bool:
+    """A bar: a shard its attempt claimed after the requeue, or that it finished."""
+    if shard.status in {ShardStatus.PENDING, ShardStatus.QUEUED}:
+        return False
+    if shard.status is ShardStatus.DONE and shard.started_at is not None:
+        return True
+    claimed, queued = shard.claimed_at, shard.queued_at
+    return claimed is not None and (queued is None or claimed >= queued)
 
 
 def _kinds(model: Timeline, kind: MarkKind) -> list[tuple[str, int, str | None]]:
@@ -191,7 +223,9 @@ def test_rows_bars_and_marks_are_the_records(
     expected_rows = sorted((u.unit_id, n) for u in units for n in range(1, u.attempt + 1))
     assert [(r.unit_id, r.attempt) for r in model.rows] == expected_rows
     bars = sorted((r.unit_id, r.attempt, b.shard_id) for r in model.rows for b in r.bars)
-    assert bars == sorted((s.unit_id, s.attempt, s.shard_id) for s in shards if _started(s))
+    assert bars == sorted(
+        (s.unit_id, s.attempt, s.shard_id) for s in shards if _ran_in_its_attempt(s)
+    )
     assert _kinds(model, MarkKind.INTERRUPTION) == sorted(
         (u.unit_id, n, None) for u in units for n in u.interrupted_attempts
     )
