@@ -242,7 +242,7 @@ def _show_mission(
     timeline: Path | None,
 ) -> None:
     from cli.remote import connect, mission_view
-    from cli.timeline import draw
+    from cli.timeline import TimelineUnwritable, draw
     from workflow.timeline import build_timeline
 
     try:
@@ -261,8 +261,8 @@ def _show_mission(
                 soft_wrap=True,  # a path to copy stays on one line
             )
     except LightHpcError as exc:
-        code = EXIT_USAGE if isinstance(exc, MissionInvalidInput) else EXIT_FAILED
-        fail(type(exc).__name__, str(exc), code)
+        usage = isinstance(exc, (MissionInvalidInput, TimelineUnwritable))
+        fail(type(exc).__name__, str(exc), EXIT_USAGE if usage else EXIT_FAILED)
 
 
 def _print_graph(

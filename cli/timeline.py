@@ -47,6 +47,12 @@ class TimelineFormat(LightHpcError):
     error_name = "Timeline.UnsupportedFormat"
 
 
+class TimelineUnwritable(LightHpcError):
+    """The picture's file cannot be written there (a file in the path, no permission)."""
+
+    error_name = "Timeline.Unwritable"
+
+
 class PlotUnavailable(LightHpcError):
     """matplotlib is not installed (the ``plot`` extra)."""
 
@@ -89,7 +95,7 @@ def write_beside_result(
     model = mission_timeline(store, mission)
     try:
         path = draw(model, directory / TIMELINE_FILE)
-    except PlotUnavailable as exc:
+    except (PlotUnavailable, TimelineUnwritable) as exc:
         err.print(f"note: no {TIMELINE_FILE}: {exc}", markup=False, highlight=False)
         return None
     return {"file": str(path), **model.as_json(bars=False)}
@@ -123,9 +129,12 @@ def draw(timeline: Timeline, path: Path) -> Path:
     title = f"{timeline.mission_id} · {timeline.status.value} · {timeline.cost_line()}"
     ax.set_title(_plain(title), fontsize=10)
     _legend(ax)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with rc_context({"svg.fonttype": "none"}):  # SVG text stays text: searchable, smaller
-        fig.savefig(path, format=fmt, dpi=110)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with rc_context({"svg.fonttype": "none"}):  # SVG text stays text: searchable, smaller
+            fig.savefig(path, format=fmt, dpi=110)
+    except OSError as exc:
+        raise TimelineUnwritable(f"cannot write {str(path)!r}: {exc.strerror or exc}") from exc
     return path
 
 

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import main
-from cli.timeline import PlotUnavailable, TimelineFormat, draw
+from cli.timeline import PlotUnavailable, TimelineFormat, TimelineUnwritable, draw
 from tests.fakes import mission_record
 from workflow.records import ShardRecord, UnitRecord, billing_key
 from workflow.states import MissionStatus, ShardStatus, UnitStatus
@@ -62,6 +62,12 @@ def test_an_unknown_suffix_is_a_named_error(tmp_path: Path) -> None:
     with pytest.raises(TimelineFormat, match=r"\.png or an \.svg"):
         draw(_timeline(), tmp_path / "t.gif")
     assert not (tmp_path / "t.gif").exists()
+
+
+def test_a_path_under_a_file_is_a_named_error(tmp_path: Path) -> None:
+    (tmp_path / "plain").write_text("x")
+    with pytest.raises(TimelineUnwritable, match="cannot write"):
+        draw(_timeline(), tmp_path / "plain" / "t.svg")
 
 
 def test_without_matplotlib_the_error_names_the_extra(
