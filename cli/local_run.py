@@ -18,6 +18,7 @@ from typing import Any, Final
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from cli.timeline import write_beside_result
 from cli.views import execution_table, failure_line, state_runs, summary_table, units_table
 from localcloud.pool import LocalNodePool
 from localcloud.session import LocalSession, MissionRequestLocal
@@ -218,6 +219,7 @@ def _mission(
     target = (out or DEFAULT_OUT / mission_id).resolve()
     result = session.download_result(mission, target)
     report = _report(session, mission=mission, desc=desc, wall=wall, result=result, key=key)
+    report["timeline"] = write_beside_result(session.services.store, mission, target, err)
     (target / "summary.json").parent.mkdir(parents=True, exist_ok=True)
     (target / "summary.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     if as_json:
@@ -353,3 +355,5 @@ def _print(
         )
     if report["result"]:
         console.print(f"Result: {report['result']}")
+    if report["timeline"]:
+        console.print(f"Timeline: {report['timeline']['file']}")

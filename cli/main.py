@@ -22,6 +22,7 @@ import click
 
 from cli.options import (
     EXIT_FAILED,
+    EXIT_USAGE,
     check_file_name,
     check_out_dir,
     check_workers,
@@ -30,9 +31,10 @@ from cli.options import (
     out_console,
     parse_param_options,
 )
-from cli.remote_commands import config, cost, start, status
+from cli.remote import is_execution_arn
+from cli.remote_commands import config, cost, remote_options, start, status
 from localcloud.pool import DEFAULT_BOOT_SECONDS, REALISTIC_BOOT_SECONDS
-from workflow.errors import LightHpcError
+from workflow.errors import LightHpcError, MissionInvalidInput, MissionNotFound
 
 
 @contextmanager
@@ -186,23 +188,95 @@ def local_up(workers: int, boot_seconds: float, no_iam: bool) -> None:
 
 
 @main.command("show")
-@click.argument("execution_arn")
-@click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL", help="e.g. the `local up` endpoint.")
+@click.argument("ref", metavar="MISSION|EXECUTION_ARN")
+@click.option(
+    "--timeline",
+    type=click.Path(path_type=Path),
+    help="Draw the mission's timeline to FILE (.png or .svg): a row per node attempt.",
+)
 @click.option("--svg", "svg", type=click.Path(path_type=Path), help="Write the graph as SVG.")
-def show(execution_arn: str, endpoint_url: str | None, svg: Path | None) -> None:
-    """Render an execution's state graph with per-state status."""
+@remote_options
+def show(
+    *,
+    ref: str,
+    timeline: Path | None,
+    svg: Path | None,
+    stack_name: str,
+    endpoint_url: str | None,
+    region: str | None,
+) -> None:
+    """Render an execution's state graph with per-state status, and the mission's timeline.
+
+    An execution ARN alone needs only Step Functions; a mission id (or --timeline) reads the
+    mission's records too, from the stack found as `lighthpc status` finds it.
+    """
+    from cli.timeline import image_format, require_matplotlib
+
+    if timeline is not None:
+        try:
+            image_format(timeline)
+            require_matplotlib()
+        except LightHpcError as exc:
+            fail(type(exc).__name__, str(exc))
+    if is_execution_arn(ref) and timeline is None:
+        _show_execution(ref, endpoint_url, region, svg)
+        return
+    _show_mission(ref, stack_name, endpoint_url, region, svg=svg, timeline=timeline)
+
+
+def _show_execution(
+    arn: str, endpoint_url: str | None, region: str | None, svg: Path | None
+) -> None:
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from cli.views import dot_source, execution_table, state_graph, state_runs
-
     try:
-        sfn = boto3.client("stepfunctions", endpoint_url=endpoint_url)
-        events = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
-        machine = sfn.describe_state_machine_for_execution(executionArn=execution_arn)
+        sfn = boto3.client("stepfunctions", endpoint_url=endpoint_url, region_name=region)
+        events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+        machine = sfn.describe_state_machine_for_execution(executionArn=arn)
     except (BotoCoreError, ClientError) as exc:
         fail("Show.Unavailable", str(exc), EXIT_FAILED)
-    definition = json.loads(machine["definition"])
+    _print_graph(json.loads(machine["definition"]), events, svg)
+
+
+def _show_mission(
+    ref: str,
+    stack_name: str,
+    endpoint_url: str | None,
+    region: str | None,
+    *,
+    svg: Path | None,
+    timeline: Path | None,
+) -> None:
+    from cli.remote import connect, mission_view
+    from cli.timeline import TimelineUnwritable, draw
+    from workflow.timeline import build_timeline
+
+    try:
+        _, svc = connect(stack_name, endpoint_url=endpoint_url, region=region)
+        view = mission_view(svc, ref)
+        if view.mission is None:
+            raise MissionNotFound(f"no mission recorded for {ref} (yet)")
+        if view.definition is not None:
+            _print_graph(view.definition, view.history, svg)
+        if timeline is not None:
+            model = build_timeline(view.mission, view.units, view.shards, now=time.time())
+            draw(model, timeline)
+            out_console.print(
+                f"timeline written to {timeline} ({len(model.rows)} node attempts)",
+                markup=False,
+                soft_wrap=True,  # a path to copy stays on one line
+            )
+    except LightHpcError as exc:
+        usage = isinstance(exc, (MissionInvalidInput, TimelineUnwritable))
+        fail(type(exc).__name__, str(exc), EXIT_USAGE if usage else EXIT_FAILED)
+
+
+def _print_graph(
+    definition: dict[str, Any], events: list[dict[str, Any]], svg: Path | None
+) -> None:
+    from cli.views import dot_source, execution_table, state_graph, state_runs
+
     runs = state_runs(events)
     out_console.print(state_graph(definition, runs))
     out_console.print(execution_table(runs, list(runs)))

@@ -23,6 +23,9 @@ from workflow.records import ShardRecord, UnitRecord
 from workflow.states import SETTLED_SHARD, ShardStatus, UnitStatus
 
 ERROR_FIELD_CHARS = 4000
+# Shard timestamps the timeline draws from, written by the claim and the commit themselves
+# (no write of their own); a caller's own value (the node's) wins.
+CLAIMED_AT, FINISHED_AT, QUEUED_AT = "claimedAt", "finishedAt", "queuedAt"
 T = TypeVar("T")
 
 
@@ -33,6 +36,15 @@ class Commit:
     shard_id: str
     result_key: str
     fields: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _stamped(name: str, fields: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {name: time.time(), **(fields or {})}
+
+
+def _done_fields(commit: Commit) -> dict[str, Any]:
+    """A DONE move's fields: what the node measured, the result key, when it finished."""
+    return {**_stamped(FINISHED_AT, commit.fields), "resultKey": commit.result_key}
 
 
 def _chunks(items: list[T]) -> Iterator[list[T]]:
@@ -76,10 +88,13 @@ class UnitAttempt:
             s for s in open_shards if s.status is ShardStatus.QUEUED and s.attempt == self.number
         ]
         todo = [s for s in open_shards if s not in ready]
+        # queuedAt dates the requeue: an older attempt's claim (claimedAt, instanceId) stays
+        # on the item, and is older than this.
+        queued = {QUEUED_AT: time.time()}
         for batch in _chunks(todo):
             chunk = batch
             while chunk:
-                moves = [ShardMove(s.shard_id, ShardStatus.QUEUED) for s in chunk]
+                moves = [ShardMove(s.shard_id, ShardStatus.QUEUED, queued) for s in chunk]
                 refused = self.store.move_shards(
                     self.mission_id, moves, attempt=self.number, older_attempts=True
                 )
@@ -116,13 +131,14 @@ class UnitAttempt:
         ]
 
     def claim(self, shard_id: str, fields: Mapping[str, Any] | None = None) -> bool:
-        return self._move(shard_id, ShardStatus.RUNNING, fields)
+        return self._move(shard_id, ShardStatus.RUNNING, _stamped(CLAIMED_AT, fields))
 
     def claim_many(self, shard_ids: Sequence[str], fields: Mapping[str, Any]) -> bool:
         """Claim shards ``MAX_BATCH_MOVES`` per transaction, each under its own condition.
         False (superseded) as soon as one is refused: only a later attempt moves our shards."""
+        stamped = _stamped(CLAIMED_AT, fields)
         for chunk in _chunks(list(shard_ids)):
-            moves = [ShardMove(shard_id, ShardStatus.RUNNING, fields) for shard_id in chunk]
+            moves = [ShardMove(shard_id, ShardStatus.RUNNING, stamped) for shard_id in chunk]
             if self.store.move_shards(self.mission_id, moves, attempt=self.number):
                 return False
         return True
@@ -134,9 +150,7 @@ class UnitAttempt:
         """RUNNING → DONE with its result key. A refusal that is the SDK's retry of a commit
         the server had applied (DONE by this attempt with this very key) counts as done."""
         commit = Commit(shard_id, result_key, fields)
-        return self._move(shard_id, ShardStatus.DONE, {**fields, "resultKey": result_key}) or (
-            self._is_mine(commit)
-        )
+        return self._move(shard_id, ShardStatus.DONE, _done_fields(commit)) or self._is_mine(commit)
 
     def commit_many(self, commits: Sequence[Commit]) -> tuple[list[str], bool]:
         """Commit shards ``MAX_BATCH_MOVES`` per transaction: (committed ids, superseded).
@@ -146,10 +160,7 @@ class UnitAttempt:
         for batch in _chunks(list(commits)):
             chunk = batch
             while chunk:
-                moves = [
-                    ShardMove(c.shard_id, ShardStatus.DONE, {**c.fields, "resultKey": c.result_key})
-                    for c in chunk
-                ]
+                moves = [ShardMove(c.shard_id, ShardStatus.DONE, _done_fields(c)) for c in chunk]
                 refused = set(self.store.move_shards(self.mission_id, moves, attempt=self.number))
                 if not refused:
                     committed.extend(c.shard_id for c in chunk)
@@ -171,7 +182,7 @@ class UnitAttempt:
         )
 
     def fail_shard(self, shard_id: str, cause: str) -> bool:
-        fields = {"error": cause[-ERROR_FIELD_CHARS:], "finishedAt": time.time()}
+        fields = {"error": cause[-ERROR_FIELD_CHARS:], FINISHED_AT: time.time()}
         return self._move(shard_id, ShardStatus.FAILED, fields)
 
     def interrupt_shard(
@@ -232,7 +243,7 @@ def fail_open_shards(store: MissionStore, unit: UnitRecord, cause: str) -> int:
             shard.shard_id,
             ShardStatus.FAILED,
             attempt=shard.attempt,
-            fields={"error": cause[-ERROR_FIELD_CHARS:]},
+            fields={"error": cause[-ERROR_FIELD_CHARS:], FINISHED_AT: time.time()},
         )
         failed += moved
     return failed

@@ -230,6 +230,14 @@ class ShardRecord:
     result_key: str | None = None
     error: str | None = None
     instance_id: str | None = None
+    # Epoch seconds, for the timeline: queued (a relaunch's requeue), claimed (the claim
+    # write), started (a worker began it; written with the commit), finished (the commit or
+    # the failure), interrupted (a notice).
+    queued_at: float | None = None
+    claimed_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    interrupted_at: float | None = None
 
     @property
     def range(self) -> ShardRange:
@@ -251,6 +259,11 @@ class ShardRecord:
             result_key=item.get("resultKey"),
             error=item.get("error"),
             instance_id=item.get("instanceId"),
+            queued_at=_opt_float(item.get("queuedAt")),
+            claimed_at=_opt_float(item.get("claimedAt")),
+            started_at=_opt_float(item.get("startedAt")),
+            finished_at=_opt_float(item.get("finishedAt")),
+            interrupted_at=_opt_float(item.get("interruptedAt")),
         )
 
 

@@ -117,9 +117,13 @@ def run_cli(*args: str, timeout: float = RUN_TIMEOUT) -> subprocess.CompletedPro
     )
 
 
-def run_json(tmp_path: Path, *extra: str) -> tuple[dict[str, Any], Path]:
+def run_json(
+    tmp_path: Path, *extra: str, timeout: float = RUN_TIMEOUT
+) -> tuple[dict[str, Any], Path]:
     out = tmp_path / "out"
-    proc = run_cli("local", "run", str(QUERIES), "--out", str(out), "--json", *extra)
+    proc = run_cli(
+        "local", "run", str(QUERIES), "--out", str(out), "--json", *extra, timeout=timeout
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout)
     assert not port_open(report["endpoint"]), "the emulator port is still open"
@@ -170,6 +174,42 @@ def test_chaos_kill_and_duplicate_event_keep_one_identical_mission(
     assert report["chaos"]["killed"] == 1 and report["retries"] >= 1
     assert report["executions"] == 2 and report["duplicatesIgnored"] == 1
     assert result_rows(out / "result.csv") == expected
+
+
+def test_chaos_run_draws_a_timeline_of_its_records(tmp_path: Path, no_leftovers: None) -> None:
+    """Interruptions and a kill: timeline.png beside the result, and in summary.json what it
+    shows, which is what the records say (RsltProc's counts, from the same tables): a row per
+    launch, a relaunch per retry, a mark per interrupted attempt, a bar per done shard.
+
+    noop shards of 3 s (light next to RDKit on a loaded machine); every first attempt that is
+    not the killed one is interrupted once busy."""
+    noop = ("workload=noop", "items=400", "sleepMs=60", "shards=8", "maxNodes=4")
+    params = [arg for p in (*noop, "heartbeatSeconds=30") for arg in ("--param", p)]
+    report, out = run_json(tmp_path, *params, "--chaos", "interrupt=1,kill=1", timeout=600)
+    assert report["status"] == "SUCCEEDED"
+    assert report["chaos"]["killed"] == 1 and report["chaos"]["interrupted"] >= 1
+    timeline = report["timeline"]
+    assert Path(timeline["file"]) == (out / "timeline.png").resolve()
+    assert (out / "timeline.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    rows = timeline["rows"]
+    keys = [(r["unitId"], r["attempt"]) for r in rows]
+    assert len(set(keys)) == len(keys) == report["units"] + report["retries"]
+    for unit in {u for u, _ in keys}:
+        attempts = [a for u, a in keys if u == unit]
+        assert attempts == list(range(1, len(attempts) + 1))
+    marks = [(r["unitId"], r["attempt"], m["kind"]) for r in rows for m in r["marks"]]
+    kinds = [kind for _, _, kind in marks]
+    assert kinds.count("Spot interruption") == report["interruptions"]
+    assert kinds.count("relaunch") == report["retries"]
+    assert kinds.count("failed shard") == report["shardsFailed"] == 0
+    assert sum(r["bars"] for r in rows) == report["shardsDone"] == report["shards"]
+    # The killed node's unit: relaunched after an attempt that no Spot notice ended.
+    interrupted = {(u, a) for u, a, kind in marks if kind == "Spot interruption"}
+    after_loss = [(u, a) for u, a in keys if a > 1 and (u, a - 1) not in interrupted]
+    assert len(after_loss) >= report["chaos"]["killed"]
+    billed = {key.split("|")[2] for key in report["instanceSeconds"]}
+    on_rows = {r["instanceId"] for r in rows} & billed
+    assert on_rows | set(timeline["unplacedNodes"]) == billed
 
 
 def _bad_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
