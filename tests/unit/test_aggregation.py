@@ -92,7 +92,7 @@ def test_no_mission_item_can_pass_400_kb_and_it_says_what_it_left_out(
         interruptions=0,
         result_uri="s3://r/missions/m/result.csv",
         duration_seconds=1.0,
-        cost=estimate(mission_usage([], [])),
+        cost=estimate(mission_usage(0, [])),
         cause="c" * 1000,
         reduce_summary={"queries": 3, "invalidQueryLines": list(range(invalid))},
     )
