@@ -16,7 +16,7 @@ from types import FrameType, TracebackType
 from typing import Any, Final
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from cli.timeline import write_beside_result
 from cli.views import execution_table, failure_line, state_runs, summary_table, units_table
@@ -24,13 +24,15 @@ from localcloud.pool import LocalNodePool
 from localcloud.session import LocalSession, MissionRequestLocal
 from localcloud.session import Progress as Snapshot
 from node_agent import proctree
+from workflow.aggregation import STOPPED_BY_BUDGET
 from workflow.asl import state_names
-from workflow.errors import MissionInvalidInput
+from workflow.budget import stopped_by_budget
+from workflow.errors import MissionInvalidInput, MissionOverBudget
 from workflow.records import MissionRecord
 from workflow.states import MissionStatus, ShardStatus
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-BAD_INPUT_ERRORS = frozenset({MissionInvalidInput.error_name})
+BAD_INPUT_ERRORS = frozenset({MissionInvalidInput.error_name, MissionOverBudget.error_name})
 DEFAULT_OUT = Path("lighthpc-out")
 INTERRUPTS: Final = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 NODES_GONE_SECONDS: Final = 15.0
@@ -261,12 +263,11 @@ def _watch(session: LocalSession, arn: str, err: Console) -> dict[str, Any]:
         MofNCompleteColumn(),
         TextColumn(
             "shards · nodes {task.fields[nodes]} · retries {task.fields[retries]} · "
-            "interruptions {task.fields[interruptions]}"
+            "interruptions {task.fields[interruptions]} · {task.fields[pace]}"
         ),
-        TimeRemainingColumn(),
     )
     with Progress(*columns, console=err, transient=True) as bar:
-        task = bar.add_task("mission", total=None, nodes=0, retries=0, interruptions=0)
+        task = bar.add_task("mission", total=None, nodes=0, retries=0, interruptions=0, pace="")
 
         def tick(p: Snapshot) -> None:
             bar.update(
@@ -276,6 +277,7 @@ def _watch(session: LocalSession, arn: str, err: Console) -> dict[str, Any]:
                 nodes=p.nodes,
                 retries=p.retries,
                 interruptions=p.interruptions,
+                pace=p.pace.line(p.spent_usd, p.max_cost_usd),
             )
 
         return session.wait(arn, tick)
@@ -310,6 +312,8 @@ def _report(
         "invalidSampleLines": list(mission.invalid_sample_lines),
         "wallSeconds": round(wall, 2),
         "modelledCostUsd": mission.cost,
+        "maxCostUsd": mission.mission_params().max_cost_usd,
+        "stoppedBy": STOPPED_BY_BUDGET if stopped_by_budget(mission) else None,
         "instanceSeconds": dict(mission.instance_seconds),
         "result": str(result) if result else None,
         "executions": len(executions),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -32,7 +33,9 @@ from cli.remote import (
 )
 from workflow import profiles
 from workflow.aws.services import Services
+from workflow.budget import spend_of
 from workflow.errors import LightHpcError, MissionInvalidInput, ProfileInvalid
+from workflow.progress import Pace, pace_of
 from workflow.stack_outputs import DEFAULT_STACK_NAME, ENV_STACK_NAME
 
 # Input errors (exit 2); every other LightHpcError is a failed request (exit 1).
@@ -172,7 +175,7 @@ def status(
     except LightHpcError as exc:
         _fail(exc)
     if as_json:
-        _emit_json({**view.as_json(), "waitTimedOut": not ended})
+        _emit_json({**view.as_json(), "pace": _pace_json(view), "waitTimedOut": not ended})
     else:
         _print_view(view)
     if not ended:
@@ -203,10 +206,34 @@ def _print_view(view: MissionView) -> None:
     else:
         console.print(summary_table(view.mission))
         console.print(f"Progress: {view.progress.line()}", markup=False, highlight=False)
+        console.print(f"Pace: {_pace_line(view)}", markup=False, highlight=False)
         if view.units:
             console.print(units_table(view.units, view.shard_counts()))
     if view.history and view.definition is not None:
         console.print(execution_table(state_runs(view.history), state_names(view.definition)))
+
+
+def _pace_parts(view: MissionView) -> tuple[Pace, float, float | None]:
+    """The pace since planning (until RsltProc finished, once it has), the spend now (the
+    running nodes' accrual included) and the mission's cap."""
+    assert view.mission is not None
+    now = time.time()
+    mission = view.mission
+    pace = pace_of(view.progress, (mission.finished_at or now) - mission.created_at)
+    spent = spend_of(mission, view.units, now).total
+    return pace, spent, mission.mission_params().max_cost_usd
+
+
+def _pace_line(view: MissionView) -> str:
+    pace, spent, cap = _pace_parts(view)
+    return pace.line(spent, cap)
+
+
+def _pace_json(view: MissionView) -> dict[str, Any] | None:
+    if view.mission is None:
+        return None
+    pace, spent, cap = _pace_parts(view)
+    return {**pace.as_json(), "spentUsd": round(spent, 6), "maxCostUsd": cap}
 
 
 # ---- config -----------------------------------------------------------------------------

@@ -14,6 +14,8 @@ from typing import Any
 from rich.table import Table
 from rich.tree import Tree
 
+from workflow.budget import stopped_by_budget
+from workflow.errors import MissionOverBudget
 from workflow.records import MissionRecord, UnitRecord
 from workflow.states import MissionStatus
 
@@ -132,8 +134,10 @@ def summary_table(mission: MissionRecord, wall_seconds: float | None = None) -> 
         ("Retries / relaunches", str(mission.retries or 0)),
         ("Spot interruptions", str(mission.interruptions or 0)),
         ("Result", mission.result or "-"),
-        ("Modelled AWS cost", f"${mission.cost or 0.0:.6f}"),
+        ("Modelled AWS cost", f"${mission.cost or 0.0:.6f}" + _cap_text(mission)),
     ]
+    if stopped_by_budget(mission):
+        rows.append(("Stopped by", "its budget (maxCostUsd): launches refused, shards not run"))
     if wall_seconds is not None:
         rows.append(("Wall time", f"{wall_seconds:.1f} s"))
     invalid = mission.invalid_sample_count
@@ -145,6 +149,11 @@ def summary_table(mission: MissionRecord, wall_seconds: float | None = None) -> 
     return table
 
 
+def _cap_text(mission: MissionRecord) -> str:
+    cap = mission.mission_params().max_cost_usd
+    return "" if cap is None else f" (maxCostUsd ${cap:g})"
+
+
 FAILURE_TAIL_LINES = 3  # the last lines of the first failed shard's error (its stderr tail)
 FAILURE_LINE_CHARS = 600
 
@@ -154,6 +163,8 @@ def failure_line(mission: MissionRecord, desc: Mapping[str, Any]) -> tuple[str, 
     one's id and the last lines of its error (a command's stderr tail), else the execution's
     own cause. One line, so it reads as the CLI's other named errors do."""
     error = str(desc.get("error") or "Mission.Failed")
+    if stopped_by_budget(mission):
+        error = MissionOverBudget.error_name
     failed = mission.failed_shards or ()
     if failed:
         first = failed[0]

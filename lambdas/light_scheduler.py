@@ -8,7 +8,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.runtime import logger, metrics, services
-from workflow.errors import MissionInvalidInput
+from workflow.errors import MissionInvalidInput, MissionOverBudget
 from workflow.handler_events import event_action, parse_plan, parse_unit_failed, parse_verify
 from workflow.lambda_room import LambdaRoom
 from workflow.launching import LaunchCommand, launch_unit, record_unit_failure, verify_unit
@@ -19,7 +19,8 @@ from workflow.planning import plan_mission
 @metrics.log_metrics
 def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     """A malformed event is ``Scheduler.InvalidEvent``; a bad mission input (any JSON the
-    execution was started with) is ``Mission.InvalidInput``, the ASL's rejection path."""
+    execution was started with) is ``Mission.InvalidInput``, and a plan that cannot fit its
+    ``maxCostUsd`` is ``Mission.OverBudget``: both take the ASL's rejection path."""
     action = event_action(event)
     svc = services().ports
     if action == "plan":
@@ -31,7 +32,7 @@ def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
                 svc,
                 LambdaRoom.of(context.memory_limit_in_mb),
             )
-        except MissionInvalidInput as exc:
+        except (MissionInvalidInput, MissionOverBudget) as exc:
             logger.warning("mission rejected", extra={"cause": str(exc)})
             metrics.add_metric(name="MissionsRejected", unit=MetricUnit.Count, value=1)
             raise
@@ -46,7 +47,12 @@ def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     if action == "launch":
         cmd = LaunchCommand.parse(event)
         logger.append_keys(missionId=cmd.mission_id, unitId=cmd.unit_id, attempt=cmd.attempt)
-        result = launch_unit(cmd, svc)
+        try:
+            result = launch_unit(cmd, svc)
+        except MissionOverBudget as exc:  # the Catch fails the unit's open shards with it
+            logger.warning("launch refused by the budget", extra={"cause": str(exc)})
+            metrics.add_metric(name="LaunchesOverBudget", unit=MetricUnit.Count, value=1)
+            raise
         logger.info("node launched", extra=result)
         metrics.add_metric(name="NodesLaunched", unit=MetricUnit.Count, value=1)
         return result

@@ -24,10 +24,11 @@ from localcloud.fleet_errors import FleetErrors
 from localcloud.moto_compat import FAULTS
 from localcloud.pool import DEFAULT_BOOT_SECONDS, LocalNodePool, node_capacity
 from localcloud.stack import SOURCE_RULE_NAME, LocalStack, deploy
+from workflow.budget import spend_of
 from workflow.bundles import BundleManifest, inspect_bundle, pack_directory
 from workflow.errors import BundleInvalid, LightHpcError, MissionInvalidInput
 from workflow.params import LOCAL_MIN_HEARTBEAT_SECONDS, LOCAL_RUN_HEARTBEAT_SECONDS, parse_params
-from workflow.progress import progress_of
+from workflow.progress import NO_PACE, Pace, pace_of, progress_of
 from workflow.records import MissionRecord
 from workflow.settings import Settings
 from workflow.states import TERMINAL_EXECUTION
@@ -117,6 +118,9 @@ class Progress:
     retries: int
     interruptions: int
     status: str
+    pace: Pace = NO_PACE
+    spent_usd: float = 0.0
+    max_cost_usd: float | None = None
 
 
 class LocalSession:
@@ -352,7 +356,10 @@ class LocalSession:
         if mission_id is None:
             return Progress(0, 0, 0, 0, 0, 0, status)
         store = self.services.store
-        counts = progress_of(store.list_shards(mission_id), store.list_units(mission_id))
+        units = store.list_units(mission_id)
+        counts = progress_of(store.list_shards(mission_id), units)
+        mission = store.get_mission(mission_id)
+        now = time.time()
         assert self.pool is not None
         return Progress(
             shards=counts.shards,
@@ -362,6 +369,9 @@ class LocalSession:
             retries=counts.retries,
             interruptions=counts.interruptions,
             status=status,
+            pace=pace_of(counts, (mission.finished_at or now) - mission.created_at),
+            spent_usd=spend_of(mission, units, now).total,
+            max_cost_usd=mission.mission_params().max_cost_usd,
         )
 
     def wait(

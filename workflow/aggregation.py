@@ -17,13 +17,13 @@ from itertools import islice
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from workflow.cost import CostBreakdown, PriceList, Usage, estimate
-from workflow.errors import MissionNotFound
+from workflow.cost import CostBreakdown, PriceList, Usage, billed_seconds, estimate
+from workflow.errors import MissionNotFound, MissionOverBudget
 from workflow.instance_types import CATALOG
 from workflow.keys import final_result_key
 from workflow.params import MissionParams
 from workflow.ports import ObjectStore, Ports
-from workflow.progress import progress_of
+from workflow.progress import NO_PACE, Pace, pace_of, progress_of
 from workflow.records import MissionRecord, ShardRecord, UnitRecord
 from workflow.states import SETTLED_SHARD, Capacity, MissionStatus, ShardStatus, UnitStatus
 from workflow.workloads import load_workload
@@ -40,6 +40,8 @@ MAX_LISTED_ITEMS = 1000
 # Shard results fetched at once: one at a time, 100,000 results (~20 ms per GET) would not
 # fit in a Lambda's 15 minutes.
 FETCH_WORKERS = 16
+# The mission item's ``stoppedBy`` when its budget refused a launch (workflow/budget.py).
+STOPPED_BY_BUDGET = "budget"
 # Modelled per-mission overheads (documented in benchmarks/README.md; measured there).
 PARENT_TRANSITIONS = 7
 # A unit that succeeded is then verified: VerifyUnit (one Lambda call), IsUnitComplete,
@@ -64,9 +66,17 @@ class MissionSummary:
     cost: CostBreakdown
     cause: str
     reduce_summary: Mapping[str, Any]
+    pace: Pace = NO_PACE
+    max_cost_usd: float | None = None
+    not_run_for_budget: int = 0  # shards whose unit's launch the budget refused
+
+    @property
+    def stopped_by_budget(self) -> bool:
+        return self.not_run_for_budget > 0
 
     def subject(self) -> str:
-        return f"lightHPC mission {self.mission_id} {self.status.value}"
+        why = " (stopped by its budget)" if self.stopped_by_budget else ""
+        return f"lightHPC mission {self.mission_id} {self.status.value}{why}"
 
     def message(self) -> str:
         lines = [
@@ -75,8 +85,14 @@ class MissionSummary:
             f"Retries: {self.retries}, Spot interruptions: {self.interruptions}",
             f"Result: {self.result_uri or 'none'}",
             f"Duration: {self.duration_seconds:.1f} s",
-            f"Modelled AWS cost: ${self.cost.total:.6f}",
+            f"Pace: {self.pace.line()}",
+            f"Modelled AWS cost: ${self.cost.total:.6f}" + self._cap_text(),
         ]
+        if self.stopped_by_budget:
+            lines.append(
+                f"Stopped by its budget: {self.not_run_for_budget} shard(s) not run, their "
+                "launch refused once the spend reached maxCostUsd"
+            )
         if self.failed_shards:
             omitted = self.failed - len(self.failed_shards)
             more = f" (and {omitted} more)" if omitted > 0 else ""
@@ -84,6 +100,9 @@ class MissionSummary:
         if self.cause:
             lines.append(f"Cause: {self.cause}")
         return "\n".join(lines)
+
+    def _cap_text(self) -> str:
+        return "" if self.max_cost_usd is None else f" (maxCostUsd ${self.max_cost_usd:g})"
 
     def as_output(self) -> dict[str, Any]:
         return {
@@ -98,6 +117,9 @@ class MissionSummary:
             "result": self.result_uri,
             "durationSeconds": round(self.duration_seconds, 3),
             "cost": round(self.cost.total, 6),
+            "maxCostUsd": self.max_cost_usd,
+            "stoppedBy": STOPPED_BY_BUDGET if self.stopped_by_budget else None,
+            **self.pace.as_json(),
             "cause": self.cause or "none",
             "subject": self.subject(),
             "message": self.message(),
@@ -138,6 +160,7 @@ def aggregate_mission(
         result_uri, reduced = _reduce(mission, params, done, svc)
     units = store.list_units(mission_id)
     counts = progress_of(shards, units)
+    duration = time.time() - (started_at or mission.created_at)
     summary = MissionSummary(
         mission_id=mission_id,
         status=status,
@@ -148,10 +171,13 @@ def aggregate_mission(
         retries=counts.retries,
         interruptions=counts.interruptions,
         result_uri=result_uri,
-        duration_seconds=time.time() - (started_at or mission.created_at),
+        duration_seconds=duration,
         cost=price_mission(mission, shards, units),
         cause=_cause(failed, params),
         reduce_summary=reduced,
+        pace=pace_of(counts, duration),
+        max_cost_usd=params.max_cost_usd,
+        not_run_for_budget=sum(1 for s in failed if refused_by_budget(s)),
     )
     store.update_mission(mission_id, mission_fields(summary, failed))
     return summary
@@ -242,12 +268,13 @@ def _fetch_results(
 
 
 def mission_usage(
-    shards: Sequence[ShardRecord],
+    shards: int,
     units: Sequence[UnitRecord],
     instance_seconds: Mapping[str, float] | None = None,
 ) -> Usage:
-    """Modelled orchestration from the recorded launches (benchmarks measure the real counts)
-    plus the instance-seconds the nodes reported, by (type, capacity)."""
+    """Modelled orchestration of ``shards`` shards from the recorded launches (benchmarks
+    measure the real counts) plus the instance-seconds the nodes reported, by (type,
+    capacity)."""
     launches = sum(u.launches for u in units)
     verified = sum(1 for u in units if u.status is UnitStatus.SUCCEEDED)
     transitions = (
@@ -260,8 +287,8 @@ def mission_usage(
         state_transitions=transitions,
         lambda_invocations=invocations,
         lambda_gb_seconds=invocations * LAMBDA_GB * LAMBDA_SECONDS_PER_CALL,
-        ddb_writes=4 * len(shards) + 4 * launches,
-        ddb_reads=2 * len(shards) + 2 * launches,
+        ddb_writes=4 * shards + 4 * launches,
+        ddb_reads=2 * shards + 2 * launches,
         instance_seconds=_instance_keys(instance_seconds or {}),
     )
 
@@ -274,25 +301,40 @@ def price_mission(
 ) -> CostBreakdown:
     """The one cost model: RsltProc records it, ``lighthpc cost`` shows it. Compute is what
     every node billed (``instanceSeconds``, all attempts, interrupted ones too)."""
-    return estimate(mission_usage(shards, units, mission.instance_seconds), prices)
+    return estimate(mission_usage(len(shards), units, mission.instance_seconds), prices)
 
 
 def _instance_keys(raw: Mapping[str, float]) -> dict[tuple[str, Capacity], float]:
+    """Billed seconds by (type, capacity): a node's own key (type|capacity|instance) is billed
+    EC2's minute at least; an older per-type sum (type|capacity) is taken as it is."""
     out: dict[tuple[str, Capacity], float] = {}
     for key, seconds in raw.items():
-        itype, capacity, *_ = [*key.split("|"), ""]  # type|capacity|instance (or type|capacity)
+        itype, capacity, *node = [*key.split("|"), "", ""][:3]
         cap = Capacity.SPOT if capacity == Capacity.SPOT else Capacity.ON_DEMAND
+        billed = billed_seconds(float(seconds)) if any(node) else float(seconds)
         if itype in CATALOG:  # a type outside the catalog cannot be priced: left out, not fatal
-            out[(itype, cap)] = out.get((itype, cap), 0.0) + float(seconds)
+            out[(itype, cap)] = out.get((itype, cap), 0.0) + billed
     return out
+
+
+def refused_by_budget(shard: ShardRecord) -> bool:
+    """The shard failed because its unit's launch was refused by ``maxCostUsd`` (the cause
+    RecordUnitFailure wrote starts with the error's name)."""
+    return (shard.error or "").startswith(MissionOverBudget.error_name)
 
 
 def _cause(failed: Sequence[ShardRecord], params: MissionParams) -> str:
     if not failed:
         return ""
     first = failed[0]
+    budget = sum(1 for s in failed if refused_by_budget(s))
+    why = (
+        f"stopped by its budget (maxCostUsd ${params.max_cost_usd:g}): {budget} shard(s) not run; "
+        if budget
+        else ""
+    )
     return (
-        f"{len(failed)} shard(s) failed (tolerance {params.max_failed_shard_percent}%); "
+        f"{why}{len(failed)} shard(s) failed (tolerance {params.max_failed_shard_percent}%); "
         f"first: {first.shard_id}: {first.error or first.status.value}"
     )
 
@@ -313,6 +355,7 @@ def mission_fields(summary: MissionSummary, failed: Sequence[ShardRecord]) -> di
         "reduce": capped_lists(summary.reduce_summary),
         "durationSeconds": round(summary.duration_seconds, 3),
         "cost": round(summary.cost.total, 6),
+        "stoppedBy": STOPPED_BY_BUDGET if summary.stopped_by_budget else None,
         "finishedAt": time.time(),
     }
 

@@ -22,6 +22,15 @@ InstanceKey = tuple[str, Capacity]
 
 SECONDS_PER_HOUR = 3600.0
 MILLION = 1_000_000.0
+# EC2 bills Linux instances per second with a 60-second minimum per start: a node that ran
+# 3 s (a local one, or one whose unit was already done) is billed a minute.
+MIN_BILLED_SECONDS = 60.0
+
+
+def billed_seconds(ran_seconds: float) -> float:
+    """What EC2 bills for one instance start that ran ``ran_seconds``."""
+    return max(ran_seconds, MIN_BILLED_SECONDS)
+
 
 # On-Demand Linux $/hour, us-east-1 list prices, 2026: one table, in the instance catalog.
 DEFAULT_ON_DEMAND_HOURLY: Mapping[str, float] = MappingProxyType(

@@ -48,6 +48,13 @@ class MissionTooManyFailures(LightHpcError):
     error_name = "Mission.TooManyFailures"
 
 
+class MissionOverBudget(LightHpcError):
+    """The mission's modelled cost passes its ``maxCostUsd``: refused at planning (nothing is
+    written), or, while it runs, a unit's launch refused (its open shards fail with it)."""
+
+    error_name = "Mission.OverBudget"
+
+
 class ProfileInvalid(LightHpcError):
     error_name = "Profile.Invalid"
 

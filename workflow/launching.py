@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from workflow.attempt import UnitAttempt, fail_open_shards
+from workflow.budget import check_launch
 from workflow.errors import MissionInvalidInput, NodeCapacity, NodeLost, NodeTerminateFailed
 from workflow.ports import LaunchRequest, Ports
 from workflow.states import SETTLED_SHARD, Capacity
@@ -70,6 +72,8 @@ def launch_unit(cmd: LaunchCommand, svc: Ports) -> dict[str, Any]:
     store = svc.store
     mission = store.get_mission(cmd.mission_id)
     params = mission.mission_params()
+    if params.max_cost_usd is not None:  # one Query of the unit items, none per shard
+        check_launch(mission, store.list_units(cmd.mission_id), time.time())
     before = store.get_unit(cmd.mission_id, cmd.unit_id)
     capacity = choose_capacity(
         len(before.interrupted_attempts),

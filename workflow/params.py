@@ -66,6 +66,10 @@ PARAMS: Mapping[str, Bound] = MappingProxyType(
         # reads them as its documented options ``timeoutSeconds``/``graceSeconds``).
         "shardTimeoutSeconds": Bound(None, 1, 7 * 24 * 3600),
         "graceSeconds": Bound(None, 0, 600),
+        # USD, the mission's cap on its modelled cost (workflow/budget.py): PlanMission refuses
+        # a plan whose least cost passes it, LaunchNode any launch once the spend passes it.
+        # Positive (checked by the model: the table's bounds are inclusive integers).
+        "maxCostUsd": Bound(None, None, 1_000_000),
     }
 )
 
@@ -109,6 +113,7 @@ NUMERIC = (
     "sleep_ms",
     "shard_timeout_seconds",
     "grace_seconds",
+    "max_cost_usd",
 )
 
 
@@ -137,6 +142,7 @@ class MissionParams(BaseModel):
     sleep_ms: int = _field("sleepMs")
     shard_timeout_seconds: int | None = _field("shardTimeoutSeconds")
     grace_seconds: int | None = _field("graceSeconds")
+    max_cost_usd: float | None = _field("maxCostUsd")
 
     @field_validator(*NUMERIC, mode="before")
     @classmethod
@@ -148,6 +154,14 @@ class MissionParams(BaseModel):
         ):
             return value
         raise ValueError(f"must be a number, not {type(value).__name__} {_shown(value)}")
+
+    @field_validator("max_cost_usd")
+    @classmethod
+    def _positive_cap(cls, value: float | None) -> float | None:
+        """A cap of $0 (or less) could launch nothing: it is a mistake, not a budget."""
+        if value is not None and not value > 0:
+            raise ValueError(f"must be a positive number of USD (got {value})")
+        return value
 
     @field_validator("workload")
     @classmethod

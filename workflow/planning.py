@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from workflow.budget import check_plan
 from workflow.bundles import (
     MAX_ARCHIVE_BYTES,
     BundleManifest,
@@ -25,13 +26,14 @@ from workflow.bundles import (
 from workflow.errors import BundleInvalid, MissionInvalidInput, ObjectUnavailable
 from workflow.keys import manifest_key
 from workflow.lambda_room import LambdaRoom
+from workflow.launching import choose_capacity
 from workflow.params import MissionParams, parse_params
 from workflow.planner import WorkUnit, pack_units, plan_shards
 from workflow.ports import Ports
 from workflow.records import MissionRecord
 from workflow.request import MissionRequest, SampleRef, parse_execution_input
 from workflow.start_checks import object_head, stored_profiles, validate_start
-from workflow.states import MissionStatus
+from workflow.states import Capacity, MissionStatus
 from workflow.workloads import load_workload
 from workflow.workloads.base import WorkInputs
 
@@ -112,6 +114,7 @@ def plan_mission(
             raise MissionInvalidInput(f"sample {sample.uri} has no usable records")
         shards = plan_shards(workload.count_items(inputs), params.shards)
     units = pack_units(shards, params.max_nodes)
+    check_plan(params, len(shards), len(units), _first_capacity(params))
     mission_id = mission_id_for(_dedupe_key(request, sample, bundle))
     result = PlanResult(
         mission_id=mission_id,
@@ -143,6 +146,13 @@ def plan_mission(
         return PlanResult(**{**result.__dict__, "duplicate": True})
     _write_plan(mission_id, units, result, svc, created=existing is None, ttl=ttl)
     return result
+
+
+def _first_capacity(params: MissionParams) -> Capacity:
+    """How every unit's first node is bought (LaunchNode's rule, before any interruption)."""
+    return choose_capacity(
+        0, params.spot_attempts, spot_capacity_errors=params.spot_capacity_errors
+    )
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:

@@ -283,6 +283,11 @@ class UnitRecord:
     interrupted_attempts: tuple[int, ...] = ()
     launches: int = 0
     capacity_refusals: int = 0  # Spot launches EC2 refused for capacity (launching.py)
+    # The current attempt's node (LaunchNode's ``note_launch``), when the attempt began
+    # (``begin_attempt``) and when it succeeded: what a node not yet billed costs (budget.py).
+    instance_type: str | None = None
+    launched_at: float | None = None
+    finished_at: float | None = None
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> UnitRecord:
@@ -299,6 +304,9 @@ class UnitRecord:
             interrupted_attempts=tuple(int(a) for a in item.get("interruptedAttempts", [])),
             launches=int(item.get("launches", 0)),
             capacity_refusals=int(item.get("capacityRefusals", 0)),
+            instance_type=item.get("instanceType"),
+            launched_at=_opt_float(item.get("launchedAt")),
+            finished_at=_opt_float(item.get("finishedAt")),
         )
 
 

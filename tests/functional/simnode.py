@@ -43,6 +43,7 @@ class Attempt:
     attempt: int
     instance_id: str
     instance_lifecycle: str | None
+    instance_type: str = ""
     token: str = ""
     shards_run: list[str] = field(default_factory=list)
 
@@ -59,11 +60,15 @@ class NodeSim:
         *,
         hold_seconds: float = 0.0,
         node_svc: Services | None = None,
+        bill_seconds: float | None = None,
     ) -> None:
         self.svc = svc  # the pool's view: finds the instances CreateFleet started
         self.node = node_svc or svc  # what a node does, under the node role when given
         self.behaviour = behaviour or (lambda _a: "succeed")
         self.hold_seconds = hold_seconds  # each node 'boots' this long: makes overlap visible
+        # Each node bills this many seconds as it ends (the agent's bill_instance), so the
+        # cost model sees a node-hour without the test waiting one.
+        self.bill_seconds = bill_seconds
         self.attempts: list[Attempt] = []
         self.live = 0
         self.peak_live = 0
@@ -111,6 +116,7 @@ class NodeSim:
                         int(tags[TAG_ATTEMPT]),
                         iid,
                         inst.get("InstanceLifecycle"),
+                        inst.get("InstanceType", ""),
                     )
                 )
         return found
@@ -141,12 +147,14 @@ class NodeSim:
         if what == "silent":
             return
         if what == "fail":
+            self._bill(a)
             self.node.tokens.report_failure(a.token, ShardFailed.error_name, "exit status 3: boom")
             self._terminate(a)
             return
         todo = shards if what == "succeed" else shards[: len(shards) // 2]
         for s in todo:
             self.run_shard(a, s.shard_id, s.end - s.start)
+        self._bill(a)
         if what == "interrupt":
             for s in shards[len(todo) :]:
                 attempt.interrupt_shard(s.shard_id)
@@ -169,6 +177,15 @@ class NodeSim:
         if ok:
             a.shards_run.append(shard_id)
         return ok
+
+    def _bill(self, a: Attempt) -> None:
+        """Before the report (the agent bills as it exits, just after): the next launch's
+        budget check then reads this node's bill, not an estimate of it."""
+        if self.bill_seconds is not None:
+            capacity = "spot" if a.instance_lifecycle == "spot" else "on-demand"
+            self.node.store.bill_instance(
+                a.mission_id, a.instance_id, a.instance_type, capacity, self.bill_seconds
+            )
 
     def _terminate(self, a: Attempt) -> None:
         self.node.ec2.terminate_instances(InstanceIds=[a.instance_id])

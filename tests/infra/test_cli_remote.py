@@ -139,10 +139,15 @@ def test_start_runs_a_mission_with_custom_params_and_status_shows_its_progress(
     assert view["progress"]["shards"] == 6 and view["progress"]["done"] == 6
     assert view["progress"]["units"] == 2 and view["waitTimedOut"] is False
     assert sum(u["shards"] for u in view["units"]) == 6
+    mission = view["mission"]
+    elapsed = mission["finishedAt"] - mission["createdAt"]
+    assert view["pace"]["shardsPerSecond"] == pytest.approx(6 / elapsed)
+    assert view["pace"]["etaSeconds"] == 0 and view["pace"]["maxCostUsd"] is None
 
     shown = cli(status, [view["missionId"]])  # by mission id, rendered like the local view
     assert shown.exit_code == 0, shown.output
     assert "Progress: 6/6 shards done" in shown.stdout
+    assert f"Pace: {6 / elapsed:.3g} shards/s · ETA 0 s · spent $" in shown.stdout
     assert "RunWorkUnits: one child execution per work unit" in shown.stdout
     assert "MissionSucceeded" in shown.stdout and "SUCCEEDED" in shown.stdout
 
@@ -152,6 +157,7 @@ def test_start_runs_a_mission_with_custom_params_and_status_shows_its_progress(
     assert bill["orchestration"]["stepFunctions"] > 0
     assert bill["recordedByRsltProc"] == view["mission"]["cost"]
     assert bill["total"] >= bill["orchestration"]["total"]
+    assert view["pace"]["spentUsd"] == round(bill["total"], 6)  # every node billed: no estimate
 
 
 @pytest.mark.parametrize(

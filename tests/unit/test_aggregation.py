@@ -16,7 +16,7 @@ from workflow.aggregation import (
     mission_fields,
     mission_usage,
 )
-from workflow.cost import PriceList, estimate
+from workflow.cost import MIN_BILLED_SECONDS, PriceList, estimate
 from workflow.instance_types import CATALOG
 from workflow.records import MissionRecord, ShardRecord
 from workflow.request import SampleRef
@@ -64,6 +64,20 @@ def test_reported_instance_seconds_are_priced_and_unknown_types_are_skipped() ->
     assert abs(cost.compute - expected) < 1e-9
 
 
+def test_each_node_is_billed_ec2s_minute_at_least_and_an_older_per_type_sum_as_it_is() -> None:
+    keys = _instance_keys(
+        {
+            "c6i.large|spot|i-1": 3.5,  # a node that ran 3.5 s: EC2 bills a minute
+            "c6i.large|spot|i-2": 90.0,
+            "c6i.large|on-demand": 5.0,  # a per-type sum (older items): not a single node
+        }
+    )
+    assert keys == {
+        ("c6i.large", "spot"): MIN_BILLED_SECONDS + 90.0,
+        ("c6i.large", "on-demand"): 5.0,
+    }
+
+
 DYNAMODB_ITEM_LIMIT = 400 * 1024
 
 
@@ -92,7 +106,7 @@ def test_no_mission_item_can_pass_400_kb_and_it_says_what_it_left_out(
         interruptions=0,
         result_uri="s3://r/missions/m/result.csv",
         duration_seconds=1.0,
-        cost=estimate(mission_usage([], [])),
+        cost=estimate(mission_usage(0, [])),
         cause="c" * 1000,
         reduce_summary={"queries": 3, "invalidQueryLines": list(range(invalid))},
     )
