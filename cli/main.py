@@ -20,6 +20,7 @@ from typing import Any
 
 import click
 
+from cli.mission_verbs import cancel, get, logs, ls, rerun
 from cli.options import (
     EXIT_FAILED,
     check_file_name,
@@ -216,6 +217,8 @@ main.add_command(start)
 main.add_command(status)
 main.add_command(config)
 main.add_command(cost)
+for verb in (ls, cancel, logs, rerun, get):
+    main.add_command(verb)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -10,7 +10,7 @@ import pytest
 from aws_cdk.assertions import Match, Template
 
 from workflow.asl import placeholders, read_definition, substitute, validate_structure
-from workflow.records import EXECUTION_INDEX
+from workflow.records import EXECUTION_INDEX, MISSIONS_INDEX
 from workflow.settings import Settings
 from workflow.stack_outputs import API_URL, SETTINGS_OUTPUTS, STATE_MACHINE_ARN
 from workflow.watch import ENDED_EXECUTION, EXECUTION_CHANGE, GONE_STATES, SPOT_WARNING
@@ -151,7 +151,15 @@ def test_tables_are_on_demand_with_pitr_ttl_and_the_execution_index(synth: Any) 
             "IndexName": EXECUTION_INDEX,
             "KeySchema": [{"AttributeName": "executionArn", "KeyType": "HASH"}],
             "Projection": {"ProjectionType": "KEYS_ONLY"},
-        }
+        },
+        {
+            "IndexName": MISSIONS_INDEX,
+            "KeySchema": [
+                {"AttributeName": "kind", "KeyType": "HASH"},
+                {"AttributeName": "createdAt", "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "ALL"},
+        },
     ]
 
 
