@@ -12,7 +12,7 @@ from aws_cdk.assertions import Match, Template
 from workflow.asl import placeholders, read_definition, substitute, validate_structure
 from workflow.records import EXECUTION_INDEX, MISSIONS_INDEX
 from workflow.settings import Settings
-from workflow.stack_outputs import API_URL, SETTINGS_OUTPUTS, STATE_MACHINE_ARN
+from workflow.stack_outputs import API_URL, LOG_GROUPS, SETTINGS_OUTPUTS, STATE_MACHINE_ARN
 from workflow.watch import ENDED_EXECUTION, EXECUTION_CHANGE, GONE_STATES, SPOT_WARNING
 
 HANDLERS = {
@@ -412,7 +412,16 @@ def test_post_missions_starts_the_state_machine_directly(synth: Any) -> None:
 
 
 def test_outputs_are_the_names_the_cli_reads(synth: Any) -> None:
-    assert set(synth.template["Outputs"]) == {*SETTINGS_OUTPUTS, STATE_MACHINE_ARN, API_URL}
+    outputs = synth.template["Outputs"]
+    assert set(outputs) == {*SETTINGS_OUTPUTS, STATE_MACHINE_ARN, API_URL, LOG_GROUPS}
+    # lighthpc logs reads exactly the four functions' own log groups
+    joined = outputs[LOG_GROUPS]["Value"]["Fn::Join"]
+    groups = synth.resources("AWS::Logs::LogGroup")
+    function_groups = {
+        f["Properties"]["LoggingConfig"]["LogGroup"]["Ref"] for f in our_functions(synth)
+    }
+    assert joined[0] == "," and {ref["Ref"] for ref in joined[1]} == function_groups
+    assert function_groups <= set(groups)
 
 
 def test_default_profile_is_seeded_from_the_context(synth: Any) -> None:
