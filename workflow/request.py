@@ -140,7 +140,8 @@ def _from_manual(event: Mapping[str, Any]) -> MissionRequest:
     if unknown:
         raise MissionInvalidInput(
             f"unknown top-level field(s) {', '.join(n[:64] for n in unknown[:5])}; expected "
-            '{"input": {"bucket": ..., "key": ...}, "params": {...}, "profile": ...}'
+            '{"input": {"bucket": ..., "key": ...}, "params": {...}, "profile": ..., '
+            '"rerunOf": ...}'
         )
     body = event.get("input")
     if not isinstance(body, Mapping):

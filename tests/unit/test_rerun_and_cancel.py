@@ -14,6 +14,7 @@ from workflow.cancel import CANCELLED_CAUSE
 from workflow.errors import MissionInvalidInput
 from workflow.launching import record_unit_failure
 from workflow.planning import plan_mission
+from workflow.request import SampleRef, parse_execution_input
 from workflow.states import MissionStatus, ShardStatus
 from workflow.watch import EXECUTION_CHANGE, handle_event
 
@@ -115,3 +116,16 @@ def test_a_cancel_keeps_done_shards_and_fails_the_open_ones() -> None:
     assert {shards[s].status for s in ("s000001", "s000002")} == {ShardStatus.FAILED}
     assert shards["s000001"].error == CANCELLED_CAUSE
     assert not commit(cloud, mission_id, "s000001", 1)  # a late commit is refused
+
+
+def test_rerun_of_joins_the_dedupe_key_only_when_given_and_must_be_a_short_string() -> None:
+    base = {"input": {"bucket": "b", "key": "k"}, "params": {"shards": 2}}
+    plain = parse_execution_input(base)
+    rerun = parse_execution_input({**base, "rerunOf": "m-0123456789abcdef"})
+    sample = SampleRef("b", "k", etag="e", version_id="1")
+    assert rerun.rerun_of == "m-0123456789abcdef" and plain.rerun_of is None
+    assert plain.dedupe_key(sample) != rerun.dedupe_key(sample)
+    assert plain.dedupe_key(sample) == parse_execution_input(dict(base)).dedupe_key(sample)
+    for bad in (7, "", "m" * 65):
+        with pytest.raises(MissionInvalidInput, match="rerunOf"):
+            parse_execution_input({**base, "rerunOf": bad})
