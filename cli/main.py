@@ -20,6 +20,7 @@ from typing import Any
 
 import click
 
+from cli.mission_verbs import cancel, get, logs, ls, rerun
 from cli.options import (
     EXIT_FAILED,
     EXIT_USAGE,
@@ -297,3 +298,5 @@ main.add_command(start)
 main.add_command(status)
 main.add_command(config)
 main.add_command(cost)
+for verb in (ls, cancel, logs, rerun, get):
+    main.add_command(verb)

@@ -37,6 +37,8 @@ from workflow.settings import Settings
 from workflow.stack_outputs import (
     API_URL,
     ENV_STATE_MACHINE_ARN,
+    LOG_GROUPS,
+    NODE_LOG_DIR,
     STATE_MACHINE_ARN,
     missing_outputs,
     settings_from_outputs,
@@ -49,7 +51,7 @@ from workflow.states import (
     ShardStatus,
 )
 
-FAILED_MISSION = frozenset({MissionStatus.FAILED.value, MissionStatus.ABORTED.value})
+FAILED_MISSION = frozenset({MissionStatus.FAILED.value, MissionStatus.CANCELLED.value})
 EXECUTION_NAME_PREFIX = "manual"
 HISTORY_PAGE = 1000
 
@@ -72,6 +74,17 @@ class RemoteStack:
     settings: Settings
     state_machine_arn: str
     api_url: str | None = None
+    outputs: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def log_groups(self) -> list[str]:
+        """The Lambdas' CloudWatch log groups (``lighthpc logs`` on AWS)."""
+        return [g for g in self.outputs.get(LOG_GROUPS, "").split(",") if g]
+
+    @property
+    def node_log_dir(self) -> str | None:
+        """The local cloud's node log directory (``lighthpc local up`` registers it)."""
+        return self.outputs.get(NODE_LOG_DIR) or None
 
 
 def aws_error(exc: BotoCoreError | ClientError, doing: str) -> RemoteUnavailable:
@@ -121,6 +134,7 @@ def discover(
         settings_from_outputs(outputs),
         outputs[STATE_MACHINE_ARN],
         outputs.get(API_URL),
+        outputs,
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
 from workflow.stack_outputs import DEFAULT_STACK_NAME, DESCRIPTIONS, outputs_for
@@ -32,12 +33,18 @@ def outputs_template(outputs: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def register_outputs(cloud: Any, stack: Any, stack_name: str = DEFAULT_STACK_NAME) -> str:
+def register_outputs(
+    cloud: Any,
+    stack: Any,
+    stack_name: str = DEFAULT_STACK_NAME,
+    extra: Mapping[str, str] | None = None,
+) -> str:
     """Create (or replace) ``stack_name`` in the emulator with the outputs of ``stack``.
 
-    ``stack`` is a ``localcloud.stack.LocalStack``; returns the CloudFormation stack id.
+    ``stack`` is a ``localcloud.stack.LocalStack``; ``extra`` adds local-only outputs (the
+    node log directory); returns the CloudFormation stack id.
     """
-    outputs = outputs_for(stack.settings, stack.state_machine_arn)
+    outputs = {**outputs_for(stack.settings, stack.state_machine_arn), **(extra or {})}
     body = json.dumps(outputs_template(outputs))
     cfn = cloud.client("cloudformation")
     with warnings.catch_warnings():

@@ -7,7 +7,9 @@ and starts the node agent for each, exactly as an instance's user data would on 
 handle per instance so tests and chaos tooling can interrupt (Spot notice), kill (SIGKILL, no
 report), pause or list nodes. Each node's stdout/stderr (its JSON log) goes to
 ``<log_dir>/<instance-id>.log`` (a fresh temporary directory by default). When a node process
-ends, its instance is terminated in the emulator; ``close()`` leaves no process behind (it
+ends, its instance is terminated in the emulator, and an instance terminated from outside
+(node_watch after ``lighthpc cancel``) takes its node's process tree with it, as on EC2;
+``close()`` leaves no process behind (it
 kills whole process trees). Should this process die without ``close()`` (SIGKILL, a crash),
 each node dies with it: the pool names itself in ``proctree.ENV_PARENT_PID`` and the agent
 sets a parent-death signal (``proctree.die_with_parent``); its workers follow it.
@@ -274,6 +276,7 @@ class LocalNodePool:
         while not self._stop.is_set():
             try:
                 self._discover()
+                self._end_terminated()
                 self._reap_finished()
                 self._launch_waiting()
             except (ClientError, BotoCoreError, OSError) as exc:
@@ -410,6 +413,30 @@ class LocalNodePool:
         if self.iam is not None:
             env.update(self.iam.node_env())
         return env
+
+    def _end_terminated(self) -> None:
+        """An instance terminated from outside ends its node (EC2 powers it off)."""
+        with self._lock:
+            running = {h.instance_id: h for h in self._handles.values() if h.running}
+            waiting = list(self._waiting)
+        ids = [*running, *waiting]
+        if not ids:
+            return
+        gone: list[str] = []
+        for page in self._ec2.get_paginator("describe_instances").paginate(InstanceIds=ids):
+            for reservation in page.get("Reservations", []):
+                gone.extend(
+                    str(i["InstanceId"])
+                    for i in reservation.get("Instances", [])
+                    if i["State"]["Name"] not in _LIVE_STATES
+                )
+        for iid in gone:
+            with self._lock:
+                self._waiting.pop(iid, None)
+                handle = self._handles.get(iid)
+            if handle is not None and handle.running:
+                handle.killed_pids.extend(proctree.kill_tree(handle.pid))
+                LOGGER.info("local node %s: its instance was terminated", iid)
 
     def _reap_finished(self) -> None:
         with self._lock:

@@ -20,10 +20,12 @@ from typing import IO, Any
 
 from localcloud.chaos import ChaosMonkey, ChaosSpec
 from localcloud.emulator import EmbeddedCloud
+from localcloud.execution_events import EndedExecutionEvents
 from localcloud.fleet_errors import FleetErrors
 from localcloud.moto_compat import FAULTS
+from localcloud.outputs import register_outputs
 from localcloud.pool import DEFAULT_BOOT_SECONDS, LocalNodePool, node_capacity
-from localcloud.stack import SOURCE_RULE_NAME, LocalStack, deploy
+from localcloud.stack import FUNCTIONS, SOURCE_RULE_NAME, LocalStack, deploy
 from workflow.budget import spend_of
 from workflow.bundles import BundleManifest, inspect_bundle, pack_directory
 from workflow.errors import BundleInvalid, LightHpcError, MissionInvalidInput
@@ -31,6 +33,7 @@ from workflow.params import LOCAL_MIN_HEARTBEAT_SECONDS, LOCAL_RUN_HEARTBEAT_SEC
 from workflow.progress import NO_PACE, Pace, pace_of, progress_of
 from workflow.records import MissionRecord
 from workflow.settings import Settings
+from workflow.stack_outputs import NODE_LOG_DIR
 from workflow.states import TERMINAL_EXECUTION
 
 METRICS_DISABLED_ENV = "POWERTOOLS_METRICS_DISABLED"
@@ -149,6 +152,7 @@ class LocalSession:
         self.pool: LocalNodePool | None = None
         self.monkey: ChaosMonkey | None = None
         self.fleet_errors: FleetErrors | None = None
+        self.execution_events: EndedExecutionEvents | None = None
         self._lambda_log: IO[str] | None = None
         self._saved_metrics_env: str | None = None
 
@@ -177,6 +181,14 @@ class LocalSession:
                 boot_seconds=self.boot_seconds,
                 install_seconds=self.install_seconds,
                 iam=self.cloud.iam,
+            ).start()
+            # The remote CLI (``lighthpc logs``) finds the node logs through this output.
+            register_outputs(self.cloud, self.stack, extra={NODE_LOG_DIR: str(self.log_dir)})
+            self.execution_events = EndedExecutionEvents(
+                self.cloud.client("stepfunctions"),
+                self.cloud.client("lambda"),
+                self.stack.state_machine_arn,
+                FUNCTIONS["node_watch"],
             ).start()
         except BaseException:
             self.close()
@@ -221,6 +233,8 @@ class LocalSession:
                 self.monkey.stop()
             if self.fleet_errors is not None:
                 self.fleet_errors.uninstall()
+            if self.execution_events is not None:
+                self.execution_events.stop()
             if self.pool is not None:
                 self.pool.close()
             self._write_iam_report()

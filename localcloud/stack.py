@@ -17,7 +17,7 @@ import boto3
 from workflow.asl import load_definition, placeholder_values
 from workflow.aws.services import Services, make_services
 from workflow.params import LOCAL_HEARTBEAT_SECONDS, LOCAL_MIN_HEARTBEAT_SECONDS
-from workflow.records import EXECUTION_INDEX
+from workflow.records import EXECUTION_INDEX, MISSIONS_INDEX
 from workflow.settings import Settings
 from workflow.trigger import source_event_pattern
 
@@ -220,6 +220,8 @@ def _tables(cloud: Any, settings: Settings) -> None:
         AttributeDefinitions=[
             {"AttributeName": "missionId", "AttributeType": "S"},
             {"AttributeName": "executionArn", "AttributeType": "S"},
+            {"AttributeName": "kind", "AttributeType": "S"},
+            {"AttributeName": "createdAt", "AttributeType": "N"},
         ],
         KeySchema=[{"AttributeName": "missionId", "KeyType": "HASH"}],
         GlobalSecondaryIndexes=[
@@ -227,7 +229,15 @@ def _tables(cloud: Any, settings: Settings) -> None:
                 "IndexName": EXECUTION_INDEX,
                 "KeySchema": [{"AttributeName": "executionArn", "KeyType": "HASH"}],
                 "Projection": {"ProjectionType": "KEYS_ONLY"},
-            }
+            },
+            {
+                "IndexName": MISSIONS_INDEX,
+                "KeySchema": [
+                    {"AttributeName": "kind", "KeyType": "HASH"},
+                    {"AttributeName": "createdAt", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            },
         ],
     )
     ddb.create_table(

@@ -29,6 +29,7 @@ from workflow.ports import (
     ShardMove,
 )
 from workflow.records import (
+    MISSION_KIND,
     PROFILE_PREFIX,
     SHARD_PREFIX,
     UNIT_PREFIX,
@@ -90,6 +91,12 @@ class MemoryMissionStore:
             item["instanceSeconds"][billing_key(instance_type, capacity, instance_id)] = round(
                 seconds, 3
             )
+
+    def list_missions(self, limit: int) -> list[MissionRecord]:
+        with self._lock:  # as the sparse index: only items that carry the mission kind
+            items = [i for i in self.missions.values() if i.get("kind") == MISSION_KIND]
+        missions = [MissionRecord.from_item(copy.deepcopy(item)) for item in items]
+        return sorted(missions, key=lambda m: m.created_at, reverse=True)[:limit]
 
     def mission_for_execution(self, execution_arn: str) -> str | None:
         with self._lock:

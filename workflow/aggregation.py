@@ -25,6 +25,7 @@ from workflow.params import MissionParams
 from workflow.ports import ObjectStore, Ports
 from workflow.progress import NO_PACE, Pace, pace_of, progress_of
 from workflow.records import MissionRecord, ShardRecord, UnitRecord
+from workflow.rerun import with_inherited
 from workflow.states import SETTLED_SHARD, Capacity, MissionStatus, ShardStatus, UnitStatus
 from workflow.workloads import load_workload
 from workflow.workloads.base import WorkInputs
@@ -156,8 +157,9 @@ def aggregate_mission(
     status = decide_status(len(done), len(failed), params.max_failed_shard_percent)
     result_uri: str | None = None
     reduced: Mapping[str, Any] = {}
-    if done:
-        result_uri, reduced = _reduce(mission, params, done, svc)
+    merged = with_inherited(store, mission, done)  # a rerun: + the DONE shards it inherits
+    if merged:
+        result_uri, reduced = _reduce(mission, params, merged, svc)
     units = store.list_units(mission_id)
     counts = progress_of(shards, units)
     duration = time.time() - (started_at or mission.created_at)

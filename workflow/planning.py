@@ -11,7 +11,7 @@ import json
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from workflow.planner import WorkUnit, pack_units, plan_shards
 from workflow.ports import Ports
 from workflow.records import MissionRecord
 from workflow.request import MissionRequest, SampleRef, parse_execution_input
+from workflow.rerun import RERUN_ID, RERUN_OF, check_same_inputs, rerun_base
 from workflow.start_checks import object_head, stored_profiles, validate_start
 from workflow.states import Capacity, MissionStatus
 from workflow.workloads import load_workload
@@ -91,6 +92,7 @@ def plan_mission(
     """Plan the mission; ``room`` (the invocation's memory and /tmp) refuses inputs that
     cannot fit before they are downloaded (None: no limit, as on a laptop)."""
     request = parse_execution_input(event)
+    rerun = None if request.rerun_of is None else rerun_base(svc.store, request.rerun_of)
     start = validate_start(
         request,
         settings=svc.settings,
@@ -98,8 +100,11 @@ def plan_mission(
         head_sample=object_head(svc.objects),
     )
     params, sample = start.params, start.sample
-    library = pin_library(params, svc)
-    bundle_head = pin_bundle_version(params, svc)
+    if rerun is not None:
+        check_same_inputs(rerun.old, sample, params)
+    library = pin_library(params, svc) if rerun is None else rerun.old.library
+    # A rerun reads the old mission's pinned bundle version, never the key's newest one.
+    bundle_head = pin_bundle_version(params, svc) if rerun is None else _pinned(rerun.old.bundle)
     if room is not None:
         room.check_inputs(_input_sizes(sample, library, bundle_head))
     bundle: BundleRef | None = None
@@ -113,6 +118,8 @@ def plan_mission(
         if report.items == 0:
             raise MissionInvalidInput(f"sample {sample.uri} has no usable records")
         shards = plan_shards(workload.count_items(inputs), params.shards)
+    if rerun is not None:  # the old mission's failed shards, ids and ranges unchanged
+        shards = list(rerun.ranges)
     units = pack_units(shards, params.max_nodes)
     check_plan(params, len(shards), len(units), _first_capacity(params))
     mission_id = mission_id_for(_dedupe_key(request, sample, bundle))
@@ -141,10 +148,14 @@ def plan_mission(
         library=library,
         bundle=bundle,
     )
+    if rerun is not None:
+        record = replace(record, extra={RERUN_OF: rerun.old.mission_id})
     existing = svc.store.create_mission(record)
     if existing is not None and existing.execution_arn != execution_arn:
         return PlanResult(**{**result.__dict__, "duplicate": True})
     _write_plan(mission_id, units, result, svc, created=existing is None, ttl=ttl)
+    if rerun is not None:
+        svc.store.update_mission(rerun.old.mission_id, {RERUN_ID: mission_id})
     return result
 
 
@@ -191,6 +202,10 @@ def pin_bundle_version(params: MissionParams, svc: Ports) -> SampleRef | None:
             f"{MAX_ARCHIVE_BYTES // 2**20} MiB"
         )
     return SampleRef(bucket, key, etag=head.etag, version_id=head.version_id, size=head.size)
+
+
+def _pinned(bundle: BundleRef | None) -> SampleRef | None:
+    return None if bundle is None else bundle.ref
 
 
 def fetch_bundle(head: SampleRef, svc: Ports, into: Path) -> tuple[BundleRef, BundleManifest]:

@@ -23,6 +23,10 @@ SHARD_PREFIX = "shard#"
 UNIT_PREFIX = "unit#"
 FIRST_ATTEMPT = 1  # the first LaunchNode call: RetryCount 0 + 1 (launching.LaunchCommand)
 EXECUTION_INDEX = "byExecution"  # GSI on tblMission: executionArn -> missionId
+# Sparse GSI on tblMission: kind (only missions carry it, never profiles) -> createdAt, so
+# ``lighthpc ls`` reads the newest missions with one bounded Query instead of a Scan.
+MISSIONS_INDEX = "byCreated"
+MISSION_KIND = "mission"
 TTL_ATTRIBUTE = "expiresAt"  # DynamoDB TTL on both tables
 
 
@@ -41,6 +45,7 @@ class FailedShard:
 _MISSION_KEYS = frozenset(
     {
         "missionId",
+        "kind",
         "status",
         "sample",
         "library",
@@ -156,6 +161,7 @@ class MissionRecord:
         item: dict[str, Any] = {
             **self.extra,
             "missionId": self.mission_id,
+            "kind": MISSION_KIND,
             "status": self.status.value,
             "executionArn": self.execution_arn,
             "source": self.source,

@@ -2,7 +2,8 @@
 
 Form 1: the EventBridge "Object Created" event from the source bucket (raw event as input).
 Form 2: a manual StartExecution ``{"input": {"bucket", "key", "versionId"?}, "params": {...},
-"profile"?}``. Anything else is ``Mission.InvalidInput`` with a message that says what was
+"profile"?, "rerunOf"?}`` (``rerunOf``: a mission whose failed shards this one re-runs,
+``workflow.rerun``). Anything else is ``Mission.InvalidInput`` with a message that says what was
 expected, never a stack trace.
 """
 
@@ -20,7 +21,8 @@ from workflow.errors import MissionInvalidInput
 from workflow.params import describe_validation_error
 
 PROFILE_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
-_MANUAL_KEYS = frozenset({"input", "params", "profile"})
+_MANUAL_KEYS = frozenset({"input", "params", "profile", "rerunOf"})
+MISSION_ID_MAX = 64
 _INPUT_KEYS = frozenset({"bucket", "key", "versionId"})
 KEY_BYTES_MAX = 1024  # S3's limit on an object key
 BUCKET_NAME_MAX = 63  # S3's limit on a bucket name
@@ -47,18 +49,22 @@ class MissionRequest:
     sample: SampleRef
     params: Mapping[str, Any] = field(default_factory=dict)
     profile: str | None = None
+    rerun_of: str | None = None
 
     def dedupe_key(self, sample: SampleRef) -> str:
-        """Same object version + same overrides → same key (→ same missionId)."""
+        """Same object version + same overrides (+ same rerun) → same key (→ same missionId)."""
+        fields: dict[str, Any] = {
+            "bucket": sample.bucket,
+            "key": sample.key,
+            "etag": sample.etag,
+            "version": sample.version_id,
+            "params": self.params,
+            "profile": self.profile,
+        }
+        if self.rerun_of is not None:  # absent otherwise: older missions keep their ids
+            fields["rerunOf"] = self.rerun_of
         material = json.dumps(
-            {
-                "bucket": sample.bucket,
-                "key": sample.key,
-                "etag": sample.etag,
-                "version": sample.version_id,
-                "params": self.params,
-                "profile": self.profile,
-            },
+            fields,
             sort_keys=True,
             separators=(",", ":"),
         )
@@ -134,7 +140,8 @@ def _from_manual(event: Mapping[str, Any]) -> MissionRequest:
     if unknown:
         raise MissionInvalidInput(
             f"unknown top-level field(s) {', '.join(n[:64] for n in unknown[:5])}; expected "
-            '{"input": {"bucket": ..., "key": ...}, "params": {...}, "profile": ...}'
+            '{"input": {"bucket": ..., "key": ...}, "params": {...}, "profile": ..., '
+            '"rerunOf": ...}'
         )
     body = event.get("input")
     if not isinstance(body, Mapping):
@@ -150,6 +157,11 @@ def _from_manual(event: Mapping[str, Any]) -> MissionRequest:
     if profile is not None:
         profile = validate_profile_name(profile)
     version = body.get("versionId")
+    rerun_of = event.get("rerunOf")
+    if rerun_of is not None:
+        rerun_of = _str(rerun_of, "rerunOf")
+        if len(rerun_of) > MISSION_ID_MAX:
+            raise MissionInvalidInput(f"rerunOf is longer than {MISSION_ID_MAX} characters")
     return MissionRequest(
         source="manual",
         sample=SampleRef(
@@ -159,6 +171,7 @@ def _from_manual(event: Mapping[str, Any]) -> MissionRequest:
         ),
         params=dict(params),
         profile=profile,
+        rerun_of=rerun_of,
     )
 
 

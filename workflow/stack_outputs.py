@@ -44,6 +44,10 @@ SUBNET_IDS: Final = "NodeSubnetIds"
 NODE_MAX_LIFETIME: Final = "NodeMaxLifetimeSeconds"
 DEFAULT_PROFILE: Final = "DefaultProfile"
 MIN_HEARTBEAT: Final = "MinHeartbeatSeconds"
+# Where ``lighthpc logs`` reads logs: the Lambdas' CloudWatch log groups (comma-separated) on
+# AWS; the directory of the node logs and ``lambdas.log`` in the local cloud.
+LOG_GROUPS: Final = "LogGroupNames"
+NODE_LOG_DIR: Final = "NodeLogDir"
 
 # Output name -> the environment variable that carries the same value to a Lambda.
 SETTINGS_OUTPUTS: Final[Mapping[str, str]] = {
@@ -79,6 +83,8 @@ DESCRIPTIONS: Final[Mapping[str, str]] = {
     NODE_MAX_LIFETIME: "A node powers itself off after this many seconds.",
     DEFAULT_PROFILE: "MissionCfg profile merged under every mission's params.",
     MIN_HEARTBEAT: "The smallest heartbeatSeconds a mission may ask: a node's start meets it.",
+    LOG_GROUPS: "CloudWatch log groups of the Lambdas (comma-separated): lighthpc logs.",
+    NODE_LOG_DIR: "Local cloud only: the directory of the node logs and lambdas.log.",
 }
 
 

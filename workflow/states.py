@@ -55,7 +55,13 @@ class MissionStatus(StrEnum):
     SUCCEEDED = "SUCCEEDED"
     PARTIAL = "PARTIAL"  # finished within maxFailedShardPercent
     FAILED = "FAILED"
-    ABORTED = "ABORTED"
+    CANCELLED = "CANCELLED"  # its execution was stopped (``lighthpc cancel``); DONE shards kept
+
+
+# The mission is over: nothing moves its shards again (``lighthpc cancel`` refuses it).
+FINISHED_MISSION: frozenset[MissionStatus] = frozenset(
+    {MissionStatus.SUCCEEDED, MissionStatus.PARTIAL, MissionStatus.FAILED, MissionStatus.CANCELLED}
+)
 
 
 S = ShardStatus

@@ -3,7 +3,9 @@
 * Spot interruption warning for one of our nodes → record the interruption on its unit and
   fail the attempt's token with ``Spot.Interrupted`` at once (the next attempt may be On-Demand).
 * Instance stopped/terminated while its attempt is still current and unreported → ``Node.Lost``.
-* Execution ABORTED/FAILED/TIMED_OUT → terminate every instance of the mission.
+* Execution ABORTED/FAILED/TIMED_OUT → terminate every instance of the mission; ABORTED (a
+  ``lighthpc cancel``) ends the mission CANCELLED with its DONE shards kept
+  (``workflow.cancel``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from workflow.attempt import UnitAttempt
+from workflow.cancel import settle_cancelled
 from workflow.errors import MissionNotFound, NodeLost, SpotInterrupted, WatchInvalidEvent
 from workflow.params import describe_validation_error
 from workflow.ports import Ports
@@ -123,6 +126,8 @@ def on_execution_ended(svc: Ports, execution_arn: str, status: str) -> dict[str,
         return {"action": "ignored", "reason": "no mission for this execution"}
     instances = svc.compute.mission_instances(mission_id)
     svc.compute.terminate(instances)
-    final = MissionStatus.ABORTED if status == ExecutionStatus.ABORTED else MissionStatus.FAILED
-    svc.store.update_mission(mission_id, {"status": final.value})
+    if status == ExecutionStatus.ABORTED:
+        settle_cancelled(svc, mission_id)
+    else:
+        svc.store.update_mission(mission_id, {"status": MissionStatus.FAILED.value})
     return {"action": "terminated", "missionId": mission_id, "instances": instances}

@@ -79,6 +79,7 @@ class MissionFunctions(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.by_key: dict[str, lambda_.Function] = {}
+        self.log_groups: dict[str, logs.LogGroup] = {}
         for key, spec in SPECS.items():
             role = iam.Role(
                 self,
@@ -93,6 +94,7 @@ class MissionFunctions(Construct):
                 removal_policy=removal_policy,
             )
             log_group.grant_write(role)  # its own log group only (no AWSLambdaBasicExecutionRole)
+            self.log_groups[key] = log_group
             self.by_key[key] = lambda_.Function(
                 self,
                 spec.construct_id,

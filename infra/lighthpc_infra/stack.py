@@ -37,7 +37,7 @@ from workflow.aws.ec2 import TAG_MISSION
 from workflow.keys import manifest_key
 from workflow.records import EXECUTION_INDEX, PROFILE_PREFIX
 from workflow.settings import Settings
-from workflow.stack_outputs import DESCRIPTIONS, outputs_for
+from workflow.stack_outputs import DESCRIPTIONS, LOG_GROUPS, outputs_for
 from workflow.trigger import source_event_pattern
 
 PROJECT_ROOT: Final = Path(__file__).resolve().parents[2]
@@ -466,6 +466,10 @@ class LightHpcStack(cdk.Stack):
     def _outputs(self) -> None:
         values = outputs_for(
             self.settings, self.workflow.state_machine.state_machine_arn, self.api.api.url
+        )
+        # ``lighthpc logs`` reads these groups (the names are CloudFormation's to choose).
+        values[LOG_GROUPS] = cdk.Fn.join(
+            ",", [group.log_group_name for group in self.functions.log_groups.values()]
         )
         for name, value in values.items():
             cdk.CfnOutput(self, name, value=value, description=DESCRIPTIONS.get(name))

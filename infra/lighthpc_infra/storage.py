@@ -10,7 +10,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from workflow import keys, records
-from workflow.records import EXECUTION_INDEX
+from workflow.records import EXECUTION_INDEX, MISSIONS_INDEX
 
 MISSIONS_PREFIX: Final = "missions/"
 # What a node writes (workflow.keys): missions/<id>/shards/… and missions/<id>/checkpoints/….
@@ -131,6 +131,12 @@ class Storage(Construct):
                 name="executionArn", type=dynamodb.AttributeType.STRING
             ),
             projection_type=dynamodb.ProjectionType.KEYS_ONLY,
+        )
+        self.mission_table.add_global_secondary_index(  # lighthpc ls: newest missions first
+            index_name=MISSIONS_INDEX,
+            partition_key=dynamodb.Attribute(name="kind", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="createdAt", type=dynamodb.AttributeType.NUMBER),
+            projection_type=dynamodb.ProjectionType.ALL,
         )
         self.trans_table = dynamodb.Table(
             self,

@@ -221,3 +221,21 @@ def test_pool_close_leaves_no_process_behind(
     alive = [pid for pid in pids if proctree.is_alive(pid)]
     assert not alive
     assert_terminated(stack, node)
+
+
+def test_an_instance_terminated_from_outside_takes_its_node_with_it(
+    cloud: EmbeddedCloud, stack: LocalStack, pool: LocalNodePool
+) -> None:
+    """node_watch terminates a cancelled mission's instances; as on EC2, the node goes too
+    (its token is still good: nothing else would stop it for the command's 300 s)."""
+    key = "incoming/terminated.txt"
+    upload_quietly(stack, key, b"one\n")
+    script = "import time; time.sleep(300)\n"
+    params = {"workload": "command", "shards": 1, "maxNodes": 1, "heartbeatSeconds": 30}
+    arn = start(stack, key, {**params, "argv": [sys.executable, "-c", script]})
+    node = node_of(pool, mission_of(stack, arn), 1)
+    tree = wait_for(lambda: proctree.descendants(node.pid), 60, "the node's workers to start")
+    stack.services.ec2.terminate_instances(InstanceIds=[node.instance_id])
+    pids = [node.pid, *tree]
+    wait_for(lambda: not any(proctree.is_alive(p) for p in pids), 30, "the node to end")
+    stack.services.sfn.stop_execution(executionArn=arn)

@@ -151,7 +151,7 @@ def test_aborted_execution_terminates_the_missions_nodes(stack: LocalStack) -> N
     ][0]["State"]["Name"]
     assert state in {"shutting-down", "terminated"}
     [mission] = list(stack.services.store.scan_missions())
-    assert mission.status is MissionStatus.ABORTED
+    assert mission.status is MissionStatus.CANCELLED
 
 
 def test_events_about_other_instances_are_ignored(stack: LocalStack) -> None:

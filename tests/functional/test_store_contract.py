@@ -64,7 +64,7 @@ def test_an_absent_mission_is_named_not_found(store: MissionStore) -> None:
     with pytest.raises(MissionNotFound):
         store.get_mission(absent)
     with pytest.raises(MissionNotFound):
-        store.update_mission(absent, {"status": MissionStatus.ABORTED.value})
+        store.update_mission(absent, {"status": MissionStatus.CANCELLED.value})
     with pytest.raises(MissionNotFound):
         store.bill_instance(absent, "i-0", "c6i.large", "spot", 1.0)
 

@@ -12,9 +12,9 @@ from aws_cdk.assertions import Match, Template
 from lighthpc_infra.bundling import node_install_commands
 
 from workflow.asl import placeholders, read_definition, substitute, validate_structure
-from workflow.records import EXECUTION_INDEX
+from workflow.records import EXECUTION_INDEX, MISSIONS_INDEX
 from workflow.settings import Settings
-from workflow.stack_outputs import API_URL, SETTINGS_OUTPUTS, STATE_MACHINE_ARN
+from workflow.stack_outputs import API_URL, LOG_GROUPS, SETTINGS_OUTPUTS, STATE_MACHINE_ARN
 from workflow.watch import ENDED_EXECUTION, EXECUTION_CHANGE, GONE_STATES, SPOT_WARNING
 
 HANDLERS = {
@@ -153,7 +153,15 @@ def test_tables_are_on_demand_with_pitr_ttl_and_the_execution_index(synth: Any) 
             "IndexName": EXECUTION_INDEX,
             "KeySchema": [{"AttributeName": "executionArn", "KeyType": "HASH"}],
             "Projection": {"ProjectionType": "KEYS_ONLY"},
-        }
+        },
+        {
+            "IndexName": MISSIONS_INDEX,
+            "KeySchema": [
+                {"AttributeName": "kind", "KeyType": "HASH"},
+                {"AttributeName": "createdAt", "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "ALL"},
+        },
     ]
 
 
@@ -415,7 +423,16 @@ def test_post_missions_starts_the_state_machine_directly(synth: Any) -> None:
 
 
 def test_outputs_are_the_names_the_cli_reads(synth: Any) -> None:
-    assert set(synth.template["Outputs"]) == {*SETTINGS_OUTPUTS, STATE_MACHINE_ARN, API_URL}
+    outputs = synth.template["Outputs"]
+    assert set(outputs) == {*SETTINGS_OUTPUTS, STATE_MACHINE_ARN, API_URL, LOG_GROUPS}
+    # lighthpc logs reads exactly the four functions' own log groups
+    joined = outputs[LOG_GROUPS]["Value"]["Fn::Join"]
+    groups = synth.resources("AWS::Logs::LogGroup")
+    function_groups = {
+        f["Properties"]["LoggingConfig"]["LogGroup"]["Ref"] for f in our_functions(synth)
+    }
+    assert joined[0] == "," and {ref["Ref"] for ref in joined[1]} == function_groups
+    assert function_groups <= set(groups)
 
 
 def test_default_profile_is_seeded_from_the_context(synth: Any) -> None:

@@ -232,7 +232,7 @@ def test_an_aborted_execution_terminates_every_node_and_marks_the_mission() -> N
     event = {"detail-type": EXECUTION_CHANGE, "detail": {"status": "ABORTED", "executionArn": ARN}}
     assert handle_event(event, cloud.ports)["instances"] == nodes
     assert sorted(cloud.compute.terminated) == nodes
-    assert cloud.store.get_mission(mission_id).status is MissionStatus.ABORTED
+    assert cloud.store.get_mission(mission_id).status is MissionStatus.CANCELLED
 
 
 def test_a_relaunch_after_every_shard_is_done_reports_success_without_a_node() -> None:

@@ -26,6 +26,8 @@ from workflow.planner import WorkUnit, shard_id
 from workflow.ports import MAX_BATCH_MOVES, ShardMove
 from workflow.records import (
     EXECUTION_INDEX,
+    MISSION_KIND,
+    MISSIONS_INDEX,
     PROFILE_PREFIX,
     SHARD_PREFIX,
     UNIT_PREFIX,
@@ -223,6 +225,19 @@ class DynamoMissionStore:
             if _conditional_failed(exc):
                 raise MissionNotFound(f"no mission {mission_id!r} to bill") from exc
             raise
+
+    def list_missions(self, limit: int) -> list[MissionRecord]:
+        """One Query of the sparse ``byCreated`` index, newest first (profiles are not in it)."""
+        resp = self._ddb.query(
+            TableName=self.mission_table,
+            IndexName=MISSIONS_INDEX,
+            KeyConditionExpression="#k = :k",
+            ExpressionAttributeNames={"#k": "kind"},
+            ExpressionAttributeValues=_to_ddb({":k": MISSION_KIND}),
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        return [MissionRecord.from_item(_from_ddb(raw)) for raw in resp.get("Items", [])]
 
     def scan_missions(self) -> Iterator[MissionRecord]:
         """Every mission record (not profiles); for the CLI's listings."""
