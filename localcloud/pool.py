@@ -66,6 +66,7 @@ DEFAULT_BOOT_SECONDS: Final = 0.5
 # ``uv pip install`` of the node's wheelhouse (venv + install, measured on 2 shared cores).
 REALISTIC_BOOT_SECONDS: Final = 25.0
 MEASURED_INSTALL_SECONDS: Final = 16.0
+TERMINATED_GRACE_SECONDS: Final = 5.0
 
 
 class CloudEndpoint(Protocol):
@@ -178,6 +179,7 @@ class LocalNodePool:
         self.boot_heartbeat = boot_heartbeat
         self.boot_beats: dict[str, int] = {}
         self._next_beat: dict[str, float] = {}
+        self._terminated_seen: dict[str, float] = {}  # instance id -> first seen terminated
         self._ddb, self._sfn = _clients(cloud, ("dynamodb", "stepfunctions"))
         self.errors: list[BaseException] = []
         self._lock = threading.RLock()
@@ -430,11 +432,17 @@ class LocalNodePool:
                     for i in reservation.get("Instances", [])
                     if i["State"]["Name"] not in _LIVE_STATES
                 )
+        now = time.monotonic()
         for iid in gone:
             with self._lock:
                 self._waiting.pop(iid, None)
                 handle = self._handles.get(iid)
-            if handle is not None and handle.running:
+            if handle is None or not handle.running:
+                continue
+            # An agent terminates its own instance as its last act and exits at once: only a
+            # node still running TERMINATED_GRACE_SECONDS later was powered off from outside.
+            seen = self._terminated_seen.setdefault(iid, now)
+            if now - seen >= TERMINATED_GRACE_SECONDS:
                 handle.killed_pids.extend(proctree.kill_tree(handle.pid))
                 LOGGER.info("local node %s: its instance was terminated", iid)
 
