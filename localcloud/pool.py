@@ -277,8 +277,7 @@ class LocalNodePool:
     def _watch(self) -> None:
         while not self._stop.is_set():
             try:
-                self._discover()
-                self._end_terminated()
+                self._end_terminated(live=self._discover())
                 self._reap_finished()
                 self._launch_waiting()
             except (ClientError, BotoCoreError, OSError) as exc:
@@ -286,7 +285,9 @@ class LocalNodePool:
                 self.errors.append(exc)
             self._stop.wait(self.poll_seconds)
 
-    def _discover(self) -> None:
+    def _discover(self) -> set[str]:
+        """Queue the instances seen for the first time; the ids of every live one."""
+        live: set[str] = set()
         paginator = self._ec2.get_paginator("describe_instances")
         for page in paginator.paginate(
             Filters=[
@@ -297,10 +298,12 @@ class LocalNodePool:
             for reservation in page.get("Reservations", []):
                 for instance in reservation.get("Instances", []):
                     iid = str(instance["InstanceId"])
+                    live.add(iid)
                     with self._lock:
                         if iid not in self._seen:
                             self._seen.add(iid)
                             self._waiting[iid] = (instance, time.monotonic())
+        return live
 
     def _free_slots(self) -> int:
         used = sum(h.slots for h in self._handles.values() if not h.finished)
@@ -416,22 +419,13 @@ class LocalNodePool:
             env.update(self.iam.node_env())
         return env
 
-    def _end_terminated(self) -> None:
-        """An instance terminated from outside ends its node (EC2 powers it off)."""
+    def _end_terminated(self, live: set[str]) -> None:
+        """An instance terminated from outside ends its node (EC2 powers it off). ``live`` is
+        ``_discover``'s listing of live instances: no request of its own."""
         with self._lock:
-            running = {h.instance_id: h for h in self._handles.values() if h.running}
-            waiting = list(self._waiting)
-        ids = [*running, *waiting]
-        if not ids:
-            return
-        gone: list[str] = []
-        for page in self._ec2.get_paginator("describe_instances").paginate(InstanceIds=ids):
-            for reservation in page.get("Reservations", []):
-                gone.extend(
-                    str(i["InstanceId"])
-                    for i in reservation.get("Instances", [])
-                    if i["State"]["Name"] not in _LIVE_STATES
-                )
+            known = [h.instance_id for h in self._handles.values() if h.running]
+            known += list(self._waiting)
+        gone = [iid for iid in known if iid not in live]
         now = time.monotonic()
         for iid in gone:
             with self._lock:
