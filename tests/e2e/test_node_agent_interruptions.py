@@ -56,8 +56,9 @@ SLOW_PARAMS: dict[str, Any] = {
     "topK": 3,
 }
 # Short enough that a dead or frozen node is noticed quickly, long enough that a live node's
-# beats (every third of it) still arrive on a machine loaded by other test runs.
-HEARTBEAT_SHORT = 6
+# beats (every third of it) still arrive on a machine loaded by other test runs: the first
+# one comes after the agent's start (Python, boto3, RDKit: 2-5 s at a load of 5-7 on 2 cores).
+HEARTBEAT_SHORT = 10
 MID_SHARD = 1  # act as soon as shard 0 has made progress (its first block is 20 molecules)
 
 
@@ -199,7 +200,9 @@ def test_max_lifetime_checkpoints_and_reports_node_lost(
     sample, expected = slow_sample
     key = "incoming/lifetime.smi"
     upload_quietly(stack, key, sample)
-    env = {**NODE_ENV, "LIGHTHPC_NODE_MAX_LIFETIME_SECONDS": "6"}
+    # The lifetime must outlast the worker's start and its first block (5-6 s at a load of
+    # 5-7 on 2 cores); the pause below then holds the shard mid-way until the lifetime ends.
+    env = {**NODE_ENV, "LIGHTHPC_NODE_MAX_LIFETIME_SECONDS": "15"}
     with LocalNodePool(cloud, stack.settings, env=env, log_dir=tmp_path / "nodes") as pool:
         arn = start(stack, key, {**SLOW_PARAMS, "library": uri, "heartbeatSeconds": 30})
         mission_id = mission_of(stack, arn)
