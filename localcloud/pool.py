@@ -8,7 +8,8 @@ handle per instance so tests and chaos tooling can interrupt (Spot notice), kill
 report), pause or list nodes. Each node's stdout/stderr (its JSON log) goes to
 ``<log_dir>/<instance-id>.log`` (a fresh temporary directory by default). When a node process
 ends, its instance is terminated in the emulator, and an instance terminated from outside
-(node_watch after ``lighthpc cancel``) takes its node's process tree with it, as on EC2;
+(node_watch after ``lighthpc cancel``) takes its node's process tree with it, as on EC2
+(after ``TERMINATED_GRACE_SECONDS``: an agent terminates its own instance as its last act);
 ``close()`` leaves no process behind (it
 kills whole process trees). Should this process die without ``close()`` (SIGKILL, a crash),
 each node dies with it: the pool names itself in ``proctree.ENV_PARENT_PID`` and the agent
