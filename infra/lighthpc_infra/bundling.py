@@ -221,6 +221,12 @@ class NodeBundling(_PipBundling):
             source = self._clean_source(Path(tmp) / "src")
             wheel = ["pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(wheelhouse)]
             _run([self.python, "-m", *wheel, str(source)], "building the project wheel")
+        self._download(wheelhouse, self.requirements, "the node's dependencies")
+        self._download_installer(Path(output_dir) / INSTALLER_DIR)
+        return True
+
+    def _download(self, dest: Path, requirements: Sequence[str], what: str) -> None:
+        """``pip download`` of wheels for the node's platform (not this machine's)."""
         _run(
             [
                 self.python,
@@ -230,34 +236,17 @@ class NodeBundling(_PipBundling):
                 "--quiet",
                 "--disable-pip-version-check",
                 "--dest",
-                str(wheelhouse),
+                str(dest),
                 *platform_args(self.python_version, self.glibc_minor),
-                *self.requirements,
+                *requirements,
             ],
-            "downloading the node's dependencies",
+            f"downloading {what}",
         )
-        self._download_installer(Path(output_dir) / INSTALLER_DIR)
-        return True
 
     def _download_installer(self, target: Path) -> None:
         """uv's wheel for the node's platform, beside (not in) the wheelhouse it installs."""
         with tempfile.TemporaryDirectory(prefix="lighthpc-uv-") as tmp:
-            _run(
-                [
-                    self.python,
-                    "-m",
-                    "pip",
-                    "download",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                    "--no-deps",
-                    "--dest",
-                    tmp,
-                    *platform_args(self.python_version, self.glibc_minor),
-                    NODE_INSTALLER,
-                ],
-                "downloading the node's installer (uv)",
-            )
+            self._download(Path(tmp), ["--no-deps", NODE_INSTALLER], "the node's installer (uv)")
             (wheel,) = Path(tmp).glob("uv-*.whl")
             target.mkdir(parents=True, exist_ok=True)
             shutil.move(wheel, target / INSTALLER_WHEEL)
