@@ -42,6 +42,7 @@ from benchmarks._common import emit, log, quiet_stdout, table
 from localcloud.lambda_runtime import load_function_limits
 from workflow.aggregation import FETCH_WORKERS, stream_merge
 from workflow.records import ShardRecord
+from workflow.result_packs import ResultReader
 from workflow.states import ShardStatus
 from workflow.workloads.base import WorkInputs
 from workflow.workloads.merging import MolsimMerger
@@ -143,7 +144,8 @@ def measure(mode: str, root: Path, sample: Path, top_k: int) -> dict[str, Any]:
         MolsimWorkload().reduce(files, out, inputs)
     else:
         merger = ReadOnly() if mode == "read" else MolsimMerger(inputs)
-        stream_merge(merger, objects, bucket="results", shards=shards, root=tmp, out=out)
+        reader = ResultReader(objects, "results", tmp, FETCH_WORKERS)
+        stream_merge(merger, reader, shards, out)
     seconds = time.perf_counter() - started
     stop.set()
     watcher.join()

@@ -41,6 +41,10 @@ IAM_REPORT_ENV = "LIGHTHPC_LOCAL_IAM_REPORT"  # a file: the IAM call matrix, wri
 # Local shards last seconds, not minutes: look for Spot notices and write progress more often.
 LOCAL_NODE_ENV = {"LIGHTHPC_NODE_POLL_SECONDS": "0.5", "LIGHTHPC_NODE_PROGRESS_SECONDS": "0.5"}
 LOCAL_DEFAULTS: Mapping[str, Any] = {"heartbeatSeconds": LOCAL_RUN_HEARTBEAT_SECONDS}
+# The progress bar: the end of an execution is seen within POLL_SECONDS; counting the shards
+# (a read of every shard item) waits this many times its own cost before it runs again.
+POLL_SECONDS = 0.25
+PROGRESS_COST_RATIO = 9.0
 SAMPLE_PREFIX = "incoming/"
 BUNDLE_PREFIX = "bundles/"  # not under incoming/: uploading a bundle must start no mission
 LIBRARY_PREFIX = "libraries/"
@@ -391,15 +395,27 @@ class LocalSession:
     def wait(
         self, arn: str, on_tick: Callable[[Progress], None], timeout: float = 3600.0
     ) -> dict[str, Any]:
+        """Tick ``on_tick`` until the execution ends. Counting reads every shard item, so a
+        count that took ``c`` seconds waits ``PROGRESS_COST_RATIO * c`` before the next: at
+        10,000 shards the progress bar must not become the emulator's main load. The end is
+        noticed within ``POLL_SECONDS`` (DescribeExecution costs the same at any size)."""
         deadline = time.monotonic() + timeout
         while True:
+            counted = time.monotonic()
             snapshot = self.progress(arn)
+            next_count = time.monotonic() + (time.monotonic() - counted) * PROGRESS_COST_RATIO
             on_tick(snapshot)
-            if snapshot.status in TERMINAL_EXECUTION:
+            status = snapshot.status
+            while status not in TERMINAL_EXECUTION and time.monotonic() < next_count:
+                time.sleep(POLL_SECONDS)
+                status = self.describe(arn)["status"]
+            if status in TERMINAL_EXECUTION:
+                if snapshot.status not in TERMINAL_EXECUTION:
+                    on_tick(self.progress(arn))  # the final counts
                 return self.describe(arn)
             if time.monotonic() > deadline:
                 raise LocalRunError(f"mission did not finish within {timeout:.0f} s")
-            time.sleep(0.25)
+            time.sleep(POLL_SECONDS)
 
     def download_result(self, mission: MissionRecord, out_dir: Path) -> Path | None:
         uri = mission.result

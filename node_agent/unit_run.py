@@ -40,10 +40,11 @@ from node_agent.runner import (
 from node_agent.shutdown import Shutdown, StopCause
 from workflow.attempt import ERROR_FIELD_CHARS, Commit, UnitAttempt
 from workflow.aws.services import Services
-from workflow.keys import KIND_SHARD_RESULT, kind_tagging, shard_result_key
+from workflow.keys import KIND_SHARD_RESULT, kind_tagging, shard_pack_key, shard_result_key
 from workflow.params import MissionParams
 from workflow.ports import MAX_BATCH_MOVES
 from workflow.records import ShardRecord
+from workflow.result_packs import packable, write_pack
 from workflow.workloads.base import WorkInputs
 
 _WAIT_SECONDS: Final = 0.2
@@ -311,7 +312,9 @@ class UnitRun:
     def _record_batch(self, batch: list[tuple[ShardRecord, WorkerOutcome]]) -> bool:
         """False when superseded (nothing more is ours to write)."""
         done = [(s, o, o.result) for s, o in batch if o.kind == "done" and o.result]
-        uploads = list(self._uploaders.map(lambda d: self._upload(*d), done))
+        groups = packable([result.stat().st_size for _, _, result in done])
+        uploaded = self._uploaders.map(lambda group: self._upload([done[i] for i in group]), groups)
+        uploads = [commit for group in uploaded for commit in group]
         if uploads and not self._commit(uploads):
             return False
         for shard, outcome in batch:
@@ -330,27 +333,45 @@ class UnitRun:
         )
 
     def _upload(
-        self, shard: ShardRecord, outcome: WorkerOutcome, result: Path
-    ) -> tuple[Commit, int]:
-        """The result to this attempt's key (lifecycle-expired); the commit that names it."""
+        self, done: list[tuple[ShardRecord, WorkerOutcome, Path]]
+    ) -> list[tuple[Commit, int]]:
+        """One object for the group (lifecycle-expired, attempt-specific key): a shard's own
+        result, or a pack of small ones; the commits that name it."""
         ident = self._ident
-        key = shard_result_key(ident.mission_id, shard.shard_id, ident.attempt, result.suffix)
-        size = result.stat().st_size
+        first, _, first_result = done[0]
+        if len(done) == 1:
+            key = shard_result_key(
+                ident.mission_id, first.shard_id, ident.attempt, first_result.suffix
+            )
+            source = first_result
+            places = [(0, first_result.stat().st_size, False)]
+        else:
+            key = shard_pack_key(
+                ident.mission_id, first.shard_id, ident.attempt, first_result.suffix
+            )
+            source = self._work_dir / f"pack-{first.shard_id}{first_result.suffix}"
+            source.parent.mkdir(parents=True, exist_ok=True)
+            members = write_pack([(s.shard_id, result) for s, _, result in done], source)
+            places = [(m.offset, m.length, True) for m in members]
         self._svc.objects.upload(
-            result,
-            self._svc.settings.result_bucket,
-            key,
-            tagging=kind_tagging(KIND_SHARD_RESULT),
+            source, self._svc.settings.result_bucket, key, tagging=kind_tagging(KIND_SHARD_RESULT)
         )
-        fields = {
-            **self._started.pop(shard.shard_id, {}),
-            "resultBytes": size,
-            "finishedAt": time.time(),
-            "seconds": round(outcome.seconds, 3),
-            "position": shard.end,
-            "stats": numeric_stats(outcome.stats),
-        }
-        return Commit(shard.shard_id, key, fields), size
+        if len(done) > 1:
+            source.unlink(missing_ok=True)
+        commits: list[tuple[Commit, int]] = []
+        for (shard, outcome, _), (offset, size, packed) in zip(done, places, strict=True):
+            fields = {
+                **self._started.pop(shard.shard_id, {}),
+                "resultBytes": size,
+                "finishedAt": time.time(),
+                "seconds": round(outcome.seconds, 3),
+                "position": shard.end,
+                "stats": numeric_stats(outcome.stats),
+            }
+            if packed:
+                fields["resultOffset"] = offset
+            commits.append((Commit(shard.shard_id, key, fields), size))
+        return commits
 
     def _commit(self, uploads: list[tuple[Commit, int]]) -> bool:
         """One batch of DONE moves; False when superseded (the rest is not ours to write)."""

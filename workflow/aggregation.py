@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections import deque
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -22,10 +19,11 @@ from workflow.errors import MissionNotFound, MissionOverBudget
 from workflow.instance_types import CATALOG
 from workflow.keys import final_result_key
 from workflow.params import MissionParams
-from workflow.ports import ObjectStore, Ports
+from workflow.ports import Ports
 from workflow.progress import NO_PACE, Pace, pace_of, progress_of
 from workflow.records import MissionRecord, ShardRecord, UnitRecord
 from workflow.rerun import with_inherited
+from workflow.result_packs import ResultReader
 from workflow.states import SETTLED_SHARD, Capacity, MissionStatus, ShardStatus, UnitStatus
 from workflow.workloads import load_workload
 from workflow.workloads.base import WorkInputs
@@ -215,58 +213,26 @@ def _reduce(
         inputs = WorkInputs(sample=sample, options=params.workload_options())
         out = root / f"result{suffix}"
         merger = merger_for(params.workload, inputs)
+        reader = ResultReader(svc.objects, bucket, root, FETCH_WORKERS)
         if merger is None:
-            files = _fetch_results(svc, bucket, ordered, root, suffix)
+            files = [path for _, path in reader.files(ordered)]
             reduced = load_workload(params.workload).reduce(files, out, inputs)
         else:
-            reduced = stream_merge(
-                merger, svc.objects, bucket=bucket, shards=ordered, root=root, out=out
-            )
+            reduced = stream_merge(merger, reader, ordered, out)
         svc.objects.upload(out, bucket, key)
     return f"s3://{bucket}/{key}", dict(reduced)
 
 
 def stream_merge(
-    merger: ShardMerger,
-    objects: ObjectStore,
-    *,
-    bucket: str,
-    shards: Sequence[ShardRecord],
-    root: Path,
-    out: Path,
+    merger: ShardMerger, reader: ResultReader, shards: Sequence[ShardRecord], out: Path
 ) -> Mapping[str, Any]:
-    """Fold the shards' committed results into ``merger`` in shard order: FETCH_WORKERS
-    downloads in flight, each file deleted once folded, so /tmp holds at most FETCH_WORKERS
-    + 1 results and memory what the merger keeps (not every shard's result)."""
-
-    def fetch(shard: ShardRecord) -> Path:
-        local = root / f"{shard.shard_id}{PurePosixPath(str(shard.result_key)).suffix}"
-        objects.fetch(bucket, str(shard.result_key), local)
-        return local
-
-    queued = iter(shards)
-    with ThreadPoolExecutor(FETCH_WORKERS, thread_name_prefix="rslt-fetch") as pool:
-        window = deque(pool.submit(fetch, s) for s in islice(queued, FETCH_WORKERS))
-        while window:
-            path = window.popleft().result()
-            window.extend(pool.submit(fetch, s) for s in islice(queued, 1))
-            merger.add(path)
-            path.unlink()
+    """Fold the shards' committed results into ``merger`` in shard order, each file deleted
+    once folded: /tmp holds about FETCH_WORKERS objects and memory what the merger keeps
+    (not every shard's result)."""
+    for _, path in reader.files(shards):
+        merger.add(path)
+        path.unlink()
     return merger.finish(out)
-
-
-def _fetch_results(
-    svc: Ports, bucket: str, shards: Sequence[ShardRecord], root: Path, suffix: str
-) -> list[Path]:
-    """Download each shard's committed result, FETCH_WORKERS at a time; files in shard order."""
-
-    def fetch(shard: ShardRecord) -> Path:
-        local = root / f"{shard.shard_id}{suffix}"
-        svc.objects.fetch(bucket, str(shard.result_key), local)
-        return local
-
-    with ThreadPoolExecutor(FETCH_WORKERS, thread_name_prefix="rslt-fetch") as pool:
-        return list(pool.map(fetch, shards))
 
 
 def mission_usage(

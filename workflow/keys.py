@@ -35,6 +35,12 @@ def shard_result_key(mission_id: str, shard_id: str, attempt: int, suffix: str) 
     return f"{mission_prefix(mission_id)}shards/{shard_id}/attempt-{attempt:03d}{suffix}"
 
 
+def shard_pack_key(mission_id: str, first_shard_id: str, attempt: int, suffix: str) -> str:
+    """A pack of small results (``workflow.result_packs``), named by its first shard: a shard
+    is committed once per attempt, so no two packs of an attempt share the name."""
+    return f"{mission_prefix(mission_id)}shards/{first_shard_id}/attempt-{attempt:03d}.pack{suffix}"
+
+
 def checkpoint_prefix(mission_id: str, shard_id: str) -> str:
     return f"{mission_prefix(mission_id)}checkpoints/{shard_id}/"
 

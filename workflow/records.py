@@ -234,6 +234,10 @@ class ShardRecord:
     position: int | None = None
     checkpoint_key: str | None = None
     result_key: str | None = None
+    # In a pack (workflow/result_packs.py): the result's first byte in ``result_key``'s
+    # object; None when the object is the shard's own.
+    result_offset: int | None = None
+    result_bytes: int | None = None
     error: str | None = None
     instance_id: str | None = None
     # Epoch seconds, for the timeline: queued (a relaunch's requeue), claimed (the claim
@@ -263,6 +267,8 @@ class ShardRecord:
             position=item.get("position"),
             checkpoint_key=item.get("checkpointKey"),
             result_key=item.get("resultKey"),
+            result_offset=_opt_int(item.get("resultOffset")),
+            result_bytes=_opt_int(item.get("resultBytes")),
             error=item.get("error"),
             instance_id=item.get("instanceId"),
             queued_at=_opt_float(item.get("queuedAt")),

@@ -20,7 +20,7 @@ AWS parity: moto behaves differently from AWS where the product relies on AWS.
 Performance (``performance``): moto answers right but does O(table) work per call.
 
 - 8 ``transaction_item_snapshot``, 9 ``dynamodb_wire_values``,
-  10 ``dynamodb_query_partition``.
+  10 ``dynamodb_query_partition``, 15 ``dynamodb_condition_parse_cache``.
 
 Nothing is patched at import time: call :func:`apply_all` (``EmbeddedCloud`` does).
 moto is imported lazily, so this package imports without the ``local`` extra installed.
@@ -57,6 +57,7 @@ from localcloud.moto_compat.parity_sfn_limits import (
     TOLERATED_FAILURE_PERCENTAGE_INTEGER,
 )
 from localcloud.moto_compat.performance import (
+    DYNAMODB_CONDITION_PARSE_CACHE,
     DYNAMODB_QUERY_PARTITION,
     DYNAMODB_WIRE_VALUES,
     TRANSACTION_ITEM_SNAPSHOT,
@@ -64,6 +65,7 @@ from localcloud.moto_compat.performance import (
 )
 
 __all__ = [
+    "DYNAMODB_CONDITION_PARSE_CACHE",
     "DYNAMODB_QUERY_PARTITION",
     "DYNAMODB_THROTTLING",
     "DYNAMODB_TRANSACTION_CONFLICTS",
@@ -111,6 +113,7 @@ FIXES: Final[tuple[Fix, ...]] = (
     TRANSACTION_ITEM_SNAPSHOT,
     DYNAMODB_WIRE_VALUES,
     DYNAMODB_QUERY_PARTITION,
+    DYNAMODB_CONDITION_PARSE_CACHE,
     DYNAMODB_TRANSACTION_CONFLICTS,
     DYNAMODB_THROTTLING,
     MAP_TOLERATED_FAILURE,

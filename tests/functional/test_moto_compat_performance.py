@@ -397,3 +397,128 @@ def test_bug_still_present_dynamodb_query_partition(harness: Harness, plain_tabl
 def test_query_walks_only_its_key_range(harness: Harness, plain_table: str) -> None:
     _many_items(harness, plain_table)
     assert _items_moto_considers(harness, plain_table) == 4  # sk 3, 4 and neighbours 2, 5
+
+
+# ---------------------------------------------------- 15. dynamodb_condition_parse_cache
+
+_CONDITION_TEXTS = (
+    "#s IN (:a, :b) AND #n = :x",
+    "#n < :x OR attribute_not_exists(#s)",
+    "attribute_exists(pk) AND #n = :x",
+    "begins_with(#s, :a) AND NOT #n = :y",
+    "#n BETWEEN :x AND :y",
+    "#s IN (:a, :b AND",  # refused: the same error with and without the cache
+    "#n = :missing",  # an unbound placeholder: refused
+)
+
+
+def _conditional_update(harness: Harness, table: str, sk: int, how: tuple[Any, ...]) -> Any:
+    """One UpdateItem and one TransactWriteItems under the same condition: each outcome."""
+    text, status, count, x, y, extra = how
+    ddb = harness.client("dynamodb")
+    ddb.put_item(
+        TableName=table, Item={**_key("c", sk), "s": {"S": status}, "n": {"N": str(count)}}
+    )
+    write = {
+        "TableName": table,
+        "Key": _key("c", sk),
+        "UpdateExpression": "SET #n = :x, v = :e",
+        "ConditionExpression": text,
+        "ExpressionAttributeNames": {"#s": "s", "#n": "n"},
+        "ExpressionAttributeValues": {
+            ":a": {"S": "QUEUED"},
+            ":b": {"S": "RUNNING"},
+            ":x": {"N": str(x)},
+            ":y": {"N": str(y)},
+            ":e": {"N": str(extra)},  # in the update only: must not split or join cache entries
+        },
+    }
+    used = {":x", ":e", *(t for t in (":a", ":b", ":y") if t in text)}
+    write["ExpressionAttributeValues"] = {
+        k: v for k, v in write["ExpressionAttributeValues"].items() if k in used
+    }
+    if "#s" not in text:
+        write["ExpressionAttributeNames"] = {"#n": "n"}
+    outcomes = []
+    for call in (
+        lambda: ddb.update_item(**write),
+        lambda: ddb.transact_write_items(TransactItems=[{"Update": write}]),
+    ):
+        try:
+            call()
+            outcomes.append("ok")
+        except ClientError as exc:
+            outcomes.append(f"{exc.response['Error']['Code']}: {exc.response['Error']['Message']}")
+        outcomes.append(
+            ddb.get_item(TableName=table, Key=_key("c", sk), ConsistentRead=True)["Item"]
+        )
+    return outcomes
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(_CONDITION_TEXTS),
+            st.sampled_from(["QUEUED", "RUNNING", "DONE"]),
+            st.integers(0, 3),
+            st.integers(0, 3),
+            st.integers(0, 3),
+            st.integers(0, 9),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_conditional_writes_decide_as_moto_decides_without_the_cache(
+    harness: Harness, plain_table: str, writes: list[tuple[Any, ...]]
+) -> None:
+    """Differential: repeated texts with changing bindings (the cache's hits and misses) give
+    the outcome, error and item moto gives parsing every time."""
+    cached = [_conditional_update(harness, plain_table, i, how) for i, how in enumerate(writes)]
+    with moto_compat.DYNAMODB_CONDITION_PARSE_CACHE.reverted():
+        plain = [_conditional_update(harness, plain_table, i, how) for i, how in enumerate(writes)]
+    assert cached == plain
+
+
+def _lexes_of_a_two_item_transaction(harness: Harness, table: str) -> int:
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+
+    lexes = 0
+    original = ConditionExpressionParser._lex_condition_expression
+
+    def counting(self: Any) -> Any:
+        nonlocal lexes
+        lexes += 1
+        return original(self)
+
+    claim = {
+        "TableName": table,
+        "UpdateExpression": "SET #s = :r",
+        "ConditionExpression": "#s = :q",
+        "ExpressionAttributeNames": {"#s": "s"},
+        "ExpressionAttributeValues": {":q": {"S": "QUEUED"}, ":r": {"S": "RUNNING"}},
+    }
+    ddb = harness.client("dynamodb")
+    for sk in (0, 1):
+        ddb.put_item(TableName=table, Item={**_key("lex", sk), "s": {"S": "QUEUED"}})
+    ConditionExpressionParser._lex_condition_expression = counting  # type: ignore[method-assign]
+    try:
+        ddb.transact_write_items(
+            TransactItems=[{"Update": {**claim, "Key": _key("lex", sk)}} for sk in (0, 1)]
+        )
+    finally:
+        ConditionExpressionParser._lex_condition_expression = original  # type: ignore[method-assign]
+    return lexes
+
+
+def test_bug_still_present_dynamodb_condition_parse_cache(
+    harness: Harness, plain_table: str
+) -> None:
+    """Fails once moto parses a transactional item's condition only once: drop the fix."""
+    with moto_compat.DYNAMODB_CONDITION_PARSE_CACHE.reverted():
+        assert _lexes_of_a_two_item_transaction(harness, plain_table) >= 4
+
+
+def test_a_batch_of_claims_parses_their_condition_once(harness: Harness) -> None:
+    assert _lexes_of_a_two_item_transaction(harness, _keyed_table(harness)) <= 1
