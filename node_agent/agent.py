@@ -159,7 +159,9 @@ class NodeAgent:
             report = self._run_shards(ident, unit, params, mission)
         except BundleInvalid as exc:  # other bytes than pinned, or requirements not on the node
             return self._refuse_bundle(ident, exc)
-        self._stop_threads()
+        # The stop cause is final now, but the heartbeat goes on until the report: reading a
+        # unit of thousands of shards back may outlast heartbeatSeconds (run() stops it).
+        self._stop_threads(keep=Heartbeat)
         return self._conclude(ident, unit, report)
 
     def _run_shards(
@@ -341,16 +343,17 @@ class NodeAgent:
     def _on_notice(self, notice: Notice) -> None:
         self.shutdown.request(StopCause.INTERRUPTED, notice.describe())
 
-    def _stop_threads(self) -> None:
-        for thread in self._threads:
+    def _stop_threads(self, keep: type[threading.Thread] | None = None) -> None:
+        stopping = [t for t in self._threads if keep is None or not isinstance(t, keep)]
+        for thread in stopping:
             if isinstance(thread, threading.Timer):
                 thread.cancel()
             else:
                 thread.stop()
-        for thread in self._threads:
+        for thread in stopping:
             if thread.is_alive() and thread is not threading.current_thread():
                 thread.join(timeout=5)
-        self._threads = []
+        self._threads = [t for t in self._threads if t not in stopping]
 
     def _report_failure(self, error: str, cause: str) -> None:
         if self.shutdown.superseded or not self._token:

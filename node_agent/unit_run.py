@@ -7,10 +7,11 @@ and a shard resumes from the newest checkpoint any attempt left behind.
 
 Claims and commits go in batches (``UnitAttempt.claim_many``/``commit_many``: up to 100
 shards per DynamoDB transaction, each still conditioned on this attempt). The node claims up to
-``CLAIM_AHEAD`` shards at once; a committer thread commits, in one transaction, every shard
-that finished within ``COMMIT_LINGER_SECONDS`` of the first one waiting (sooner when a batch
-is full or the node stops), so short shards cost a fraction of a write each and a slot never
-idles through the bookkeeping round trips.
+``CLAIM_AHEAD`` shards at once, the next batch on a claimer thread before the current one
+runs out; a committer thread commits, in one transaction, every shard that finished within
+``COMMIT_LINGER_SECONDS`` of the first one waiting (sooner when a batch is full or the node
+stops), and small results share one S3 object (``workflow.result_packs``). So short shards
+cost a fraction of a write each and a slot never idles through the bookkeeping round trips.
 """
 
 from __future__ import annotations
@@ -138,6 +139,8 @@ class UnitRun:
         self._closing = False
         self._committing = False  # a _record is queued or running (under _outbox_lock)
         self._claimed: set[str] = set()
+        self._claimer = ThreadPoolExecutor(1, thread_name_prefix="claim")
+        self._claim_in_flight: Future[list[str] | None] | None = None
         self._started: dict[str, dict[str, Any]] = {}
 
     # ---- the loop ------------------------------------------------------------------------
@@ -149,6 +152,7 @@ class UnitRun:
         finally:
             self._closing = True  # no more results: commit what waits without lingering
             self._flush.set()
+            self._claimer.shutdown(wait=True)  # no claim lands after the report
             self._committer.shutdown(wait=True)
             self._uploaders.shutdown(wait=True)
         self._settle_commits(most_pending=0)  # all done now; one that raised fails the attempt
@@ -203,14 +207,56 @@ class UnitRun:
     # ---- start ---------------------------------------------------------------------------
 
     def _claim_ahead(self, shard: ShardRecord, pending: deque[ShardRecord]) -> bool:
-        """Claim ``shard`` and the next pending ones, ``CLAIM_AHEAD`` in one transaction."""
-        if shard.shard_id in self._claimed:
-            return True
-        batch = [shard.shard_id] + [s.shard_id for s in list(pending)[: CLAIM_AHEAD - 1]]
-        batch = [shard_id for shard_id in batch if shard_id not in self._claimed]
+        """Make sure ``shard`` is claimed, then keep the next claim in flight: once fewer
+        than half of ``CLAIM_AHEAD`` claimed shards are left to start, the next
+        ``CLAIM_AHEAD`` are claimed on the claimer thread, so a slot never waits for a claim
+        transaction (each one ~0.3-2 s in a busy local cloud). False when superseded."""
+        if not self._harvest_claim(wait=shard.shard_id not in self._claimed):
+            return False
+        if shard.shard_id not in self._claimed:
+            batch = [shard.shard_id, *self._unclaimed(pending, CLAIM_AHEAD - 1)]
+            if not self._claim(batch):
+                return False
+        if self._claim_in_flight is None and not self._shutdown.stopping:
+            ahead = sum(1 for s in pending if s.shard_id in self._claimed)
+            if ahead < CLAIM_AHEAD // 2:
+                batch = self._unclaimed(pending, CLAIM_AHEAD)
+                if batch:
+                    self._claim_in_flight = self._claimer.submit(self._claim_quietly, batch)
+        return True
+
+    def _unclaimed(self, pending: deque[ShardRecord], most: int) -> list[str]:
+        out: list[str] = []
+        for s in pending:
+            if len(out) >= most:
+                break
+            if s.shard_id not in self._claimed:
+                out.append(s.shard_id)
+        return out
+
+    def _claim(self, batch: list[str]) -> bool:
+        if self._claim_quietly(batch) is None:
+            self._supersede(f"claim of {batch[0]} and {len(batch) - 1} more refused")
+            return False
+        self._claimed.update(batch)
+        return True
+
+    def _claim_quietly(self, batch: list[str]) -> list[str] | None:
+        """On the claimer thread: the ids claimed, or None when refused (superseded)."""
         fields = {"instanceId": self._ident.instance_id, "claimedAt": time.time()}
-        if not self._attempt.claim_many(batch, fields):
-            self._supersede(f"claim of {shard.shard_id} and {len(batch) - 1} more refused")
+        return batch if self._attempt.claim_many(batch, fields) else None
+
+    def _harvest_claim(self, *, wait: bool) -> bool:
+        """Take the claim in flight into ``_claimed`` once it is done (or now, with
+        ``wait``); False when it was refused. Its error is raised here, as an inline
+        claim's would be."""
+        future = self._claim_in_flight
+        if future is None or not (wait or future.done()):
+            return True
+        self._claim_in_flight = None
+        batch = future.result()
+        if batch is None:
+            self._supersede("a claim made ahead was refused")
             return False
         self._claimed.update(batch)
         return True
