@@ -223,43 +223,76 @@ def _is_base_key_query(table: Any, arg: dict[str, Any]) -> bool:
     )
 
 
-def _key_range(partition: dict[Any, Any], comparison: str, objs: Any) -> dict[Any, Any]:
-    """The items whose range key matches, plus the nearest item on either side.
+def _page_of(table: Any, partition: dict[Any, Any], arg: dict[str, Any]) -> dict[Any, Any]:
+    """The items moto's Query needs to answer one page: those whose range key matches, from
+    the ExclusiveStartKey on, up to the Limit or 1 MB, plus the nearest item on either side.
 
-    Matches are contiguous in key order; the neighbours keep moto's paging exact (it
-    reports a LastEvaluatedKey when the Limit is reached and any item follows).
+    Matches are contiguous in key order; the neighbours keep moto's paging exact (it reports
+    a LastEvaluatedKey when the page is full and any item follows). Each key's value is read
+    once and no DynamoType is hashed; moto cast both sides of every comparison.
     """
-    matching = {k: v for k, v in partition.items() if v.range_key.compare(comparison, objs)}
-    if not matching:
+    rows = sorted(((k.cast_value, k, item) for k, item in partition.items()), key=_first)
+    comparison = arg.get("range_comparison")
+    if comparison:
+        func = importlib.import_module("moto.dynamodb.comparisons").get_comparison_func(comparison)
+        targets = [o.cast_value for o in arg.get("range_objs") or []]
+        hits = [i for i, row in enumerate(rows) if func(row[0], *targets)]
+    else:
+        hits = list(range(len(rows)))
+    if not hits:
         return {}
-    low, high = min(matching), max(matching)
-    below = [k for k in partition if k not in matching and k < low]
-    above = [k for k in partition if k not in matching and k > high]
-    for neighbour in (max(below, default=None), min(above, default=None)):
-        if neighbour is not None:
-            matching[neighbour] = partition[neighbour]
-    return matching
+    low, high = hits[0], hits[-1]  # matching rows are low..high; the rest are neighbours
+    window = [(low <= i <= high, row) for i, row in enumerate(rows)][max(low - 1, 0) : high + 2]
+    if arg.get("scan_index_forward") is not False:
+        window = _forward_page(table, window, arg)
+    return {key: item for _, (_, key, item) in window}
+
+
+def _first(row: tuple[Any, ...]) -> Any:
+    return row[0]
+
+
+def _forward_page(
+    table: Any, window: list[tuple[bool, tuple[Any, Any, Any]]], arg: dict[str, Any]
+) -> list[tuple[bool, tuple[Any, Any, Any]]]:
+    dynamo_type = importlib.import_module("moto.dynamodb.models.dynamo_type").DynamoType
+    size_limit = importlib.import_module("moto.dynamodb.models.table").RESULT_SIZE_LIMIT
+    start = arg.get("exclusive_start_key") or {}
+    if table.range_key_attr in start:
+        after = dynamo_type(start[table.range_key_attr]).cast_value
+        window = [entry for entry in window if entry[1][0] > after]
+    limit = arg.get("limit")
+    page: list[tuple[bool, tuple[Any, Any, Any]]] = []
+    count = size = 0
+    for entry in window:
+        page.append(entry)
+        matches, (_, _, item) = entry
+        if not matches:
+            continue
+        item_size = item.size()
+        if count == limit or size + item_size > size_limit:
+            break  # moto sees this item follow a full page: it reports the LastEvaluatedKey
+        count += 1
+        size += item_size
+    return page
 
 
 def _wrap_table_query(inner: Impl) -> Impl:
     signature = inspect.signature(inner)
 
     def query(self: Any, *args: Any, **kwargs: Any) -> Any:
-        """Give moto's Query only the partition's items in the key range.
+        """Give moto's Query only the items of the page it answers.
 
         moto sorted every item of the table, then computed the size of every item of the
-        partition, on every Query: ~1 s at 10,000 items, for a unit's 33 shards.
+        partition, on every Query, and walked the pages before the ExclusiveStartKey: ~1 s
+        at 10,000 items for a unit's 33 shards, ~5 s to list 10,000 shards.
         """
         arg = signature.bind(self, *args, **kwargs).arguments
         hash_key = arg.get("hash_key")
         if hash_key is None or not _is_base_key_query(self, arg):
             return inner(self, *args, **kwargs)
-        partition = dict(self.items.get(hash_key, {}))
-        comparison = arg.get("range_comparison")
-        if comparison:
-            partition = _key_range(partition, comparison, arg.get("range_objs"))
         view = copy.copy(self)  # shares everything but ``items``: moto's query only reads
-        view.items = {hash_key: partition}
+        view.items = {hash_key: _page_of(self, dict(self.items.get(hash_key, {})), arg)}
         return inner(view, *args, **kwargs)
 
     return query

@@ -522,3 +522,17 @@ def test_bug_still_present_dynamodb_condition_parse_cache(
 
 def test_a_batch_of_claims_parses_their_condition_once(harness: Harness) -> None:
     assert _lexes_of_a_two_item_transaction(harness, _keyed_table(harness)) <= 1
+
+
+def test_pages_cut_at_one_megabyte_as_moto_cuts_them(harness: Harness, plain_table: str) -> None:
+    """Differential: the 1 MB page limit (not only Limit) ends a page where moto ends it."""
+    ns = uuid.uuid4().hex
+    for sk in range(9):
+        harness.client("dynamodb").put_item(
+            TableName=plain_table, Item={**_key(ns, sk), "blob": {"S": "x" * 300_000}}
+        )
+    how = ("ge", 1, 0, True, 100)
+    fast = _query_all(harness, plain_table, ns, how)
+    assert len(fast) > 2  # the size limit cut it into pages
+    with moto_compat.DYNAMODB_QUERY_PARTITION.reverted():
+        assert fast == _query_all(harness, plain_table, ns, how)
