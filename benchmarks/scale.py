@@ -440,7 +440,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--plan-shards", default="10000,100000")
     ap.add_argument("--max-nodes", type=int, default=1000, help="maxNodes for the plans")
     ap.add_argument("--local-shards", type=int, default=10_000, help="0 skips the local run")
-    ap.add_argument("--local-units", type=int, default=300)
+    ap.add_argument(
+        "--local-units",
+        type=int,
+        default=2,
+        help="maxNodes of the local run: 2, as `lighthpc local run --workers 2` plans it "
+        "(one unit per node); 300 was the old default, 300 node start-ups on a 2-node pool",
+    )
     ap.add_argument("--local-sleep-ms", type=int, default=0)
     ap.add_argument("--local-timeout", type=float, default=900.0, help="cap (s) of the local run")
     add_revert_fix_option(ap)
