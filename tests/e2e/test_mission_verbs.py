@@ -15,7 +15,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from cli.mission_verbs import cancel, get, logs, ls, rerun
+from cli.missions import mission_nodes
 from cli.remote_commands import config
+from localcloud.outputs import register_outputs
 from localcloud.session import LocalSession
 from tests.waiting import wait_for
 from workflow.records import MissionRecord
@@ -228,3 +230,41 @@ def test_get_and_logs_of_what_is_no_mission_are_named_errors(cli: Cli, tmp_path:
         out = cli.json(command, args, code=1)
         assert out == {"error": "Mission.NotFound", "message": out["message"], "exitCode": 1}
     assert not list(tmp_path.iterdir())
+
+
+def test_logs_on_aws_read_the_nodes_shipped_lines_in_time_order_and_no_token(
+    session: LocalSession, cli: Cli, tmp_path: Path
+) -> None:
+    """The stack as AWS describes it: NodeLogGroupName and no NodeLogDir. The lines come from
+    the node processes' own shipping to the local CloudWatch Logs, not from their files."""
+    view = "LightHpcAsOnAws"
+    register_outputs(session.cloud, session.stack, stack_name=view)  # no NodeLogDir
+    key = _sample(session, tmp_path, "shipped.txt")
+    mission = _finished(session, _start(session, key, {"workload": "noop", "shards": 2}))
+    nodes = mission_nodes(session.services, mission.mission_id, None)
+
+    def every_node_exited() -> dict[str, Any] | None:
+        found = cli.json(logs, [mission.mission_id, "--stack", view])
+        exited = {line["source"] for line in found["lines"] if "node agent exiting" in line["line"]}
+        return found if exited == set(nodes) else None
+
+    found = wait_for(every_node_exited, 30, "every node's last line shipped")
+    assert found["location"] == session.stack.settings.node_log_group
+    assert sorted(found["nodes"]) == sorted(nodes)
+    for iid in nodes:  # each node's stream is exactly the JSON lines of its stderr, in order
+        shipped = [line["line"] for line in found["lines"] if line["source"] == iid]
+        written = (session.log_dir / f"{iid}.log").read_text().splitlines()
+        assert shipped == [text for text in written if text.startswith("{")]
+    times = [json.loads(line["line"])["time"] for line in found["lines"]]
+    assert times == sorted(times)
+    tokens = [
+        unit.task_token
+        for unit in session.services.store.list_units(mission.mission_id)
+        if unit.task_token
+    ]
+    assert tokens and not [t for t in tokens for line in found["lines"] if t in line["line"]]
+
+    unit = json.loads(found["lines"][0]["line"])["unitId"]
+    one = cli.json(logs, [mission.mission_id, "--unit", unit, "--stack", view])
+    assert {json.loads(line["line"])["unitId"] for line in one["lines"]} == {unit}
+    assert len(one["nodes"]) == 1
