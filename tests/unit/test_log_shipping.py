@@ -4,14 +4,18 @@ blocks the agent and counts what it had to drop."""
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
+from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node_agent import logs
 from node_agent.log_shipping import (
+    BACKOFF_CAP_SECONDS,
     EVENT_OVERHEAD_BYTES,
     MAX_BATCH_BYTES,
     MAX_BATCH_EVENTS,
@@ -118,3 +122,49 @@ def test_the_stream_is_named_once_the_agent_bound_its_identity() -> None:
     finally:
         logs.bind(**dict.fromkeys(logs.bound()))
         logs.bind(**before)
+
+
+class ThrottlingLogs:
+    """CloudWatch Logs as seen under throttling (moto never throttles): ``refusals`` puts
+    refused with ``ThrottlingException`` before each accepted one."""
+
+    def __init__(self, refusals: int) -> None:
+        self.refusals = refusals
+        self.refused = 0
+        self.streams: list[str] = []
+        self.batches: list[list[str]] = []
+
+    def create_log_stream(self, **call: str) -> None:
+        self.streams.append(call["logStreamName"])
+
+    def put_log_events(self, **call: Any) -> dict[str, Any]:
+        if self.refused < self.refusals:
+            self.refused += 1
+            error = {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}
+            raise ClientError(error, "PutLogEvents")  # type: ignore[arg-type]
+        self.refused = 0
+        self.batches.append([e["message"] for e in call["logEvents"]])
+        return {"nextSequenceToken": "1"}
+
+
+def test_throttled_puts_are_retried_after_jittered_pauses_and_nothing_is_lost() -> None:
+    client, pauses = ThrottlingLogs(refusals=3), []
+    shipper = LogShipper(
+        client, "g", lambda: "m/u/1/i", max_queued=30_000, interval=0.01, sleep=pauses.append
+    )
+    lines = [f"line {i}" for i in range(25_000)]  # three batches
+    for line in lines:
+        shipper.offer(LogEvent(1, line))
+    shipper.start().close(timeout=10)
+    assert [m for batch in client.batches for m in batch] == lines
+    assert len(client.batches) == 3 and client.streams == ["m/u/1/i"]  # one stream, once
+    assert len(pauses) == 9 and max(pauses) <= BACKOFF_CAP_SECONDS and shipper.dropped == 0
+
+
+def test_a_flush_against_a_cloud_that_always_throttles_ends_in_bounded_time() -> None:
+    shipper = LogShipper(ThrottlingLogs(refusals=10**9), "g", lambda: "m/u/1/i", interval=0.01)
+    shipper.offer(LogEvent(1, "never accepted"))
+    began = time.monotonic()
+    shipper.start().close(timeout=1.0)
+    assert time.monotonic() - began < 1.0 + BACKOFF_CAP_SECONDS
+    assert not shipper.shipped
