@@ -301,8 +301,8 @@ _LOGS_ON_STREAM = frozenset({"CreateLogStream", "PutLogEvents", "GetLogEvents"})
 def _logs(
     operation: str, params: Mapping[str, Any], arns: ArnContext, facts: Facts
 ) -> list[Check] | None:
-    """Stream calls on the stream's ARN (what AWS names in their AccessDenied messages);
-    other calls on a group, on the group's ``:*`` form, as IAM policies write it."""
+    """Stream calls on the stream's ARN (``log-group:<g>:log-stream:<s>``); other calls on
+    the group's ``:*`` form, the one the CloudWatch Logs guide says policies use."""
     del facts
     group = params.get("logGroupName")
     if group is None:
