@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError
 
 from node_agent import logs, proctree
 from node_agent.agent import ExitCode, NodeAgent
@@ -55,7 +56,12 @@ def start_shipping(group: str) -> LogShipper | None:
     """Ship every later line to ``group`` too; no group configured: stderr only, silently."""
     if not group:
         return None
-    shipper = LogShipper(boto3.client("logs", config=_LOGS_CLIENT_CONFIG), group).start()
+    try:
+        client = boto3.client("logs", config=_LOGS_CLIENT_CONFIG)
+    except BotoCoreError as exc:  # no region: the node still works, its lines stay local
+        logs.get_logger().warning("node logs not shipped", extra={"error": str(exc)})
+        return None
+    shipper = LogShipper(client, group).start()
     logging.getLogger().addHandler(ShippingHandler(shipper))
     return shipper
 

@@ -28,6 +28,7 @@ from node_agent.log_shipping import (
     stream_of_bound,
     take_batch,
 )
+from node_agent.main import start_shipping
 
 pytestmark = pytest.mark.unit
 
@@ -168,3 +169,12 @@ def test_a_flush_against_a_cloud_that_always_throttles_ends_in_bounded_time() ->
     shipper.start().close(timeout=1.0)
     assert time.monotonic() - began < 1.0 + BACKOFF_CAP_SECONDS
     assert not shipper.shipped
+
+
+def test_without_a_configured_group_the_node_logs_to_stderr_only_and_says_nothing(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    before = list(logging.getLogger().handlers)
+    assert start_shipping("") is None
+    assert logging.getLogger().handlers == before
+    assert capsys.readouterr() == ("", "")
