@@ -26,13 +26,13 @@ from workflow.params import MissionParams
 from workflow.progress import progress_of
 from workflow.records import MissionRecord
 from workflow.rerun import RERUN_ID, rerun_of, unfinished_shards
-from workflow.stack_outputs import LOG_GROUPS, NODE_LOG_DIR
+from workflow.stack_outputs import LOG_GROUPS, NODE_LOG_DIR, NODE_LOG_GROUP
 from workflow.states import FINISHED_MISSION, ExecutionStatus, MissionStatus
 
 DEFAULT_LIST_LIMIT = 20
 MAX_LIST_LIMIT = 1000  # one Query page of the index holds far more than a terminal shows
 CANCEL_CAUSE = "cancelled with lighthpc cancel"
-# AWS logs: at most this many events per call (a mission's Lambda lines; a terminal's worth).
+# AWS logs: at most this many events per call (a mission's lines; a terminal's worth).
 MAX_LOG_EVENTS = 10_000
 LAMBDA_LOG = "lambdas.log"
 
@@ -233,16 +233,18 @@ def mission_logs(
     """The mission's node and Lambda logs (of one unit with ``unit``).
 
     Local cloud (the ``NodeLogDir`` output): each node's ``<instance-id>.log`` and the lines
-    of ``lambdas.log`` that name the mission. AWS (``LogGroupNames``): the Lambdas' CloudWatch
-    events that name the mission (FilterLogEvents); a node logs to its instance's journal.
+    of ``lambdas.log`` that name the mission. AWS (``LogGroupNames``, ``NodeLogGroupName``):
+    the Lambdas' CloudWatch events that name the mission and the mission's node streams, in
+    time order (FilterLogEvents).
     """
     mission = _mission(svc, ref)
     if stack.node_log_dir:
         return _local_logs(Path(stack.node_log_dir), svc, mission.mission_id, unit)
-    if stack.log_groups:
+    if stack.log_groups or svc.settings.node_log_group:
         return _cloudwatch_logs(stack, svc, mission, unit)
     raise LogsUnavailable(
-        f"the stack has neither a {LOG_GROUPS} nor a {NODE_LOG_DIR} output to read logs from"
+        f"the stack has no {LOG_GROUPS}, {NODE_LOG_GROUP} nor {NODE_LOG_DIR} output "
+        "to read logs from"
     )
 
 
@@ -292,21 +294,37 @@ def _cloudwatch_logs(
     logs_client = _logs_client(svc)
     terms = [mission.mission_id] if unit is None else [mission.mission_id, unit]
     pattern = " ".join(json.dumps(t) for t in terms)  # quoted terms: all must occur
-    out = MissionLogs(mission.mission_id, ",".join(stack.log_groups))
+    node_group = svc.settings.node_log_group
+    # A node's stream is <missionId>/<unitId>/<attempt>/<instanceId> (node_agent.log_shipping).
+    prefix = "/".join(terms) + "/"
+    queries = [{"logGroupName": g, "filterPattern": pattern} for g in stack.log_groups]
+    if node_group:
+        queries.append({"logGroupName": node_group, "logStreamNamePrefix": prefix})
+    out = MissionLogs(mission.mission_id, ",".join(q["logGroupName"] for q in queries))
     start_ms = int(max(mission.created_at - 60, 0) * 1000)
+    found: list[tuple[int, LogLine]] = []
     try:
-        for group in stack.log_groups:
+        for query in queries:
+            node = "logStreamNamePrefix" in query
             pages = logs_client.get_paginator("filter_log_events").paginate(
-                logGroupName=group, filterPattern=pattern, startTime=start_ms
+                **query, startTime=start_ms
             )
-            for page in pages:
-                for event in page.get("events", []):
-                    if len(out.lines) >= MAX_LOG_EVENTS:
-                        out.truncated = True
-                        return out
-                    out.lines.append(LogLine(group, str(event.get("message", "")).rstrip()))
+            for event in (e for page in pages for e in page.get("events", [])):
+                if len(found) >= MAX_LOG_EVENTS:
+                    out.truncated = True
+                    break
+                text = str(event.get("message", "")).rstrip()
+                # A node's line is labelled by its instance id (the stream's last part).
+                source = str(event.get("logStreamName", "")).rsplit("/", 1)[-1] if node else ""
+                found.append(
+                    (int(event.get("timestamp", 0)), LogLine(source or query["logGroupName"], text))
+                )
+                if node and source not in out.nodes:
+                    out.nodes.append(source)
     except (BotoCoreError, ClientError) as exc:
         raise aws_error(exc, f"FilterLogEvents for {mission.mission_id}") from exc
+    found.sort(key=lambda pair: pair[0])  # stable: each stream keeps its own order
+    out.lines = [line for _, line in found]
     return out
 
 

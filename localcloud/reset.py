@@ -2,9 +2,10 @@
 second instead of the ten-odd seconds of a fresh cloud and deployment.
 
 ``reset`` stops what is still running, then forgets what a mission left behind: executions,
-instances, table items, objects (every version), notices. It keeps what ``deploy`` created
-(buckets, tables, queue, topic, functions, state machine, launch template, rule) and repeats
-``wire``: the handlers, the enabled S3 rule and the default profile come back as deployed.
+instances, table items, objects (every version), notices, node log streams. It keeps what
+``deploy`` created (buckets, tables, queue, topic, log group, functions, state machine,
+launch template, rule) and repeats ``wire``: the handlers, the enabled S3 rule and the
+default profile come back as deployed.
 
 Most of it goes through the AWS APIs. Three things the APIs cannot do are done in moto's
 backends (moto ``5.2.5``, ``localcloud.moto_compat.MOTO_VERSION_PINNED``): forget finished
@@ -73,6 +74,7 @@ def reset(
         for table in (stack.settings.mission_table, stack.settings.trans_table):
             _empty_table(stack.services.ddb, table)
         _purge_queue(cloud, stack.notice_queue_url)
+        _empty_log_group(cloud, stack.settings.node_log_group)
         _wait_idle(cloud, timeout)
         if _IN_FLIGHT.started == started:  # no late call wrote during the wipe
             break
@@ -228,6 +230,15 @@ def _empty_table(ddb: Any, table: str) -> None:
         while requests:
             resp = ddb.batch_write_item(RequestItems={table: requests})
             requests = resp.get("UnprocessedItems", {}).get(table, [])
+
+
+def _empty_log_group(cloud: Any, group: str) -> None:
+    if not group:
+        return
+    logs = cloud.client("logs")
+    for page in logs.get_paginator("describe_log_streams").paginate(logGroupName=group):
+        for stream in page.get("logStreams", []):
+            logs.delete_log_stream(logGroupName=group, logStreamName=stream["logStreamName"])
 
 
 def _purge_queue(cloud: Any, queue_url: str) -> None:

@@ -26,6 +26,7 @@ Handler = Callable[[dict[str, Any], Any], Any]
 STATE_MACHINE_NAME = "lighthpc-mission"
 SOURCE_RULE_NAME = "lighthpc-source-object-created"
 LOCAL_ROLE_NAME = "lighthpc-local-role"
+LOCAL_NODE_LOG_GROUP = "/lighthpc/local/nodes"
 FUNCTIONS = {
     "light_scheduler": "lighthpc-light-scheduler",
     "rslt_proc": "lighthpc-rslt-proc",
@@ -57,13 +58,21 @@ def deploy(
     handlers: Mapping[str, Handler] | None = None,
     profile: Mapping[str, Any] | None = None,
 ) -> LocalStack:
-    """Create buckets, tables, topic, launch template, functions, state machine and rule."""
+    """Create buckets, tables, topic, launch template, the nodes' log group, functions,
+    state machine and rule."""
     settings = settings or Settings(min_heartbeat_seconds=LOCAL_MIN_HEARTBEAT_SECONDS)
     topic_arn = _topic(cloud)
-    settings = Settings(**{**settings.__dict__, "topic_arn": topic_arn})
+    settings = Settings(
+        **{
+            **settings.__dict__,
+            "topic_arn": topic_arn,
+            "node_log_group": settings.node_log_group or LOCAL_NODE_LOG_GROUP,
+        }
+    )
     svc = local_services(cloud, settings)
     _buckets(cloud, settings)
     _tables(cloud, settings)
+    cloud.client("logs").create_log_group(logGroupName=settings.node_log_group)
     _launch_template(cloud, settings)
     queue_url = _notice_queue(cloud, topic_arn)
     chosen = {**real_handlers(), **(handlers or {})}

@@ -24,6 +24,7 @@ ENV_DEFAULT_PROFILE = "LIGHTHPC_DEFAULT_PROFILE"
 ENV_RETENTION_DAYS = "LIGHTHPC_RETENTION_DAYS"
 ENV_MAX_CONCURRENT_NODES = "LIGHTHPC_MAX_CONCURRENT_NODES"
 ENV_MIN_HEARTBEAT_SECONDS = "LIGHTHPC_MIN_HEARTBEAT_SECONDS"
+ENV_NODE_LOG_GROUP = "LIGHTHPC_NODE_LOG_GROUP"
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ class Settings:
     # launch to its first heartbeat (DESIGN §10) but the agent heartbeats every
     # heartbeatSeconds/3 once up; below 90 s a slow boot is retried as a lost node.
     min_heartbeat_seconds: int = 90
+    # The CloudWatch Logs group the nodes ship their lines to ("": they log to stderr only).
+    node_log_group: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -85,6 +88,7 @@ _ENV_KEYS = {
     "retention_days": ENV_RETENTION_DAYS,
     "max_concurrent_nodes": ENV_MAX_CONCURRENT_NODES,
     "min_heartbeat_seconds": ENV_MIN_HEARTBEAT_SECONDS,
+    "node_log_group": ENV_NODE_LOG_GROUP,
 }
 
 

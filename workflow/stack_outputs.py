@@ -16,6 +16,7 @@ from workflow.settings import (
     ENV_LAUNCH_TEMPLATE,
     ENV_MIN_HEARTBEAT_SECONDS,
     ENV_MISSION_TABLE,
+    ENV_NODE_LOG_GROUP,
     ENV_NODE_MAX_LIFETIME,
     ENV_RESULT_BUCKET,
     ENV_SOURCE_BUCKET,
@@ -44,8 +45,9 @@ SUBNET_IDS: Final = "NodeSubnetIds"
 NODE_MAX_LIFETIME: Final = "NodeMaxLifetimeSeconds"
 DEFAULT_PROFILE: Final = "DefaultProfile"
 MIN_HEARTBEAT: Final = "MinHeartbeatSeconds"
-# Where ``lighthpc logs`` reads logs: the Lambdas' CloudWatch log groups (comma-separated) on
-# AWS; the directory of the node logs and ``lambdas.log`` in the local cloud.
+NODE_LOG_GROUP: Final = "NodeLogGroupName"
+# Where ``lighthpc logs`` reads logs: the Lambdas' CloudWatch log groups (comma-separated) and
+# NodeLogGroupName on AWS; the directory of the node logs and ``lambdas.log`` in the local cloud.
 LOG_GROUPS: Final = "LogGroupNames"
 NODE_LOG_DIR: Final = "NodeLogDir"
 
@@ -62,6 +64,7 @@ SETTINGS_OUTPUTS: Final[Mapping[str, str]] = {
     NODE_MAX_LIFETIME: ENV_NODE_MAX_LIFETIME,
     DEFAULT_PROFILE: ENV_DEFAULT_PROFILE,
     MIN_HEARTBEAT: ENV_MIN_HEARTBEAT_SECONDS,
+    NODE_LOG_GROUP: ENV_NODE_LOG_GROUP,
 }
 
 # What the CLI cannot work without (the others fall back to the Settings defaults).
@@ -83,6 +86,7 @@ DESCRIPTIONS: Final[Mapping[str, str]] = {
     NODE_MAX_LIFETIME: "A node powers itself off after this many seconds.",
     DEFAULT_PROFILE: "MissionCfg profile merged under every mission's params.",
     MIN_HEARTBEAT: "The smallest heartbeatSeconds a mission may ask: a node's start meets it.",
+    NODE_LOG_GROUP: "CloudWatch log group the nodes ship their lines to: lighthpc logs.",
     LOG_GROUPS: "CloudWatch log groups of the Lambdas (comma-separated): lighthpc logs.",
     NODE_LOG_DIR: "Local cloud only: the directory of the node logs and lambdas.log.",
 }

@@ -1,5 +1,6 @@
-"""The compute side: the node role, a security group with no inbound rule, and the launch
-template whose user data installs the node agent and runs it as a systemd service.
+"""The compute side: the node role, a security group with no inbound rule, the nodes' log
+group, and the launch template whose user data installs the node agent and runs it as a
+systemd service.
 
 A node never outlives its work: the agent terminates its instance at the end; if the agent
 exits any other way, systemd powers the instance off (shutdown behaviour: terminate); if the
@@ -16,6 +17,7 @@ import aws_cdk as cdk
 import jsii
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
@@ -24,7 +26,7 @@ from node_agent.config import ENV_WORK_DIR
 from node_agent.liveness import BOOT_BEAT_SECONDS
 from workflow.aws.ec2 import TAG_ATTEMPT, TAG_MISSION, TAG_UNIT
 from workflow.records import UNIT_PREFIX
-from workflow.settings import ENV_TRANS_TABLE
+from workflow.settings import ENV_NODE_LOG_GROUP, ENV_TRANS_TABLE
 from workflow.workloads.command import DEFAULT_WORK_USER
 
 SERVICE_NAME: Final = "lighthpc-node"
@@ -160,8 +162,9 @@ def machine_image(*, ami_id: str | None, ssm_parameter: str | None) -> ec2.IMach
 
 
 class Compute(Construct):
-    """``role`` (node instance role), ``security_group``, ``launch_template`` and its
-    ``launch_template_name`` (what lightScheduler passes to CreateFleet)."""
+    """``role`` (node instance role), ``security_group``, ``log_group`` (the nodes ship their
+    lines there), ``launch_template`` and its ``launch_template_name`` (what lightScheduler
+    passes to CreateFleet)."""
 
     def __init__(
         self,
@@ -174,8 +177,15 @@ class Compute(Construct):
         environment: Mapping[str, str],
         max_lifetime_seconds: int,
         volume_gib: int,
+        log_retention: logs.RetentionDays,
+        removal_policy: cdk.RemovalPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
+        # Unnamed, like the Lambdas' groups: CloudFormation's generated name is new at every
+        # stack creation, so a group retained with the data never blocks the next deploy.
+        self.log_group = logs.LogGroup(
+            self, "NodeLogs", retention=log_retention, removal_policy=removal_policy
+        )
         self.security_group = ec2.SecurityGroup(
             self,
             "NodeSecurityGroup",
@@ -204,7 +214,7 @@ class Compute(Construct):
             security_group=self.security_group,
             user_data=node_user_data(
                 package=package,
-                environment=environment,
+                environment={**environment, ENV_NODE_LOG_GROUP: self.log_group.log_group_name},
                 max_lifetime_seconds=max_lifetime_seconds,
             ),
             http_endpoint=True,

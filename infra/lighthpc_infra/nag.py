@@ -102,9 +102,26 @@ def add_suppressions(stack: LightHpcStack) -> None:
         )
         for pattern in NODE_WRITE_PATTERNS
     ]
+    node_group = stack.compute.log_group.node.default_child
+    assert isinstance(node_group, cdk.CfnElement)
+    node_streams = (
+        f"{_arn_prefix(stack, 'logs')}log-group:<{stack.resolve(stack.get_logical_id(node_group))}>"
+        ":log-stream:*",
+        "A node creates and writes its own stream <missionId>/<unitId>/<attempt>/<instanceId> "
+        "in the nodes' log group (node_agent.log_shipping); the names exist only at run time, "
+        "so the stream is the only wildcard. No other Logs action is granted.",
+    )
     _iam5(
         stack.compute.role,
-        [read_samples, mission_objects, task_tokens, terminate, describe, *node_writes],
+        [
+            read_samples,
+            mission_objects,
+            task_tokens,
+            terminate,
+            describe,
+            node_streams,
+            *node_writes,
+        ],
     )
     assert roles.light_scheduler.role is not None
     _iam5(

@@ -72,6 +72,7 @@ NODE_MISSION_ACTIONS: Final = (
     "dynamodb:UpdateItem",  # the node's billed seconds (bill_instance)
     "dynamodb:ConditionCheckItem",
 )
+NODE_LOG_ACTIONS: Final = ("logs:CreateLogStream", "logs:PutLogEvents")
 # EC2 describe calls support no resource-level permissions: the only Resource "*" of the app
 # besides the X-Ray and log-delivery actions that CDK adds to the state machine role.
 EC2_DESCRIBE: Final = ("ec2:DescribeInstances", "ec2:DescribeTags")
@@ -153,12 +154,15 @@ class LightHpcStack(cdk.Stack):
             environment=node_environment(base.as_env(), cdk.Aws.REGION),
             max_lifetime_seconds=config.node_max_lifetime_seconds,
             volume_gib=config.node_volume_gib,
+            log_retention=retention,
+            removal_policy=removal,
         )
         self.settings = Settings(
             **{
                 **base.__dict__,
                 "launch_template": self.compute.launch_template_name,
                 "subnet_ids": tuple(self.network.subnet_ids),
+                "node_log_group": self.compute.log_group.log_group_name,
             }
         )
         self.functions = MissionFunctions(
@@ -230,6 +234,16 @@ class LightHpcStack(cdk.Stack):
             "launch-template", self.compute.launch_template.launch_template_id or ""
         )
 
+    @property
+    def node_log_streams_arn(self) -> str:
+        """Every stream of the nodes' log group (both node calls are authorised on a stream)."""
+        return self.format_arn(
+            service="logs",
+            resource="log-group",
+            resource_name=f"{self.compute.log_group.log_group_name}:log-stream:*",
+            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+        )
+
     def _objects(self, bucket_arn: str, pattern: str = "*") -> str:
         return f"{bucket_arn}/{pattern}"
 
@@ -279,8 +293,44 @@ class LightHpcStack(cdk.Stack):
         self._grant_terminate(nw)
         self._grant_task_response(nw, ("states:SendTaskFailure",))
 
-        # The nodes: exactly the calls node_agent and workflow.attempt make (docs/deploy.md,
-        # "What the node role still shares"). Transactions are authorised per item action.
+        self._grant_node()
+
+        # The state machine: its two functions, the manifest, the topic, its child executions.
+        wf = self.workflow
+        sm_role = wf.role
+        _allow(
+            sm_role,
+            ("lambda:InvokeFunction",),
+            [fns.light_scheduler.function_arn, fns.rslt_proc.function_arn],
+        )
+        _allow(
+            sm_role,
+            ("s3:GetObject",),
+            [self._objects(st.result_bucket.bucket_arn, manifest_key("*"))],
+        )
+        _allow(sm_role, ("sns:Publish",), [self.notifications.topic.topic_arn])
+        _allow(sm_role, ("kms:GenerateDataKey", "kms:Decrypt"), [self.notifications.key.key_arn])
+        _allow(
+            sm_role, ("states:StartExecution",), [wf.arn_for_policies], sid="DistributedMapChildren"
+        )
+        _allow(
+            sm_role,
+            ("states:DescribeExecution", "states:StopExecution", "states:RedriveExecution"),
+            [wf.child_executions_arn],
+            sid="DistributedMapChildExecutions",
+        )
+
+        # API Gateway's role for POST /missions.
+        wf.state_machine.grant_start_execution(self.api.start_role)
+
+    def _grant_node(self) -> None:
+        """The nodes: exactly the calls node_agent and workflow.attempt make (docs/deploy.md,
+        "What the node role still shares"). Transactions are authorised per item action."""
+        st = self.storage
+        source_objects = self._objects(st.source_bucket.bucket_arn)
+        mission_objects = self._objects(st.result_bucket.bucket_arn, f"{MISSIONS_PREFIX}*")
+        trans, mission = st.trans_table.table_arn, st.mission_table.table_arn
+        read_sample = ("s3:GetObject", "s3:GetObjectVersion")
         node = self.compute.role
         _allow(node, NODE_TRANS_ACTIONS, [trans])
         _allow(node, NODE_MISSION_ACTIONS, [mission])
@@ -310,36 +360,10 @@ class LightHpcStack(cdk.Stack):
             [self.node_package.bucket.arn_for_objects(self.node_package.s3_object_key)],
         )
         _allow(node, ("ec2:DescribeTags",), ["*"], sid="DescribeTagsCannotBeScoped")
+        # node_agent.log_shipping: its own streams in the nodes' group, nothing else of Logs.
+        _allow(node, NODE_LOG_ACTIONS, [self.node_log_streams_arn], sid="ShipNodeLogs")
         self._grant_terminate(node)
         self._grant_task_response(node, TASK_RESPONSE)
-
-        # The state machine: its two functions, the manifest, the topic, its child executions.
-        wf = self.workflow
-        sm_role = wf.role
-        _allow(
-            sm_role,
-            ("lambda:InvokeFunction",),
-            [fns.light_scheduler.function_arn, fns.rslt_proc.function_arn],
-        )
-        _allow(
-            sm_role,
-            ("s3:GetObject",),
-            [self._objects(st.result_bucket.bucket_arn, manifest_key("*"))],
-        )
-        _allow(sm_role, ("sns:Publish",), [self.notifications.topic.topic_arn])
-        _allow(sm_role, ("kms:GenerateDataKey", "kms:Decrypt"), [self.notifications.key.key_arn])
-        _allow(
-            sm_role, ("states:StartExecution",), [wf.arn_for_policies], sid="DistributedMapChildren"
-        )
-        _allow(
-            sm_role,
-            ("states:DescribeExecution", "states:StopExecution", "states:RedriveExecution"),
-            [wf.child_executions_arn],
-            sid="DistributedMapChildExecutions",
-        )
-
-        # API Gateway's role for POST /missions.
-        wf.state_machine.grant_start_execution(self.api.start_role)
 
     def _grant_task_response(self, role: iam.IRole, actions: Sequence[str]) -> None:
         """Task-token calls, scoped to the state machine that issued the token.

@@ -38,6 +38,7 @@ _REFUSALS: Final = {
     "dynamodb": ("AccessDeniedException", 400),
     "states": ("AccessDeniedException", 400),
     "events": ("AccessDeniedException", 400),
+    "logs": ("AccessDeniedException", 400),
     "lambda": ("AccessDeniedException", 403),
     "ec2": ("UnauthorizedOperation", 403),
     "sns": ("AuthorizationError", 403),

@@ -293,6 +293,28 @@ def _events(
     return None
 
 
+# ---- CloudWatch Logs --------------------------------------------------------------------
+
+_LOGS_ON_STREAM = frozenset({"CreateLogStream", "PutLogEvents", "GetLogEvents"})
+
+
+def _logs(
+    operation: str, params: Mapping[str, Any], arns: ArnContext, facts: Facts
+) -> list[Check] | None:
+    """Stream calls on the stream's ARN (``log-group:<g>:log-stream:<s>``); other calls on
+    the group's ``:*`` form, the one the CloudWatch Logs guide says policies use."""
+    del facts
+    group = params.get("logGroupName")
+    if group is None:
+        return None
+    stream = params.get("logStreamName")
+    if operation in _LOGS_ON_STREAM and stream is not None:
+        resource = f"log-group:{group}:log-stream:{stream}"
+    else:
+        resource = f"log-group:{group}:*"
+    return [Check(f"logs:{operation}", arns.arn("logs", resource))]
+
+
 _RULES: dict[str, Rule] = {
     "dynamodb": _dynamodb,
     "s3": _s3,
@@ -301,4 +323,5 @@ _RULES: dict[str, Rule] = {
     "lambda": _lambda,
     "sns": _sns,
     "events": _events,
+    "logs": _logs,
 }

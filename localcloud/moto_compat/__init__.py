@@ -16,6 +16,8 @@ AWS parity: moto behaves differently from AWS where the product relies on AWS.
   rates and holds are ``FAULTS``.
 - ``parity_events``: 6a ``eventbridge_sfn_target``, 6b ``s3_eventbridge_event_shape``.
 - ``parity_sfn_limits``: 11 ``map_tolerated_failure``.
+- ``parity_logs``: 15 ``logs_put_batch_limits`` (moto stores any PutLogEvents batch),
+  16 ``logs_filter_stream_prefix`` (moto's FilterLogEvents ignores the stream prefix).
 
 Performance (``performance``): moto answers right but does O(table) work per call.
 
@@ -44,6 +46,7 @@ from localcloud.moto_compat.parity_events import (
     EVENTBRIDGE_SFN_TARGET,
     S3_EVENTBRIDGE_EVENT_SHAPE,
 )
+from localcloud.moto_compat.parity_logs import LOGS_FILTER_STREAM_PREFIX, LOGS_PUT_BATCH_LIMITS
 from localcloud.moto_compat.parity_sfn import (
     EARLY_TASK_OUTCOME,
     EXECUTION_NAME_DEFAULT,
@@ -79,6 +82,8 @@ __all__ = [
     "FIXES_BY_NAME",
     "FRESH_TASK_TOKEN_PER_ATTEMPT",
     "HEARTBEAT_TIMEOUT_ERROR",
+    "LOGS_FILTER_STREAM_PREFIX",
+    "LOGS_PUT_BATCH_LIMITS",
     "MAP_TOLERATED_FAILURE",
     "MOTO_VERSION_PINNED",
     "S3_EVENTBRIDGE_EVENT_SHAPE",
@@ -118,6 +123,8 @@ FIXES: Final[tuple[Fix, ...]] = (
     DYNAMODB_THROTTLING,
     MAP_TOLERATED_FAILURE,
     TOLERATED_FAILURE_PERCENTAGE_INTEGER,
+    LOGS_PUT_BATCH_LIMITS,
+    LOGS_FILTER_STREAM_PREFIX,
 )
 FIXES_BY_NAME: Final[dict[str, Fix]] = {fix.name: fix for fix in FIXES}
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,11 +16,13 @@ import pytest
 from click.testing import CliRunner, Result
 
 from cli.mission_verbs import cancel, get, logs, ls, rerun
+from cli.missions import mission_nodes
 from cli.remote_commands import config
+from localcloud.outputs import register_outputs
 from localcloud.session import LocalSession
 from tests.waiting import wait_for
 from workflow.records import MissionRecord
-from workflow.stack_outputs import ENV_STATE_MACHINE_ARN
+from workflow.stack_outputs import ENV_STATE_MACHINE_ARN, LOG_GROUPS
 from workflow.states import FINISHED_MISSION, MissionStatus, ShardStatus
 
 LINES = [f"read-{i:02d}-{'ACGT' * (i % 3 + 1)}" for i in range(8)]
@@ -228,3 +231,61 @@ def test_get_and_logs_of_what_is_no_mission_are_named_errors(cli: Cli, tmp_path:
         out = cli.json(command, args, code=1)
         assert out == {"error": "Mission.NotFound", "message": out["message"], "exitCode": 1}
     assert not list(tmp_path.iterdir())
+
+
+def test_logs_on_aws_read_the_nodes_shipped_lines_in_time_order_and_no_token(
+    session: LocalSession, cli: Cli, tmp_path: Path
+) -> None:
+    """The stack as AWS describes it: NodeLogGroupName and no NodeLogDir. The lines come from
+    the node processes' own shipping to the local CloudWatch Logs, not from their files."""
+    view, lambda_group = "LightHpcAsOnAws", "/aws/lambda/as-on-aws"
+    # No NodeLogDir; a Lambda group as AWS has (the local Lambdas log to lambdas.log).
+    register_outputs(
+        session.cloud, session.stack, stack_name=view, extra={LOG_GROUPS: lambda_group}
+    )
+    session.cloud.client("logs").create_log_group(logGroupName=lambda_group)
+    key = _sample(session, tmp_path, "shipped.txt")
+    mission = _finished(session, _start(session, key, {"workload": "noop", "shards": 2}))
+    nodes = mission_nodes(session.services, mission.mission_id, None)
+
+    def every_node_exited() -> dict[str, Any] | None:
+        found = cli.json(logs, [mission.mission_id, "--stack", view])
+        exited = {line["source"] for line in found["lines"] if "node agent exiting" in line["line"]}
+        return found if exited == set(nodes) else None
+
+    wait_for(every_node_exited, 30, "every node's last line shipped")
+    last = _lambda_line(session, lambda_group, f"summarised {mission.mission_id}")
+    found = cli.json(logs, [mission.mission_id, "--stack", view])
+    # The Lambdas' group is read first, but its line is the newest: it comes last.
+    assert found["lines"][-1] == {"source": lambda_group, "line": last}
+    assert sorted(found["nodes"]) == sorted(nodes)
+    for iid in nodes:  # each node's stream is exactly the JSON lines of its stderr, in order
+        shipped = [line["line"] for line in found["lines"] if line["source"] == iid]
+        written = (session.log_dir / f"{iid}.log").read_text().splitlines()
+        assert shipped == [text for text in written if text.startswith("{")]
+    times = [json.loads(line["line"])["time"] for line in found["lines"] if line["source"] in nodes]
+    assert times == sorted(times)
+    tokens = [
+        unit.task_token
+        for unit in session.services.store.list_units(mission.mission_id)
+        if unit.task_token
+    ]
+    assert tokens and not [t for t in tokens for line in found["lines"] if t in line["line"]]
+
+    unit = json.loads(found["lines"][0]["line"])["unitId"]
+    assert unit is not None
+    one = cli.json(logs, [mission.mission_id, "--unit", unit, "--stack", view])
+    assert {json.loads(line["line"])["unitId"] for line in one["lines"]} == {unit}
+    assert len(one["nodes"]) == 1
+
+
+def _lambda_line(session: LocalSession, group: str, text: str) -> str:
+    """A Lambda's line in ``group``, stamped now."""
+    client = session.cloud.client("logs")
+    client.create_log_stream(logGroupName=group, logStreamName="2026/12/01/[$LATEST]0")
+    client.put_log_events(
+        logGroupName=group,
+        logStreamName="2026/12/01/[$LATEST]0",
+        logEvents=[{"timestamp": int(time.time() * 1000), "message": text}],
+    )
+    return text

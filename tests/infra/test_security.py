@@ -101,7 +101,7 @@ def test_every_suppression_is_specific_and_reasoned(synth: Any) -> None:
         "AwsSolutions-L1",
         "AwsSolutions-SQS3",  # the dead-letter queue is one (not seen through a redrive)
     ]
-    assert len(found) == 38  # + the node role's two write prefixes
+    assert len(found) == 39  # + the node role's two write prefixes and its log streams
 
 
 # ---- IAM -------------------------------------------------------------------------------

@@ -14,7 +14,13 @@ from lighthpc_infra.bundling import node_install_commands
 from workflow.asl import placeholders, read_definition, substitute, validate_structure
 from workflow.records import EXECUTION_INDEX, MISSIONS_INDEX
 from workflow.settings import Settings
-from workflow.stack_outputs import API_URL, LOG_GROUPS, SETTINGS_OUTPUTS, STATE_MACHINE_ARN
+from workflow.stack_outputs import (
+    API_URL,
+    LOG_GROUPS,
+    NODE_LOG_GROUP,
+    SETTINGS_OUTPUTS,
+    STATE_MACHINE_ARN,
+)
 from workflow.watch import ENDED_EXECUTION, EXECUTION_CHANGE, GONE_STATES, SPOT_WARNING
 
 HANDLERS = {
@@ -197,6 +203,7 @@ def test_lambda_environment_points_at_the_stack_resources(synth: Any) -> None:
         "LIGHTHPC_SOURCE_BUCKET": "AWS::S3::Bucket",
         "LIGHTHPC_RESULT_BUCKET": "AWS::S3::Bucket",
         "LIGHTHPC_TOPIC_ARN": "AWS::SNS::Topic",
+        "LIGHTHPC_NODE_LOG_GROUP": "AWS::Logs::LogGroup",
     }
     assert env["LIGHTHPC_SOURCE_PREFIX"] == "incoming/"
     assert env["LIGHTHPC_LAUNCH_TEMPLATE"] == "LightHpcSfn-node"
@@ -327,6 +334,54 @@ def test_user_data_installs_the_agent_from_the_asset_and_runs_it_under_systemd(
     assert "shutdown -P +360" in script  # the 6 h maximum lifetime
     for key in ("LIGHTHPC_MISSION_TABLE", "LIGHTHPC_TRANS_TABLE", "LIGHTHPC_RESULT_BUCKET"):
         assert f"\n{key}=<token>\n" in script
+
+
+def test_nodes_ship_to_their_own_log_group_and_may_only_write_its_streams(
+    synth: Any,
+) -> None:
+    resources = synth.template["Resources"]
+    lt = one(synth, "AWS::EC2::LaunchTemplate")["Properties"]["LaunchTemplateData"]
+    parts = lt["UserData"]["Fn::Base64"]["Fn::Join"][1]
+    (at,) = [
+        i
+        for i, p in enumerate(parts)
+        if isinstance(p, str) and p.endswith("\nLIGHTHPC_NODE_LOG_GROUP=")
+    ]
+    group = parts[at + 1]["Ref"]  # the env file names the group by reference, never a literal
+    props = resources[group]["Properties"]
+    assert resources[group]["Type"] == "AWS::Logs::LogGroup"
+    assert "LogGroupName" not in props  # CloudFormation's name: new at every stack creation
+    function_groups = {
+        f["Properties"]["LoggingConfig"]["LogGroup"]["Ref"] for f in our_functions(synth)
+    }
+    assert group not in function_groups
+    for other in function_groups:  # retention and retained-with-the-data like the Lambdas'
+        assert props.get("RetentionInDays") == resources[other]["Properties"]["RetentionInDays"]
+        assert resources[group]["DeletionPolicy"] == resources[other]["DeletionPolicy"]
+    assert synth.template["Outputs"][NODE_LOG_GROUP]["Value"] == {"Ref": group}
+
+    (node_policy,) = [
+        r
+        for r in synth.resources("AWS::IAM::Policy").values()
+        if [ref["Ref"] for ref in r["Properties"]["Roles"]] == [lt_role(synth)]
+    ]
+    (grant,) = [
+        s
+        for s in node_policy["Properties"]["PolicyDocument"]["Statement"]
+        if "logs:" in json.dumps(s["Action"])
+    ]  # the node's only Logs statement
+    assert sorted(grant["Action"]) == ["logs:CreateLogStream", "logs:PutLogEvents"]
+    arn = grant["Resource"]["Fn::Join"][1]
+    assert {"Ref": group} in arn and arn[-1] == ":log-stream:*"
+    assert ":logs:" in "".join(p for p in arn if isinstance(p, str))
+
+
+def lt_role(synth: Any) -> str:
+    """The role of the launch template's instance profile: the node role."""
+    lt = one(synth, "AWS::EC2::LaunchTemplate")["Properties"]["LaunchTemplateData"]
+    profile = lt["IamInstanceProfile"]["Arn"]["Fn::GetAtt"][0]
+    (role,) = synth.template["Resources"][profile]["Properties"]["Roles"]
+    return str(role["Ref"])
 
 
 def test_node_security_group_has_no_inbound_rule(synth: Any) -> None:
