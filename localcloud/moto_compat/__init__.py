@@ -22,7 +22,7 @@ AWS parity: moto behaves differently from AWS where the product relies on AWS.
 Performance (``performance``): moto answers right but does O(table) work per call.
 
 - 8 ``transaction_item_snapshot``, 9 ``dynamodb_wire_values``,
-  10 ``dynamodb_query_partition``, 15 ``dynamodb_condition_parse_cache``.
+  10 ``dynamodb_query_partition``, 17 ``dynamodb_condition_parse_cache``.
 
 Nothing is patched at import time: call :func:`apply_all` (``EmbeddedCloud`` does).
 moto is imported lazily, so this package imports without the ``local`` extra installed.

@@ -2,7 +2,7 @@
 
 Found by the benchmarks: moto did O(table) work per transaction and per Query, walked
 every AttributeValue member while serialising, and parsed each condition expression three
-times per transactional item (fixes 8, 9, 10 and 15 of the package's list). Each has a
+times per transactional item (fixes 8, 9, 10 and 17 of the package's list). Each has a
 differential test against moto's own code path.
 """
 
@@ -316,7 +316,7 @@ DYNAMODB_QUERY_PARTITION = Fix(
 )
 
 
-# ------------------------------------------ 15. a condition expression is parsed once
+# ------------------------------------------ 17. a condition expression is parsed once
 
 # Placeholders a condition can reference: the parse depends on the expression and on these
 # alone (DynamoDB expressions hold no string literals, so the scan finds exactly them).

@@ -399,7 +399,7 @@ def test_query_walks_only_its_key_range(harness: Harness, plain_table: str) -> N
     assert _items_moto_considers(harness, plain_table) == 4  # sk 3, 4 and neighbours 2, 5
 
 
-# ---------------------------------------------------- 15. dynamodb_condition_parse_cache
+# ---------------------------------------------------- 17. dynamodb_condition_parse_cache
 
 _CONDITION_TEXTS = (
     "#s IN (:a, :b) AND #n = :x",
