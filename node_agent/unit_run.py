@@ -272,11 +272,12 @@ class UnitRun:
         )
         resumed_from = ref.position if ref else shard.start
         redo = redo_items(shard.position, resumed_from)
-        started: dict[str, Any] = {
-            "startedAt": time.time(),
-            "resumedFrom": resumed_from,
-            "redoItems": redo,
-        }
+        # Written with the commit, each field a SET clause that moto spends ~2 ms on per
+        # item: how the shard resumed only when it did (the DONE item is read for the
+        # timeline and the result, never for a position).
+        started: dict[str, Any] = {"startedAt": time.time()}
+        if ref is not None or redo:
+            started.update(resumedFrom=resumed_from, redoItems=redo)
         if ref is not None:
             started["resumedCheckpoint"] = ref.key
         with self._active_lock:
@@ -411,7 +412,6 @@ class UnitRun:
                 "resultBytes": size,
                 "finishedAt": time.time(),
                 "seconds": round(outcome.seconds, 3),
-                "position": shard.end,
                 "stats": numeric_stats(outcome.stats),
             }
             if packed:

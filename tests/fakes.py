@@ -255,7 +255,6 @@ class MemoryMissionStore:
                 assert item is not None  # checked by _may_move
                 item.update(copy.deepcopy(dict(move.fields or {})))
                 item["status"] = move.target.value
-                item["updatedAt"] = time.time()
                 if older_attempts:
                     item["attempt"] = attempt
         return []

@@ -539,7 +539,6 @@ class DynamoMissionStore:
     ) -> dict[str, Any]:
         extra = dict(move.fields or {})
         extra["status"] = move.target.value
-        extra["updatedAt"] = time.time()
         if older_attempts:
             extra["attempt"] = attempt
         names = {f"#f{i}": k for i, k in enumerate(extra)}
