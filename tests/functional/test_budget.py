@@ -75,3 +75,21 @@ def test_once_the_spend_passes_the_cap_no_unit_is_launched_and_the_mission_says_
     assert "stopped by its budget" in message
     assert "Stopped by its budget: 2 shard(s) not run" in message
     assert f"(maxCostUsd ${cap:g})" in message and "shards/s" in message
+
+
+def test_a_mission_the_budget_leaves_failed_fails_as_over_budget(
+    cloud: EmbeddedCloud, stack: LocalStack
+) -> None:
+    """With no failure tolerated, the refused launches fail the mission: its execution's
+    error names the budget (Retry/Catch and the console match on it), not the failures."""
+    capped = reset(cloud, stack, settings=replace(stack.settings, max_concurrent_nodes=1))
+    noop_profile(capped, shards=3, maxNodes=3, instanceTypes=[TYPE], maxFailedShardPercent=0)
+    floor = plan_floor(MissionParams.model_validate({"instanceTypes": [TYPE]}), 3, 3, Capacity.SPOT)
+    cap = floor + PriceList().hourly(TYPE, Capacity.SPOT) / 2
+    _upload(capped, "incoming/budget-failed.txt")
+    with NodeSim(capped.services, bill_seconds=NODE_HOUR):
+        arn = manual(capped, "incoming/budget-failed.txt", maxCostUsd=cap)
+        desc = wait_execution(capped, arn)
+    assert (desc["status"], desc["error"]) == ("FAILED", "Mission.OverBudget"), desc
+    assert "stopped by its budget" in desc["cause"]
+    assert mission_of(capped, arn).status == "FAILED"

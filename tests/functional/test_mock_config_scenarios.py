@@ -59,6 +59,9 @@ EXPECTED: Final[dict[str, Expected]] = {
     "NodeLostThenRelaunched": Expected("SUCCEEDED", "MissionSucceeded"),
     "UnitFailsWithinTolerance": Expected("SUCCEEDED", "MissionSucceeded"),
     "TooManyFailures": Expected("FAILED", "MissionFailed", "Mission.TooManyFailures", "s000001"),
+    "StoppedByBudget": Expected(
+        "FAILED", "MissionStoppedByBudget", "Mission.OverBudget", "stopped by its budget"
+    ),
     "DuplicateEvent": Expected("SUCCEEDED", "DuplicateIgnored", runs_map=False),
     "InvalidInput": Expected(
         "FAILED", "MissionRejected", "Mission.InvalidInput", "params.shards", runs_map=False
