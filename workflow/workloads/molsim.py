@@ -155,10 +155,13 @@ def library_path(inputs: WorkInputs) -> Path:
     return inputs.reference if inputs.reference is not None else default_library_path()
 
 
-def _load_library(inputs: WorkInputs, work_cache: Path) -> FingerprintIndex:
-    """Library loading in one place; a staged library caches next to its node-local copy."""
+def _load_library(inputs: WorkInputs, work_cache: Path, shard: ShardRange) -> FingerprintIndex:
+    """Library loading in one place: the shard's range only (each molecule of the library is
+    parsed by the one shard that searches it, not by every node); a staged library caches
+    next to its node-local copy."""
     path = library_path(inputs)
-    return library_index(path, path.parent if inputs.reference is not None else work_cache)
+    cache = path.parent if inputs.reference is not None else work_cache
+    return library_index(path, cache, (shard.start, shard.end))
 
 
 def top_k_option(options: Mapping[str, Any]) -> int:
@@ -271,32 +274,44 @@ def _decode_fingerprint(binary: bytes) -> Any:
     return DataStructs.ExplicitBitVect(binary)  # type: ignore[call-overload]
 
 
-def _smiles_index(path: Path, cache_dir: Path, what: str, max_lines: int) -> FingerprintIndex:
-    """The fingerprints of a SMILES file's parsable molecule lines and the lines skipped
-    (positions = molecule-line positions), cached by content."""
+def _fingerprint_entries(entries: Sequence[SmilesEntry], first: int) -> IndexData:
+    """Fingerprints of the parsable lines among ``entries`` (molecule lines from position
+    ``first`` on) and the lines skipped; ``entries`` of the result is left to the caller."""
+    generator = _fingerprinter()
+    data = IndexData([], [], [], 0, [], [])
+    for position, entry in enumerate(entries, start=first):
+        mol = parse_smiles(entry.smiles)
+        if mol is None:
+            data.skipped_positions.append(position)
+            data.skipped_lines.append(entry.line)
+        else:
+            data.binaries.append(generator.GetFingerprint(mol).ToBinary())
+            data.idents.append(entry.ident)
+            data.positions.append(position)
+    return data
+
+
+def _smiles_index(
+    path: Path, cache_dir: Path, what: str, max_lines: int, span: tuple[int, int] | None = None
+) -> FingerprintIndex:
+    """The fingerprints of a SMILES file's parsable molecule lines (those at positions
+    ``span`` = [start, stop) when given) and the lines skipped, cached by content and span."""
 
     def build() -> IndexData:
         entries = read_smiles_file(path, what, max_lines)
-        generator = _fingerprinter()
-        data = IndexData([], [], [], len(entries), [], [])
-        for position, entry in enumerate(entries):
-            mol = parse_smiles(entry.smiles)
-            if mol is None:
-                data.skipped_positions.append(position)
-                data.skipped_lines.append(entry.line)
-            else:
-                data.binaries.append(generator.GetFingerprint(mol).ToBinary())
-                data.idents.append(entry.ident)
-                data.positions.append(position)
-        return data
+        start, stop = span or (0, len(entries))
+        return _fingerprint_entries(entries[start:stop], start)._replace(entries=len(entries))
 
     require_rdkit()
-    return cached_index(path, cache_dir, _fingerprint_settings(), build, _decode_fingerprint)
+    settings = _fingerprint_settings() + (f", positions {span[0]}:{span[1]}" if span else "")
+    return cached_index(path, cache_dir, settings, build, _decode_fingerprint)
 
 
-def library_index(path: Path, cache_dir: Path) -> FingerprintIndex:
-    """The library's fingerprints: what every shard of a node searches."""
-    return _smiles_index(path, cache_dir, "reference library", MAX_LIBRARY_LINES)
+def library_index(
+    path: Path, cache_dir: Path, span: tuple[int, int] | None = None
+) -> FingerprintIndex:
+    """The library's fingerprints, of the positions ``span`` (a shard's range) when given."""
+    return _smiles_index(path, cache_dir, "reference library", MAX_LIBRARY_LINES, span)
 
 
 def query_index(path: Path, cache_dir: Path) -> FingerprintIndex:
@@ -590,7 +605,7 @@ class MolsimWorkload:
         k = top_k_option(inputs.options)
         # The unit's shards share their parent directory: fingerprints are computed once there.
         queries = query_index(inputs.sample, ctx.work_dir.parent)
-        library = _load_library(inputs, ctx.work_dir.parent)
+        library = _load_library(inputs, ctx.work_dir.parent, shard)
         _check_range(library, shard)
         searcher = _Searcher(queries.fingerprints, library, library.label_rank())
         state = _initial_state(shard, k, len(queries.idents), ctx.resume)

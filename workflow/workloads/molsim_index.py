@@ -29,7 +29,8 @@ _FORMAT = "molsim-fp/2"
 
 @dataclass(frozen=True)
 class FingerprintIndex:
-    """The parsable molecules of a file: fingerprints, ids and 0-based positions.
+    """The parsable molecules of a file (or of a span of its positions: a shard's range):
+    fingerprints, ids and 0-based positions.
 
     ``positions`` are molecule-line positions (the 0-based index among the file's molecule
     lines: the library's shard index space, a query's place in the sample). ``entries`` counts
@@ -131,7 +132,7 @@ def _load(path: Path) -> IndexData | None:
     skipped = len(loaded.skipped_positions)
     if len(sizes) != 1 or skipped != len(loaded.skipped_lines):
         return None
-    if len(loaded.positions) + skipped != loaded.entries:
+    if len(loaded.positions) + skipped > loaded.entries:
         return None
     return loaded
 
