@@ -55,6 +55,7 @@ if __package__ in (None, ""):
 
 from benchmarks._common import MACHINE, Observer, emit, log, quiet_stdout, run_mission, table
 from benchmarks.instruments import LambdaCounter
+from workflow.input_limits import MAX_SAMPLE_LINES
 from workflow.states import ExecutionStatus
 
 PROBE_QUERIES = 300
@@ -239,11 +240,14 @@ def calibrate(work: Path, min_script: float, top_k: int) -> int:
         probe = work / f"probe{count}.smi"
         write_queries(probe, count)
         seconds.append(plain_script(probe, default_library_path(), top_k, work / "probe.csv"))
-    per_query = max((seconds[1] - seconds[0]) / PROBE_QUERIES, 1e-6)
+    if seconds[1] > seconds[0]:
+        per_query = (seconds[1] - seconds[0]) / PROBE_QUERIES
+    else:  # the load made the larger probe faster: charge its whole time to its queries
+        per_query = seconds[1] / (2 * PROBE_QUERIES)
     fixed = max(seconds[0] - per_query * PROBE_QUERIES, 0.0)
     wanted = int((min_script * MARGIN - fixed) / per_query)
     log(f"probe: {per_query * 1000:.2f} ms per query + {fixed:.2f} s -> {wanted} queries wanted")
-    return max(PROBE_QUERIES, wanted)
+    return min(max(PROBE_QUERIES, wanted), MAX_SAMPLE_LINES)  # a mission takes no more
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
