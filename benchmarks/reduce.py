@@ -45,8 +45,12 @@ from workflow.records import ShardRecord
 from workflow.result_packs import ResultReader
 from workflow.states import ShardStatus
 from workflow.workloads.base import WorkInputs
-from workflow.workloads.merging import MolsimMerger
-from workflow.workloads.molsim import SHARD_HEADER, MolsimWorkload, default_library_path
+from workflow.workloads.molsim import (
+    SHARD_HEADER,
+    MolsimMerger,
+    MolsimWorkload,
+    default_library_path,
+)
 
 S3_GET_SECONDS = 0.020  # one small GET from Lambda (benchmarks/README.md)
 MIB = 1024 * 1024

@@ -21,12 +21,12 @@ from workflow.keys import final_result_key
 from workflow.params import MissionParams
 from workflow.ports import Ports
 from workflow.progress import NO_PACE, Pace, pace_of, progress_of
-from workflow.records import MissionRecord, ShardRecord, UnitRecord
+from workflow.records import MAX_LISTED_INVALID_LINES, MissionRecord, ShardRecord, UnitRecord
 from workflow.rerun import with_inherited
 from workflow.result_packs import ResultReader
 from workflow.states import SETTLED_SHARD, Capacity, MissionStatus, ShardStatus, UnitStatus
 from workflow.workloads import load_workload
-from workflow.workloads.base import WorkInputs
+from workflow.workloads.base import INVALID_SAMPLE_LINES, WorkInputs
 from workflow.workloads.merging import ShardMerger, merger_for
 
 # Lists kept in the mission item are capped so no item nears DynamoDB's 400 KB: 50 failed
@@ -325,6 +325,19 @@ def mission_fields(summary: MissionSummary, failed: Sequence[ShardRecord]) -> di
         "cost": round(summary.cost.total, 6),
         "stoppedBy": STOPPED_BY_BUDGET if summary.stopped_by_budget else None,
         "finishedAt": time.time(),
+        **invalid_sample_fields(summary.reduce_summary),
+    }
+
+
+def invalid_sample_fields(reduced: Mapping[str, Any]) -> dict[str, Any]:
+    """The mission's invalid sample lines as the nodes found them (``INVALID_SAMPLE_LINES``
+    in the reduce summary), capped as PlanMission caps its own; nothing when not reported."""
+    lines = reduced.get(INVALID_SAMPLE_LINES)
+    if not isinstance(lines, list | tuple):
+        return {}
+    return {
+        "invalidSampleLines": [int(n) for n in lines[:MAX_LISTED_INVALID_LINES]],
+        "invalidSampleCount": len(lines),
     }
 
 

@@ -30,7 +30,7 @@ from workflow.launching import choose_capacity
 from workflow.params import MissionParams, parse_params
 from workflow.planner import WorkUnit, pack_units, plan_shards
 from workflow.ports import Ports
-from workflow.records import MissionRecord
+from workflow.records import MAX_LISTED_INVALID_LINES, MissionRecord
 from workflow.request import MissionRequest, SampleRef, parse_execution_input
 from workflow.rerun import RERUN_ID, RERUN_OF, check_same_inputs, rerun_base
 from workflow.start_checks import object_head, stored_profiles, validate_start
@@ -62,11 +62,6 @@ class PlanResult:
             "heartbeatSeconds": self.params.heartbeat_seconds,
             "timeoutSeconds": self.params.timeout_seconds,
         }
-
-
-# The mission item lists at most this many invalid sample lines (~8 KB of the item's 400 KB);
-# ``invalidSampleCount`` says how many there were in all.
-MAX_LISTED_INVALID_LINES = 1000
 
 
 def map_concurrency(max_nodes: int, units: int, node_cap: int = 0) -> int:

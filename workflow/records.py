@@ -30,6 +30,12 @@ MISSION_KIND = "mission"
 TTL_ATTRIBUTE = "expiresAt"  # DynamoDB TTL on both tables
 
 
+# The mission item lists at most this many invalid sample lines (~8 KB of the item's 400 KB);
+# ``invalidSampleCount`` says how many there were in all (PlanMission, or RsltProc when the
+# nodes found them).
+MAX_LISTED_INVALID_LINES = 1000
+
+
 @dataclass(frozen=True)
 class FailedShard:
     """One entry of the mission's ``failedShards`` list (RsltProc keeps the first 50)."""

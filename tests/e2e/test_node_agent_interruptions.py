@@ -252,7 +252,7 @@ def test_killed_node_is_not_reported_heartbeat_expires_attempt_two_finishes(
     stack.services.s3.put_object(
         Bucket=stack.settings.result_bucket,
         Key=shard_result_key(mission_id, S0, 1, ".csv"),
-        Body=b"query_id,rank,ref_id,similarity,query_index,ref_index\nlate,1,bogus,1.0,0,0\n",
+        Body=b"query_id,rank,ref_id,similarity,query_position,ref_index\nlate,1,bogus,1.0,0,0\n",
     )
     desc = wait_execution(stack, arn)
     assert desc["status"] == "SUCCEEDED", desc

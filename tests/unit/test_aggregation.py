@@ -13,6 +13,7 @@ from workflow.aggregation import (
     MissionSummary,
     _instance_keys,
     decide_status,
+    invalid_sample_fields,
     mission_fields,
     mission_usage,
 )
@@ -121,3 +122,17 @@ def test_no_mission_item_can_pass_400_kb_and_it_says_what_it_left_out(
     assert item["reduce"]["invalidQueryLinesOmitted"] == invalid - len(listed)
     omitted = failed - len(summary.failed_shards)
     assert ("more)" in summary.message()) == (omitted > 0)
+
+
+def test_the_invalid_sample_lines_the_nodes_found_are_recorded_on_the_mission() -> None:
+    """molsim's plan parses no sample in full: RsltProc records what the nodes skipped, so
+    ``lighthpc status`` and the local summary still list the invalid sample lines."""
+    summary = {"queries": 3, "invalidQueryLines": [3, 8]}
+    assert invalid_sample_fields(summary) == {
+        "invalidSampleLines": [3, 8],
+        "invalidSampleCount": 2,
+    }
+    many = invalid_sample_fields({"invalidQueryLines": list(range(1, 1501))})
+    assert many["invalidSampleCount"] == 1500
+    assert many["invalidSampleLines"] == list(range(1, 1001))
+    assert invalid_sample_fields({"items": 3}) == {}  # noop: the plan's record stands

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from workflow.workloads.base import WorkInputs
-from workflow.workloads.merging import MolsimMerger, NoopMerger, merger_for
-from workflow.workloads.molsim import FINAL_HEADER, SHARD_HEADER, MolsimWorkload
+from workflow.workloads.merging import NoopMerger, merger_for
+from workflow.workloads.molsim import FINAL_HEADER, SHARD_HEADER, MolsimMerger, MolsimWorkload
 
 QUERY_SMILES = ("C", "CC", "CCO", "c1ccccc1")
 # Few values: ties in similarity and in ref_id are the rule, not the exception.

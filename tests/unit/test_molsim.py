@@ -18,7 +18,7 @@ from rdkit import Chem
 import workflow.workloads
 from workflow.errors import MissionInvalidInput, ShardFailed, WorkloadUnavailable
 from workflow.params import parse_params
-from workflow.workloads import available_workloads, load_workload
+from workflow.workloads import available_workloads, load_workload, molsim
 from workflow.workloads.base import (
     ShardContext,
     ShardDone,
@@ -27,6 +27,7 @@ from workflow.workloads.base import (
     WorkInputs,
 )
 from workflow.workloads.molsim import (
+    SHARD_HEADER,
     Candidate,
     MolsimWorkload,
     Query,
@@ -98,17 +99,30 @@ def test_ids_default_to_line_index_and_comments_are_skipped(tmp_path: Path) -> N
     parsed = load_queries(sample)
     assert [q.ident for q in parsed.queries] == ["ethanol", "2", "acetic"]
     assert parsed.invalid_lines == (6, 7)
+    assert [q.index for q in parsed.queries] == [0, 1, 2]  # molecule-line positions
+
+
+def test_the_plan_counts_lines_and_parses_only_up_to_the_first_valid_molecule(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sample = tmp_path / "s.smi"
+    sample.write_text("# comment\nxyz bad\nCCO ethanol\nC1CC\nc1ccccc1\n")
+    parsed: list[str] = []
+    real = molsim.parse_smiles
+    monkeypatch.setattr(molsim, "parse_smiles", lambda s: parsed.append(s) or real(s))
     report = WORKLOAD.validate(WorkInputs(sample=sample))
-    assert (report.items, report.invalid_lines) == (3, (6, 7))
+    assert (report.items, report.invalid_lines) == (4, ())  # the nodes find the invalid ones
+    first_library_line = default_library_path().read_text().split()[0]
+    assert parsed == ["xyz", "CCO", first_library_line]  # not 4 + 4,999 parses
 
 
 def test_invalid_smiles_do_not_reach_stderr(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     sample = tmp_path / "s.smi"
-    sample.write_text("CCO ok\nxyz bad\n")
+    sample.write_text("xyz bad\nCCO ok\n")
     capfd.readouterr()
-    assert WORKLOAD.validate(WorkInputs(sample=sample)).invalid_lines == (2,)
+    assert WORKLOAD.validate(WorkInputs(sample=sample)).items == 2
     assert capfd.readouterr().err == ""
 
 
@@ -162,7 +176,7 @@ def test_without_rdkit_molsim_stays_listed_and_its_params_validate(
     assert isinstance(load_workload("molsim"), molsim_without_rdkit.MolsimWorkload)
 
 
-@pytest.mark.parametrize("use", ["validate", "count_items", "run", "reduce"])
+@pytest.mark.parametrize("use", ["validate", "count_items", "run"])
 def test_without_rdkit_every_molsim_use_names_the_extra(
     molsim_without_rdkit: ModuleType, tmp_path: Path, queries_file: Path, use: str
 ) -> None:
@@ -172,11 +186,24 @@ def test_without_rdkit_every_molsim_use_names_the_extra(
         "validate": lambda: workload.validate(inputs),
         "count_items": lambda: workload.count_items(inputs),
         "run": lambda: workload.run(ShardRange("s0", 0, 0, 10), inputs, ShardContext(tmp_path)),
-        "reduce": lambda: workload.reduce([], tmp_path / "out.csv", inputs),
     }
     with pytest.raises(WorkloadUnavailable, match=r"install lighthpc-sfn\[molsim\]") as info:
         calls[use]()
     assert type(info.value).__name__ == "Workload.Unavailable"  # the Step Functions Error
+
+
+def test_without_rdkit_the_reduce_still_merges(
+    molsim_without_rdkit: ModuleType, tmp_path: Path, queries_file: Path
+) -> None:
+    """RsltProc reads shard rows and the sample's lines: it needs no RDKit."""
+    shard = tmp_path / "s0.csv"
+    shard.write_text(
+        ",".join(molsim_without_rdkit.SHARD_HEADER) + "\ncaffeine,1,NSC7,0.5,1,6\n,0,,,8,\n"
+    )
+    out = tmp_path / "out.csv"
+    summary = load_workload("molsim").reduce([shard], out, WorkInputs(sample=queries_file))
+    assert out.read_text() == "query_id,rank,ref_id,similarity\ncaffeine,1,NSC7,0.500000\n"
+    assert (summary["queries"], summary["invalidQueryLines"]) == (9, [8])
 
 
 # --- sharded == one piece --------------------------------------------------------------
@@ -195,11 +222,16 @@ def test_six_shards_reduce_to_the_one_piece_result_byte_for_byte(
     rows = write_hits_csv(search_library(queries_file, default_library_path(), 7), one_piece)
 
     assert merged.read_bytes() == one_piece.read_bytes()
+    # What the shards skipped: NCI's valence errors too (the former summary, parsed without
+    # sanitising, listed none of the molecules the search left out).
+    library = molsim.read_smiles_file(default_library_path(), "library")
+    skipped_by_the_search = [e.line for e in library if molsim.parse_smiles(e.smiles) is None]
+    assert len(skipped_by_the_search) > 0
     assert summary == {
         "queries": 9,
         "hits": rows,
         "invalidQueryLines": [8],
-        "invalidLibraryLines": [],
+        "invalidLibraryLines": skipped_by_the_search,
         "topK": 7,
         "shards": 6,
     }
@@ -321,11 +353,43 @@ def test_shard_outside_the_library_fails(
         WORKLOAD.run(ShardRange("s9", 9, 250, 400), inputs, ShardContext(work_dir=tmp_path))
 
 
-def test_reduce_rejects_a_malformed_shard_file(tmp_path: Path, queries_file: Path) -> None:
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ("query_id,rank,ref_id,similarity\naspirin,1,3,0.5\n", "header is not"),
+        # The former format (its query_index counted valid queries only): refused, not misread.
+        ("query_id,rank,ref_id,similarity,query_index,ref_index\nx,1,3,0.5,0,0\n", "header"),
+        (f"{','.join(SHARD_HEADER)}\ncaffeine,1,NSC7,0.5,2,6\n", "does not match the sample"),
+        (f"{','.join(SHARD_HEADER)}\ncaffeine,1,NSC7,0.5,99,6\n", "does not match the sample"),
+        (f"{','.join(SHARD_HEADER)}\n,0,,,1,\n", "does not match the sample"),  # a comment
+        (f"{','.join(SHARD_HEADER)}\n,0,,,8,12\n", "skipped-line row"),
+        (f"{','.join(SHARD_HEADER)}\n,0,,,,\n", "skipped-line row"),
+        (f"{','.join(SHARD_HEADER)}\ncaffeine,1,NSC7,high,1,6\n", "unreadable"),
+    ],
+)
+def test_reduce_rejects_a_malformed_shard_file(
+    tmp_path: Path, queries_file: Path, rows: str, message: str
+) -> None:
     bad = tmp_path / "bad.csv"
-    bad.write_text("query_id,rank,ref_id,similarity\naspirin,1,3,0.5\n")
-    with pytest.raises(ShardFailed, match=r"bad\.csv"):
+    bad.write_text(rows)
+    with pytest.raises(ShardFailed, match=message) as info:
         WORKLOAD.reduce([bad], tmp_path / "out.csv", WorkInputs(sample=queries_file))
+    assert "bad.csv" in str(info.value)
+
+
+def test_the_nodes_report_the_lines_they_skipped_and_the_reduce_unions_them(
+    tmp_path: Path, queries_file: Path, small_library: Path
+) -> None:
+    """The plan parses neither file in full: each shard names the sample's invalid lines and
+    the library's in its own range; the summary is their union."""
+    inputs = WorkInputs(sample=queries_file, reference=small_library, options={"topK": 3})
+    shards = _split(WORKLOAD.count_items(inputs), 3)  # the broken library line (121) in shard 1
+    results = [_run_done(s, inputs, tmp_path / s.shard_id) for s in shards]
+    summary = WORKLOAD.reduce(results, tmp_path / "all.csv", inputs)
+    assert (summary["invalidQueryLines"], summary["invalidLibraryLines"]) == ([8], [121])
+    assert summary["queries"] == 9
+    without = WORKLOAD.reduce([results[0], results[2]], tmp_path / "part.csv", inputs)
+    assert (without["invalidQueryLines"], without["invalidLibraryLines"]) == ([8], [])
 
 
 # --- the merge is exact for any partition ----------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from workflow.workloads.base import ShardContext, ShardDone, ShardRange, WorkInputs
-from workflow.workloads.molsim import MolsimWorkload, default_library_path, library_index
-from workflow.workloads.molsim_index import FingerprintIndex
+from workflow.workloads.molsim import (
+    MolsimWorkload,
+    SmilesEntry,
+    default_library_path,
+    library_index,
+)
+from workflow.workloads.molsim_index import FingerprintIndex, IndexData
 from workflow.workloads.molsim_topk import empty_tops, merge_block
 
 # Few distinct values so ties (at the cut, across blocks) are the common case.
@@ -50,7 +56,10 @@ def test_blockwise_vectorised_top_k_equals_a_naive_full_sort(
     problem: tuple[list[str], list[int], list[list[float]], list[int], int],
 ) -> None:
     ref_ids, positions, sims, bounds, k = problem
-    index = FingerprintIndex([], ref_ids, np.array(positions, np.int64), positions[-1] + 1)
+    none = np.array([], np.int64)  # the skipped lines play no part in the ranking
+    index = FingerprintIndex(
+        [], ref_ids, np.array(positions, np.int64), positions[-1] + 1, none, none
+    )
     label_rank = index.label_rank()
     matrix = np.array(sims, np.float64)
     refs = np.array(positions, np.int64)
@@ -64,18 +73,18 @@ def test_blockwise_vectorised_top_k_equals_a_naive_full_sort(
         assert got == _naive(ref_ids, positions, row, k)
 
 
-def _counting_build(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
-    """Record every fingerprint build (a cache hit builds nothing)."""
+def _counting_build(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record every fingerprint build by its molecule lines (a cache hit builds nothing)."""
     from workflow.workloads import molsim
 
-    built: list[Path] = []
-    original = molsim._reference_fingerprints
+    built: list[int] = []
+    original = molsim._fingerprint_entries
 
-    def counting(*args: object, **kwargs: object) -> object:
-        built.append(Path("library"))
-        return original(*args, **kwargs)  # type: ignore[arg-type]
+    def counting(entries: Sequence[SmilesEntry], first: int) -> IndexData:
+        built.append(len(entries))
+        return original(entries, first)
 
-    monkeypatch.setattr(molsim, "_reference_fingerprints", counting)
+    monkeypatch.setattr(molsim, "_fingerprint_entries", counting)
     return built
 
 
@@ -122,9 +131,11 @@ def test_a_damaged_cache_file_is_rebuilt_not_trusted(
     assert list(again.idents) == list(expected.idents)
 
 
-def test_shards_of_one_unit_share_one_fingerprint_build(
+def test_a_shard_fingerprints_its_own_range_once_and_the_unit_the_queries_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """No node parses the library's other shards: each molecule is fingerprinted by the one
+    shard that searches it; the queries once per unit."""
     built = _counting_build(monkeypatch)
     library = _library(tmp_path, 60)
     sample = tmp_path / "q.smi"
@@ -136,4 +147,7 @@ def test_shards_of_one_unit_share_one_fingerprint_build(
         work.mkdir(parents=True)
         outcome = MolsimWorkload().run(ShardRange(f"s{i}", i, lo, hi), inputs, ShardContext(work))
         assert isinstance(outcome, ShardDone)
-    assert len(built) == 1
+    assert built == [2, 20, 20, 20]  # the 2 queries, then each shard's 20 molecules
+    again = MolsimWorkload().run(ShardRange("s1", 1, 20, 40), inputs, ShardContext(shards / "s1"))
+    assert isinstance(again, ShardDone)
+    assert built == [2, 20, 20, 20]  # a shard run again on this node reads its cache

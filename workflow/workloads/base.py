@@ -37,6 +37,12 @@ class WorkInputs:
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
+# A reduce summary's list of the sample lines (1-based) the nodes could not use, for a
+# workload whose plan does not parse its sample (molsim): RsltProc records it on the mission
+# as its invalid sample lines, as PlanMission records a ``SampleReport``'s.
+INVALID_SAMPLE_LINES = "invalidQueryLines"
+
+
 @dataclass(frozen=True)
 class SampleReport:
     """What validating a sample found: usable items and the lines it skipped (1-based)."""

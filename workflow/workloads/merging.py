@@ -7,29 +7,20 @@ hold every candidate of every shard in memory (12 queries x topK 10 x 100,000 = 
 only what the final result needs: molsim a top-K per query, noop a running sum. The result
 file is byte-identical to ``reduce``'s: top-K of a union is top-K of the union of top-Ks
 under the same total order (``molsim.rank_key``: similarity, then ref_id, then position).
+molsim's merger lives beside its shard format (``molsim.MolsimMerger``: its ``reduce`` is
+the same merger over every file), imported when a mission needs it: this module is imported
+wherever ``aggregation`` is (the node agent too), and molsim brings RDKit and numpy.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from importlib import import_module
 from pathlib import Path
 from typing import Any, Protocol
 
-from workflow.errors import ShardFailed
 from workflow.workloads.base import WorkInputs
-from workflow.workloads.molsim import (
-    MAX_LISTED_LINES,
-    Candidate,
-    final_hits,
-    invalid_library_lines,
-    library_path,
-    load_queries,
-    read_shard_csv,
-    select_top_k,
-    top_k_option,
-    write_hits_csv,
-)
 
 
 class ShardMerger(Protocol):
@@ -42,44 +33,6 @@ class ShardMerger(Protocol):
     def finish(self, out: Path) -> Mapping[str, Any]:
         """Write the mission result to ``out``; the same summary ``reduce`` returns."""
         ...
-
-
-class MolsimMerger:
-    """A top-K per query, re-selected after each shard (each file holds <= K per query)."""
-
-    def __init__(self, inputs: WorkInputs) -> None:
-        self._k = top_k_option(inputs.options)
-        self._inputs = inputs
-        self._parsed = load_queries(inputs.sample)
-        self._tops: list[list[Candidate]] = [[] for _ in self._parsed.queries]
-        self._shards = 0
-
-    def add(self, result: Path) -> None:
-        queries = self._parsed.queries
-        fresh: list[list[Candidate]] = [[] for _ in queries]
-        for q_index, q_id, cand in read_shard_csv(result):
-            if not 0 <= q_index < len(queries) or queries[q_index].ident != q_id:
-                raise ShardFailed(f"shard result {result.name} does not match the sample")
-            fresh[q_index].append(cand)
-        for q_index, cands in enumerate(fresh):
-            if cands:
-                pool = {c.ref_index: c for c in self._tops[q_index]}
-                pool.update((c.ref_index, c) for c in cands)
-                self._tops[q_index] = select_top_k(pool.values(), self._k)
-        self._shards += 1
-
-    def finish(self, out: Path) -> Mapping[str, Any]:
-        rows = write_hits_csv(final_hits(self._parsed.queries, self._tops), out)
-        return {
-            "queries": len(self._parsed.queries),
-            "hits": rows,
-            "invalidQueryLines": list(self._parsed.invalid_lines),
-            "invalidLibraryLines": list(
-                invalid_library_lines(library_path(self._inputs))[1][:MAX_LISTED_LINES]
-            ),
-            "topK": self._k,
-            "shards": self._shards,
-        }
 
 
 class NoopMerger:
@@ -99,13 +52,17 @@ class NoopMerger:
         return summary
 
 
-_MERGERS: Mapping[str, type[MolsimMerger] | type[NoopMerger]] = {
-    "molsim": MolsimMerger,
-    "noop": NoopMerger,
+_MERGERS: Mapping[str, str] = {
+    "molsim": "workflow.workloads.molsim:MolsimMerger",
+    "noop": f"{__name__}:NoopMerger",
 }
 
 
 def merger_for(workload: str, inputs: WorkInputs) -> ShardMerger | None:
     """The streaming merger of ``workload``; None when it has only its batch ``reduce``."""
-    factory = _MERGERS.get(workload)
-    return None if factory is None else factory(inputs)
+    target = _MERGERS.get(workload)
+    if target is None:
+        return None
+    module, _, name = target.partition(":")
+    factory: Callable[[WorkInputs], ShardMerger] = getattr(import_module(module), name)
+    return factory(inputs)

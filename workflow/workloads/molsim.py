@@ -14,8 +14,15 @@ One ordering rule is used everywhere, so a sharded run equals a one-piece run by
   that share an id stay separate), then rank.
 
 Shard files therefore carry the exact similarity (``repr`` of the float) plus two extra columns,
-``query_index`` and ``ref_index``, so the reduce re-selects over the union with the same key.
-Only the final file rounds similarities to 6 decimals.
+``query_position`` and ``ref_index`` (molecule-line positions in the sample and the library),
+so the reduce re-selects over the union with the same key and checks each row against the
+sample's ids without RDKit. Only the final file rounds similarities to 6 decimals.
+
+The nodes parse the molecules; the plan only counts lines and finds one valid molecule in
+each file. A shard file therefore also names the lines its node could not use, as rows of
+rank 0 (``SKIPPED_RANK``) with an empty similarity and the 1-based file line in
+``query_position`` (a sample line: every shard names them all) or in ``ref_index`` (a
+library line of the shard's range); the reduce reports their union.
 
 RDKit is the optional extra ``lighthpc-sfn[molsim]``. This module imports without it, so the
 workload stays listed and a ``workload: molsim`` param still validates; the first use that
@@ -27,6 +34,7 @@ from __future__ import annotations
 import csv
 import heapq
 import io
+import itertools
 import logging
 import os
 import re
@@ -54,7 +62,7 @@ try:  # numpy comes with the same extra; the helpers below import it
     from rdkit import Chem, DataStructs, RDConfig, rdBase
     from rdkit.Chem import rdFingerprintGenerator
 
-    from workflow.workloads.molsim_index import FingerprintIndex, cached_index
+    from workflow.workloads.molsim_index import FingerprintIndex, IndexData, cached_index
     from workflow.workloads.molsim_topk import FloatRows, IntRows, empty_tops, merge_block
 except ImportError as exc:
     _RDKIT_MISSING = exc
@@ -71,7 +79,8 @@ MORGAN_RADIUS = 2
 MORGAN_BITS = 2048
 
 FINAL_HEADER = ("query_id", "rank", "ref_id", "similarity")
-SHARD_HEADER = (*FINAL_HEADER, "query_index", "ref_index")
+SHARD_HEADER = (*FINAL_HEADER, "query_position", "ref_index")
+SKIPPED_RANK = 0  # a shard row of this rank names a molecule line the node skipped
 _CHECKPOINT_FORMAT = "molsim-checkpoint/2"
 
 
@@ -85,7 +94,8 @@ class SmilesEntry(NamedTuple):
 
 @dataclass(frozen=True)
 class Query:
-    """A parsed query molecule; ``index`` is its order among the valid queries."""
+    """A parsed query molecule; ``index`` is its molecule-line position in the sample (0-based;
+    an invalid line keeps its position, so the index is the same whoever parsed the file)."""
 
     index: int
     ident: str
@@ -145,10 +155,13 @@ def library_path(inputs: WorkInputs) -> Path:
     return inputs.reference if inputs.reference is not None else default_library_path()
 
 
-def _load_library(inputs: WorkInputs, work_cache: Path) -> FingerprintIndex:
-    """Library loading in one place; a staged library caches next to its node-local copy."""
+def _load_library(inputs: WorkInputs, work_cache: Path, shard: ShardRange) -> FingerprintIndex:
+    """Library loading in one place: the shard's range only (each molecule of the library is
+    parsed by the one shard that searches it, not by every node); a staged library caches
+    next to its node-local copy."""
     path = library_path(inputs)
-    return library_index(path, path.parent if inputs.reference is not None else work_cache)
+    cache = path.parent if inputs.reference is not None else work_cache
+    return library_index(path, cache, (shard.start, shard.end))
 
 
 def top_k_option(options: Mapping[str, Any]) -> int:
@@ -195,41 +208,41 @@ def parse_smiles(smiles: str) -> Chem.Mol | None:
         return Chem.MolFromSmiles(smiles)
 
 
-def invalid_library_lines(path: Path) -> tuple[int, tuple[int, ...]]:
-    """The library's molecule count and its unusable lines (1-based): refused by
-    ``input_limits`` or not SMILES at all. Parsed without sanitisation (10x cheaper: 0.12 s
-    for NCI's 5K here, against 1.1 s), so a valence error is skipped by the shards only."""
-    require_rdkit()
-    entries = read_smiles_file(path, "reference library", MAX_LIBRARY_LINES)
-    with rdBase.BlockLogs():
-        invalid = tuple(
-            e.line
-            for e in entries
-            if smiles_refusal(e.smiles) is not None
-            or Chem.MolFromSmiles(e.smiles, sanitize=False) is None
-        )
-    return len(entries), invalid
+def sample_entries(path: Path) -> list[SmilesEntry]:
+    """The sample's molecule lines, unparsed; none at all is ``Mission.InvalidInput``."""
+    entries = read_smiles_file(path, "sample", MAX_SAMPLE_LINES)
+    if not entries:
+        raise MissionInvalidInput("sample contains no molecules (empty or only comments)")
+    return entries
+
+
+def _no_valid_sample(entries: Sequence[SmilesEntry]) -> MissionInvalidInput:
+    first = entries[0]
+    return MissionInvalidInput(
+        f"no valid SMILES in sample ({len(entries)} lines, "
+        f"e.g. line {first.line}: {first.smiles[:40]!r})"
+    )
+
+
+def any_valid(entries: Iterable[SmilesEntry]) -> bool:
+    """Whether one molecule line parses, stopping at the first that does: the plan's check
+    costs one parse for a usable file, every parse only for a file the plan refuses."""
+    return any(parse_smiles(e.smiles) is not None for e in entries)
 
 
 def load_queries(path: Path) -> QuerySet:
     """Parse the sample; invalid SMILES are skipped and reported, no usable query is fatal."""
-    entries = read_smiles_file(path, "sample", MAX_SAMPLE_LINES)
-    if not entries:
-        raise MissionInvalidInput("sample contains no molecules (empty or only comments)")
+    entries = sample_entries(path)
     queries: list[Query] = []
     invalid: list[int] = []
-    for entry in entries:
+    for position, entry in enumerate(entries):
         mol = parse_smiles(entry.smiles)
         if mol is None:
             invalid.append(entry.line)
         else:
-            queries.append(Query(len(queries), entry.ident, mol))
+            queries.append(Query(position, entry.ident, mol))
     if not queries:
-        first = entries[0]
-        raise MissionInvalidInput(
-            f"no valid SMILES in sample ({len(entries)} lines, "
-            f"e.g. line {first.line}: {first.smiles[:40]!r})"
-        )
+        raise _no_valid_sample(entries)
     return QuerySet(tuple(queries), tuple(invalid))
 
 
@@ -261,34 +274,49 @@ def _decode_fingerprint(binary: bytes) -> Any:
     return DataStructs.ExplicitBitVect(binary)  # type: ignore[call-overload]
 
 
-def library_index(path: Path, cache_dir: Path) -> FingerprintIndex:
-    """The library's fingerprints (positions = molecule-line positions), cached by content."""
+def _fingerprint_entries(entries: Sequence[SmilesEntry], first: int) -> IndexData:
+    """Fingerprints of the parsable lines among ``entries`` (molecule lines from position
+    ``first`` on) and the lines skipped; ``entries`` of the result is left to the caller."""
+    generator = _fingerprinter()
+    data = IndexData([], [], [], 0, [], [])
+    for position, entry in enumerate(entries, start=first):
+        mol = parse_smiles(entry.smiles)
+        if mol is None:
+            data.skipped_positions.append(position)
+            data.skipped_lines.append(entry.line)
+        else:
+            data.binaries.append(generator.GetFingerprint(mol).ToBinary())
+            data.idents.append(entry.ident)
+            data.positions.append(position)
+    return data
 
-    def build() -> tuple[list[bytes], list[str], list[int], int]:
-        entries = read_smiles_file(path, "reference library")
-        fps, labels = _reference_fingerprints(entries, 0, _fingerprinter())
-        return (
-            [fp.ToBinary() for fp in fps],
-            [i for i, _ in labels],
-            [p for _, p in labels],
-            len(entries),
-        )
+
+def _smiles_index(
+    path: Path, cache_dir: Path, what: str, max_lines: int, span: tuple[int, int] | None = None
+) -> FingerprintIndex:
+    """The fingerprints of a SMILES file's parsable molecule lines (those at positions
+    ``span`` = [start, stop) when given) and the lines skipped, cached by content and span."""
+
+    def build() -> IndexData:
+        entries = read_smiles_file(path, what, max_lines)
+        start, stop = span or (0, len(entries))
+        return _fingerprint_entries(entries[start:stop], start)._replace(entries=len(entries))
 
     require_rdkit()
-    return cached_index(path, cache_dir, _fingerprint_settings(), build, _decode_fingerprint)
+    settings = _fingerprint_settings() + (f", positions {span[0]}:{span[1]}" if span else "")
+    return cached_index(path, cache_dir, settings, build, _decode_fingerprint)
+
+
+def library_index(
+    path: Path, cache_dir: Path, span: tuple[int, int] | None = None
+) -> FingerprintIndex:
+    """The library's fingerprints, of the positions ``span`` (a shard's range) when given."""
+    return _smiles_index(path, cache_dir, "reference library", MAX_LIBRARY_LINES, span)
 
 
 def query_index(path: Path, cache_dir: Path) -> FingerprintIndex:
-    """The sample's valid queries (positions = ``Query.index``), cached by content."""
-
-    def build() -> tuple[list[bytes], list[str], list[int], int]:
-        queries = load_queries(path).queries
-        generator = _fingerprinter()
-        binaries = [generator.GetFingerprint(q.mol).ToBinary() for q in queries]
-        return binaries, [q.ident for q in queries], [q.index for q in queries], len(queries)
-
-    require_rdkit()
-    return cached_index(path, cache_dir, _fingerprint_settings(), build, _decode_fingerprint)
+    """The sample's valid queries (positions = ``Query.index``)."""
+    return _smiles_index(path, cache_dir, "sample", MAX_SAMPLE_LINES)
 
 
 @dataclass
@@ -385,7 +413,7 @@ def write_shard_csv(path: Path, queries: Sequence[Query], tops: Sequence[list[Ca
     )
 
 
-def _write_shard_rows(path: Path, rows: Iterable[tuple[str, int, str, str, int, int]]) -> int:
+def _write_shard_rows(path: Path, rows: Iterable[Sequence[object]]) -> int:
     count = 0
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
@@ -397,50 +425,113 @@ def _write_shard_rows(path: Path, rows: Iterable[tuple[str, int, str, str, int, 
 
 
 def _write_state(
-    path: Path, queries: FingerprintIndex, library: FingerprintIndex, state: _ShardState
+    path: Path,
+    queries: FingerprintIndex,
+    library: FingerprintIndex,
+    state: _ShardState,
+    shard: ShardRange,
 ) -> int:
-    """The shard file of a finished state (padding ``-1`` entries are not hits)."""
+    """The shard file of a finished state (padding ``-1`` entries are not hits), then the
+    sample's skipped lines and the library's skipped lines in the shard's range."""
     ref_ids = dict(zip(library.positions.tolist(), library.idents, strict=True))
-    return _write_shard_rows(
-        path,
-        (
-            (q_id, rank, ref_ids[ref], repr(sim), q_index, ref)
-            for q_id, q_index, sims, refs in zip(
-                queries.idents,
-                queries.positions.tolist(),
-                state.top_sim.tolist(),
-                state.top_ref.tolist(),
-                strict=True,
-            )
-            for rank, (sim, ref) in enumerate(zip(sims, refs, strict=True), start=1)
-            if ref >= 0
-        ),
+    hits = (
+        (q_id, rank, ref_ids[ref], repr(sim), q_position, ref)
+        for q_id, q_position, sims, refs in zip(
+            queries.idents,
+            queries.positions.tolist(),
+            state.top_sim.tolist(),
+            state.top_ref.tolist(),
+            strict=True,
+        )
+        for rank, (sim, ref) in enumerate(zip(sims, refs, strict=True), start=1)
+        if ref >= 0
     )
+    skipped_queries = (
+        ("", SKIPPED_RANK, "", "", line, "") for line in queries.skipped_lines.tolist()
+    )
+    skipped_refs = (
+        ("", SKIPPED_RANK, "", "", "", line)
+        for line in library.skipped_lines_in(shard.start, shard.end)
+    )
+    return _write_shard_rows(path, itertools.chain(hits, skipped_queries, skipped_refs))
 
 
-def read_shard_csv(path: Path) -> list[tuple[int, str, Candidate]]:
-    """Rows of a shard file as (query_index, query_id, candidate); ShardFailed when malformed."""
-    try:
-        with path.open(encoding="utf-8", newline="") as handle:
-            reader = csv.reader(handle)
-            if tuple(next(reader, ())) != SHARD_HEADER:
-                raise ValueError(f"header is not {','.join(SHARD_HEADER)}")
-            return [
-                (int(q_index), q_id, Candidate(float(sim), ref_id, int(r_index)))
-                for q_id, _rank, ref_id, sim, q_index, r_index in reader
-            ]
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ShardFailed(f"shard result {path.name} is unreadable: {exc}") from exc
-
-
-def final_hits(queries: Sequence[Query], tops: Sequence[Sequence[Candidate]]) -> list[Hit]:
-    """Final rows in output order: query_id, then query line order, then rank."""
-    order = sorted(range(len(queries)), key=lambda i: (queries[i].ident, queries[i].index))
+def final_hits(tops: Iterable[tuple[str, int, Sequence[Candidate]]]) -> list[Hit]:
+    """Final rows in output order from (query id, query position, top-K): query_id, then the
+    query's line order, then rank."""
     return [
-        Hit(queries[i].ident, rank, cand.ref_id, cand.similarity)
-        for i in order
-        for rank, cand in enumerate(tops[i], start=1)
+        Hit(ident, rank, cand.ref_id, cand.similarity)
+        for ident, _position, top in sorted(tops, key=lambda t: (t[0], t[1]))
+        for rank, cand in enumerate(top, start=1)
     ]
+
+
+class MolsimMerger:
+    """The reduce, one shard file at a time (RsltProc deletes each after ``add``): a top-K per
+    query, re-selected after each file (each holds <= K per query), and the union of the
+    lines the nodes skipped. It reads the sample's lines, never RDKit: a row is checked
+    against the sample by its query's position and id."""
+
+    def __init__(self, inputs: WorkInputs) -> None:
+        self._k = top_k_option(inputs.options)
+        self._sample = sample_entries(inputs.sample)
+        self._sample_lines = {e.line for e in self._sample}
+        self._tops: dict[int, list[Candidate]] = {}
+        self._skipped_queries: set[int] = set()
+        self._skipped_refs: set[int] = set()
+        self._shards = 0
+
+    def add(self, result: Path) -> None:
+        fresh: dict[int, list[Candidate]] = {}
+        try:
+            with result.open(encoding="utf-8", newline="") as handle:
+                reader = csv.reader(handle)
+                if tuple(next(reader, ())) != SHARD_HEADER:
+                    raise ValueError(f"header is not {','.join(SHARD_HEADER)}")
+                for q_id, rank, ref_id, sim, q_position, r_index in reader:
+                    if int(rank) == SKIPPED_RANK:
+                        self._skipped(result, q_position, r_index)
+                        continue
+                    position = int(q_position)
+                    if not 0 <= position < len(self._sample) or (
+                        self._sample[position].ident != q_id
+                    ):
+                        raise ShardFailed(f"shard result {result.name} does not match the sample")
+                    fresh.setdefault(position, []).append(
+                        Candidate(float(sim), ref_id, int(r_index))
+                    )
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise ShardFailed(f"shard result {result.name} is unreadable: {exc}") from exc
+        for position, cands in fresh.items():
+            pool = {c.ref_index: c for c in self._tops.get(position, ())}
+            pool.update((c.ref_index, c) for c in cands)
+            self._tops[position] = select_top_k(pool.values(), self._k)
+        self._shards += 1
+
+    def _skipped(self, result: Path, sample_line: str, library_line: str) -> None:
+        """A rank-0 row: one of its two line columns names a line its node skipped."""
+        if sample_line and not library_line:
+            line = int(sample_line)
+            if line not in self._sample_lines:
+                raise ShardFailed(f"shard result {result.name} does not match the sample")
+            self._skipped_queries.add(line)
+        elif library_line and not sample_line and int(library_line) > 0:
+            self._skipped_refs.add(int(library_line))
+        else:
+            raise ValueError(f"a skipped-line row names {sample_line!r} and {library_line!r}")
+
+    def finish(self, out: Path) -> Mapping[str, Any]:
+        tops = ((self._sample[p].ident, p, top) for p, top in self._tops.items())
+        rows = write_hits_csv(final_hits(tops), out)
+        skipped_queries = sorted(self._skipped_queries)
+        return {
+            "queries": len(self._sample) - len(skipped_queries),
+            "hits": rows,
+            "invalidQueryLines": skipped_queries,
+            "invalidLibraryLines": sorted(self._skipped_refs)[:MAX_LISTED_LINES],
+            "topK": self._k,
+            "shards": self._shards,
+        }
 
 
 def write_hits_csv(hits: Iterable[Hit], out: Path) -> int:
@@ -475,7 +566,7 @@ def search_library(queries_path: Path, library: Path, top_k: int) -> list[Hit]:
         tops.append(
             [Candidate(sim, ref_id, ref_index) for sim, (ref_id, ref_index) in ranked[:top_k]]
         )
-    return final_hits(queries, tops)
+    return final_hits((q.ident, q.index, top) for q, top in zip(queries, tops, strict=True))
 
 
 def _file_stem(shard_id: str) -> str:
@@ -488,17 +579,23 @@ class MolsimWorkload:
     name: ClassVar[str] = "molsim"
 
     def validate(self, inputs: WorkInputs) -> SampleReport:
+        """PlanMission's checks, without parsing every molecule: the files' lines are counted
+        (and bounded, ``input_limits``), and each file must hold one molecule that parses.
+        The nodes parse the rest; the lines they skip come back through the reduce, so the
+        report names none (``items`` is the sample's molecule lines)."""
         top_k_option(inputs.options)
-        parsed = load_queries(inputs.sample)
-        molecules, invalid = invalid_library_lines(library_path(inputs))
-        if molecules == 0:
+        sample = sample_entries(inputs.sample)
+        if not any_valid(sample):
+            raise _no_valid_sample(sample)
+        library = read_smiles_file(library_path(inputs), "reference library", MAX_LIBRARY_LINES)
+        if not library:
             raise MissionInvalidInput("reference library contains no molecules")
-        if len(invalid) == molecules:
+        if not any_valid(library):
             raise MissionInvalidInput(
-                f"reference library has no valid molecule ({molecules} lines, e.g. line "
-                f"{invalid[0]}): nothing to compare the sample with"
+                f"reference library has no valid molecule ({len(library)} lines, e.g. line "
+                f"{library[0].line}): nothing to compare the sample with"
             )
-        return SampleReport(items=len(parsed.queries), invalid_lines=parsed.invalid_lines)
+        return SampleReport(items=len(sample))
 
     def count_items(self, inputs: WorkInputs) -> int:
         """Molecule lines of the library, parsable or not: stable and cheap to count."""
@@ -508,7 +605,7 @@ class MolsimWorkload:
         k = top_k_option(inputs.options)
         # The unit's shards share their parent directory: fingerprints are computed once there.
         queries = query_index(inputs.sample, ctx.work_dir.parent)
-        library = _load_library(inputs, ctx.work_dir.parent)
+        library = _load_library(inputs, ctx.work_dir.parent, shard)
         _check_range(library, shard)
         searcher = _Searcher(queries.fingerprints, library, library.label_rank())
         state = _initial_state(shard, k, len(queries.idents), ctx.resume)
@@ -524,29 +621,13 @@ class MolsimWorkload:
             if stop < shard.end:
                 ctx.save_checkpoint(_encode_checkpoint(shard, k, state), stop)
         out = ctx.work_dir / f"{_file_stem(shard.shard_id)}.molsim.csv"
-        rows = _write_state(out, queries, library, state)
+        rows = _write_state(out, queries, library, state, shard)
         return ShardDone(result=out, stats={"queries": len(queries.idents), "rows": rows})
 
     def reduce(self, results: Sequence[Path], out: Path, inputs: WorkInputs) -> Mapping[str, Any]:
-        """Top-K per query over the union of the shards' top-K lists (same key, so exact)."""
-        k = top_k_option(inputs.options)
-        parsed = load_queries(inputs.sample)
-        queries = parsed.queries
-        pools: list[dict[int, Candidate]] = [{} for _ in queries]
+        """Top-K per query over the union of the shards' top-K lists (same key, so exact):
+        ``MolsimMerger`` over the files in order."""
+        merger = MolsimMerger(inputs)
         for path in results:
-            for q_index, q_id, cand in read_shard_csv(path):
-                if not 0 <= q_index < len(queries) or queries[q_index].ident != q_id:
-                    raise ShardFailed(f"shard result {path.name} does not match the sample")
-                pools[q_index][cand.ref_index] = cand
-        tops = [select_top_k(pool.values(), k) for pool in pools]
-        rows = write_hits_csv(final_hits(queries, tops), out)
-        return {
-            "queries": len(queries),
-            "hits": rows,
-            "invalidQueryLines": list(parsed.invalid_lines),
-            "invalidLibraryLines": list(
-                invalid_library_lines(library_path(inputs))[1][:MAX_LISTED_LINES]
-            ),
-            "topK": k,
-            "shards": len(results),
-        }
+            merger.add(path)
+        return merger.finish(out)

@@ -17,28 +17,38 @@ import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
 logger = logging.getLogger(__name__)
 
-_FORMAT = "molsim-fp/1"
+_FORMAT = "molsim-fp/2"
 
 
 @dataclass(frozen=True)
 class FingerprintIndex:
-    """The parsable molecules of a file: fingerprints, ids and 0-based positions.
+    """The parsable molecules of a file (or of a span of its positions: a shard's range):
+    fingerprints, ids and 0-based positions.
 
-    ``positions`` are molecule-line positions (library: the shard index space; queries: the
-    index among valid queries). ``entries`` counts every molecule line, parsable or not.
+    ``positions`` are molecule-line positions (the 0-based index among the file's molecule
+    lines: the library's shard index space, a query's place in the sample). ``entries`` counts
+    every molecule line, parsable or not; ``skipped_positions`` and ``skipped_lines`` (1-based
+    file lines) are the ones that were not, in the same order.
     """
 
     fingerprints: Sequence[Any]
     idents: Sequence[str]
     positions: npt.NDArray[np.int64]
     entries: int
+    skipped_positions: npt.NDArray[np.int64]
+    skipped_lines: npt.NDArray[np.int64]
+
+    def skipped_lines_in(self, start: int, stop: int) -> list[int]:
+        """The file lines of the unusable molecule lines at positions ``[start, stop)``."""
+        lo, hi = np.searchsorted(self.skipped_positions, [start, stop]).tolist()
+        return [int(line) for line in self.skipped_lines[lo:hi]]
 
     def label_rank(self) -> npt.NDArray[np.int64]:
         """Position -> rank in (id, position) order: the tie order of molsim hits.
@@ -51,7 +61,19 @@ class FingerprintIndex:
         return ranks
 
 
-Builder = Callable[[], tuple[list[bytes], list[str], list[int], int]]
+class IndexData(NamedTuple):
+    """What a builder returns and the cache holds: binary fingerprints, ids and positions of
+    the parsable molecule lines, the molecule-line count, and the skipped positions and lines."""
+
+    binaries: list[bytes]
+    idents: list[str]
+    positions: list[int]
+    entries: int
+    skipped_positions: list[int]
+    skipped_lines: list[int]
+
+
+Builder = Callable[[], IndexData]
 
 
 def content_key(path: Path, settings: str) -> str:
@@ -72,35 +94,47 @@ def cached_index(
 ) -> FingerprintIndex:
     """The index of ``source``: from ``cache_dir`` when present, else built and stored.
 
-    ``build`` returns (binary fingerprints, ids, positions, entries); ``decode`` turns one
-    binary fingerprint back into the object RDKit's bulk calls take.
+    ``build`` returns the ``IndexData`` of the file; ``decode`` turns one binary fingerprint
+    back into the object RDKit's bulk calls take.
     """
     path = cache_dir / f"molsim-fp-{content_key(source, settings)}.npz"
     loaded = _load(path)
     if loaded is None:
         loaded = build()
-        _store(path, *loaded)
-    binaries, idents, positions, entries = loaded
+        _store(path, loaded)
     return FingerprintIndex(
-        [decode(b) for b in binaries], idents, np.asarray(positions, np.int64), entries
+        [decode(b) for b in loaded.binaries],
+        loaded.idents,
+        np.asarray(loaded.positions, np.int64),
+        loaded.entries,
+        np.asarray(loaded.skipped_positions, np.int64),
+        np.asarray(loaded.skipped_lines, np.int64),
     )
 
 
-def _load(path: Path) -> tuple[list[bytes], list[str], list[int], int] | None:
+def _load(path: Path) -> IndexData | None:
     if not path.is_file():
         return None
     try:
         with np.load(path, allow_pickle=False) as data:
-            binaries = _unpack(data["fingerprints"], data["fingerprintSizes"])
-            idents = [b.decode() for b in _unpack(data["idents"], data["identSizes"])]
-            positions = [int(p) for p in data["positions"]]
-            entries = int(data["entries"])
+            loaded = IndexData(
+                _unpack(data["fingerprints"], data["fingerprintSizes"]),
+                [b.decode() for b in _unpack(data["idents"], data["identSizes"])],
+                data["positions"].tolist(),
+                int(data["entries"]),
+                data["skippedPositions"].tolist(),
+                data["skippedLines"].tolist(),
+            )
     except (OSError, ValueError, KeyError, zipfile.BadZipFile):
         logger.warning("fingerprint cache %s unreadable: recomputing", path, exc_info=True)
         return None
-    if not len(binaries) == len(idents) == len(positions):
+    sizes = {len(loaded.binaries), len(loaded.idents), len(loaded.positions)}
+    skipped = len(loaded.skipped_positions)
+    if len(sizes) != 1 or skipped != len(loaded.skipped_lines):
         return None
-    return binaries, idents, positions, entries
+    if len(loaded.positions) + skipped > loaded.entries:
+        return None
+    return loaded
 
 
 def _pack(items: Sequence[bytes]) -> dict[str, npt.NDArray[Any]]:
@@ -119,23 +153,23 @@ def _unpack(blob: npt.NDArray[Any], sizes: npt.NDArray[Any]) -> list[bytes]:
     return [raw[e - s : e] for s, e in zip(sizes.tolist(), ends, strict=True)]
 
 
-def _store(
-    path: Path, binaries: list[bytes], idents: list[str], positions: list[int], entries: int
-) -> None:
+def _store(path: Path, data: IndexData) -> None:
     """Write atomically (temp file + rename): concurrent workers may race, none reads half."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".molsim-fp-", suffix=".npz", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            fps, ids = _pack(binaries), _pack([i.encode() for i in idents])
+            fps, ids = _pack(data.binaries), _pack([i.encode() for i in data.idents])
             np.savez(
                 handle,
                 fingerprints=fps["blob"],
                 fingerprintSizes=fps["sizes"],
                 idents=ids["blob"],
                 identSizes=ids["sizes"],
-                positions=np.array(positions, np.int64),
-                entries=np.array(entries, np.int64),
+                positions=np.array(data.positions, np.int64),
+                entries=np.array(data.entries, np.int64),
+                skippedPositions=np.array(data.skipped_positions, np.int64),
+                skippedLines=np.array(data.skipped_lines, np.int64),
             )
         os.replace(tmp, path)
     except OSError:
