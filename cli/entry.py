@@ -4,10 +4,14 @@ the CLI (seconds on a busy machine), ends in the one-line contract: ``lighthpc: 
 
 from __future__ import annotations
 
+import faulthandler
 import signal
 import sys
 
 EXIT_INTERRUPTED = 128 + signal.SIGINT
+# ``kill -USR2 <pid>`` prints every thread's stack to stderr and the CLI goes on: how a
+# hang (a shutdown that never ends) is diagnosed on a machine without a debugger.
+STACKS_SIGNAL = signal.SIGUSR2
 
 
 def _interrupted(when: str) -> None:
@@ -19,6 +23,10 @@ def _interrupted(when: str) -> None:
 
 
 def run() -> None:
+    faulthandler.register(STACKS_SIGNAL, all_threads=True)
+    # A shell starts a background job with SIGINT ignored, and Python then never raises
+    # KeyboardInterrupt: `lighthpc local up &` would survive `kill -INT`. Ctrl-C must stop it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         import click
 

@@ -298,7 +298,14 @@ def test_every_command_has_help() -> None:
     assert os.path.exists(QUERIES)
 
 
+def _ignore_sigint() -> None:
+    """As a shell starts a background job (`lighthpc local up &`): SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def test_local_up_serves_the_stock_api_until_ctrl_c(tmp_path: Path, no_leftovers: None) -> None:
+    """Started as a background job, as `local up` often is: SIGINT still stops it (it once
+    did not: Python raises no KeyboardInterrupt for a signal ignored at its start)."""
     import boto3
 
     proc = subprocess.Popen(
@@ -308,6 +315,7 @@ def test_local_up_serves_the_stock_api_until_ctrl_c(tmp_path: Path, no_leftovers
         stderr=subprocess.PIPE,
         text=True,
         env=CLI_ENV,
+        preexec_fn=_ignore_sigint,  # noqa: PLW1509 -- only a signal disposition, no threads yet
     )
     try:
         assert proc.stdout is not None
@@ -340,7 +348,16 @@ def test_local_up_serves_the_stock_api_until_ctrl_c(tmp_path: Path, no_leftovers
             time.sleep(0.5)
         assert status == "SUCCEEDED"
         proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=60)
+        try:
+            proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:  # a hung shutdown: its stacks, then the failure
+            proc.send_signal(signal.SIGUSR2)
+            time.sleep(2)
+            proc.kill()
+            _, stderr = proc.communicate(timeout=30)
+            pytest.fail(
+                f"local up did not stop within 60 s of Ctrl-C; its threads:\n{stderr[-8000:]}"
+            )
     finally:
         if proc.poll() is None:
             proc.kill()
