@@ -56,12 +56,16 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# Two passes: the tiers without node processes on both cores (pytest-xdist, each worker its own
+# emulator and LocalStack), then the e2e tier alone: its missions time heartbeats and boots,
+# and two at once on 2 cores would test the machine, not the code.
 test: install $(ASL_LINT)/node_modules/.installed $(LOCALSTACK_STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 tests/unit tests/functional tests/infra
+	$(BIN)/pytest tests/e2e
 
 # The inner loop: pure and embedded-cloud tests, no node processes, no CDK synth (< 2 min).
 test-fast: install
-	$(BIN)/pytest -m "unit or functional" tests/unit tests/functional  # paths: skip importing the CDK
+	$(BIN)/pytest -n 2 -m "unit or functional" tests/unit tests/functional  # paths: skip importing the CDK
 
 check: lint typecheck test
 
