@@ -56,12 +56,13 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-# Two passes: the tiers without node processes on both cores (pytest-xdist, each worker its own
-# emulator and LocalStack), then the e2e tier alone: its missions time heartbeats and boots,
-# and two at once on 2 cores would test the machine, not the code.
+# Two passes on both cores (pytest-xdist; each worker has its own emulator and LocalStack on
+# free ports, and finds its node processes by its own marker): the tiers without node
+# processes, then e2e, whose missions mostly wait on heartbeats and boots (load ~1 alone),
+# so its tests never share a worker with the CPU-bound hypothesis tiers.
 test: install $(ASL_LINT)/node_modules/.installed $(LOCALSTACK_STAMP)
 	$(BIN)/pytest -n 2 tests/unit tests/functional tests/infra
-	$(BIN)/pytest tests/e2e
+	$(BIN)/pytest -n 2 tests/e2e
 
 # The inner loop: pure and embedded-cloud tests, no node processes, no CDK synth (< 2 min).
 test-fast: install
