@@ -190,10 +190,15 @@ def test_a_ctrl_c_at_any_moment_is_one_line_and_exit_130(tmp_path: Path, moment:
     if process.returncode == 0:  # the mission won the race: nothing to interrupt
         return
     lines = [line for line in stderr.splitlines() if line.strip()]
-    if process.returncode == -signal.SIGINT and not any(
+    # Python aborting its own start-up: KeyboardInterrupt while importing ``site`` is a fatal
+    # error with exit 1 (CPython's init_import_site), before any code of ours can run.
+    site_aborted = process.returncode == 1 and "Fatal Python error: init_import_site" in stderr
+    if (process.returncode == -signal.SIGINT or site_aborted) and not any(
         "lighthpc: " in line for line in lines
     ):  # the OS default (before the interpreter took the signal), or Python's own start-up
         # (site, the editable-install hooks, on a slow machine): no module of ours ran yet.
+        if site_aborted:
+            assert lines[-1] == "KeyboardInterrupt", stderr[-3000:]
         ours = ("/cli/", "/localcloud/", "/workflow/", "/node_agent/")
         assert not any(p in line for line in lines for p in ours), stderr[-3000:]
         return
