@@ -359,8 +359,11 @@ class UnitRun:
     def _record_batch(self, batch: list[tuple[ShardRecord, WorkerOutcome]]) -> bool:
         """False when superseded (nothing more is ours to write)."""
         done = [(s, o, o.result) for s, o in batch if o.kind == "done" and o.result]
-        groups = packable([result.stat().st_size for _, _, result in done])
-        uploaded = self._uploaders.map(lambda group: self._upload([done[i] for i in group]), groups)
+        sizes = [result.stat().st_size for _, _, result in done]
+        uploaded = self._uploaders.map(
+            lambda group: self._upload([done[i] for i in group], sizes[group[0]]),
+            packable(sizes),
+        )
         uploads = [commit for group in uploaded for commit in group]
         if uploads and not self._commit(uploads):
             return False
@@ -380,10 +383,10 @@ class UnitRun:
         )
 
     def _upload(
-        self, done: list[tuple[ShardRecord, WorkerOutcome, Path]]
+        self, done: list[tuple[ShardRecord, WorkerOutcome, Path]], first_size: int
     ) -> list[tuple[Commit, int]]:
         """One object for the group (lifecycle-expired, attempt-specific key): a shard's own
-        result, or a pack of small ones; the commits that name it."""
+        result (``first_size`` bytes), or a pack of small ones; the commits that name it."""
         ident = self._ident
         first, _, first_result = done[0]
         if len(done) == 1:
@@ -391,7 +394,7 @@ class UnitRun:
                 ident.mission_id, first.shard_id, ident.attempt, first_result.suffix
             )
             source = first_result
-            places = [(0, first_result.stat().st_size, False)]
+            places = [(0, first_size, False)]
         else:
             key = shard_pack_key(
                 ident.mission_id, first.shard_id, ident.attempt, first_result.suffix

@@ -20,7 +20,7 @@ from workflow.ports import ObjectStore
 from workflow.records import ShardRecord
 
 # A result up to this size may share an object; a pack holds at most PACK_BYTES. Small next to
-# a Lambda's 512 MB /tmp (RsltProc keeps FETCH_WINDOW packs at once), large next to a
+# a Lambda's 512 MB /tmp (RsltProc keeps about FETCH_WORKERS packs at once), large next to a
 # twenty-millisecond shard's output.
 MAX_PACKED_RESULT_BYTES: Final = 256 * 1024
 PACK_BYTES: Final = 8 * 1024 * 1024
