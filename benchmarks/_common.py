@@ -8,7 +8,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,7 @@ class MissionRun:
     status: str
     wall: float
     mission: dict[str, Any]
+    phases: dict[str, float] = field(default_factory=dict)
 
 
 class Observer:
@@ -121,7 +122,7 @@ def run_mission(
 ) -> MissionRun:
     """Start a mission by hand (manual StartExecution), wait for the execution to end."""
     key = session.upload_sample(sample, trigger=False)
-    started = time.monotonic()
+    started, started_at = time.monotonic(), time.time()
     arn = session.start_manual(key, dict(params))
     status = wait_execution(
         observer, arn, timeout=timeout, on_tick=on_tick, tick_seconds=tick_seconds
@@ -129,7 +130,33 @@ def run_mission(
     wall = time.monotonic() - started
     mission_id = observer.store.mission_for_execution(arn)
     mission = observer.store.get_mission(mission_id).to_item() if mission_id else {}
-    return MissionRun(arn, mission_id, status, wall, mission)
+    phases = phases_of(observer.store, mission_id, started_at, wall) if mission_id else {}
+    return MissionRun(arn, mission_id, status, wall, mission, phases)
+
+
+def phases_of(store: Any, mission_id: str, started_at: float, wall: float) -> dict[str, float]:
+    """Where a mission's wall time went, from the timestamps its records already carry:
+    StartExecution → planned → first launch → first claim (node boot) → last shard done →
+    execution ended (reduce, notice, the poll's lag)."""
+    mission = store.get_mission(mission_id).to_item()
+    units = store.list_units(mission_id)
+    shards = store.list_shards(mission_id)
+    launched = [u.launched_at for u in units if u.launched_at]
+    claimed = [s.claimed_at for s in shards if s.claimed_at]
+    finished = [s.finished_at for s in shards if s.finished_at]
+    marks = [
+        ("planSeconds", float(mission.get("createdAt") or started_at)),
+        ("launchSeconds", min(launched, default=0.0)),
+        ("bootToFirstClaimSeconds", min(claimed, default=0.0)),
+        ("shardsSeconds", max(finished, default=0.0)),
+    ]
+    phases, last = {}, started_at
+    for name, at in marks:
+        if at:
+            phases[name] = round(at - last, 3)
+            last = at
+    phases["reduceAndEndSeconds"] = round(started_at + wall - last, 3)
+    return phases
 
 
 def wait_execution(

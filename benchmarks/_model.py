@@ -112,6 +112,7 @@ def measure(
         "status": run.status,
         "missionStatus": run.mission.get("status"),
         "wallSeconds": round(run.wall, 3),
+        "phases": run.phases,
         "resultItems": reduce.get("items"),
         "expectedItems": params.get("items"),
         "parentEvents": len(parent),

@@ -153,6 +153,10 @@ def rows_of(fig: dict[str, Any]) -> list[tuple[str, Any]]:
         ("shard work (ms)", fig["shardMs"]),
         ("baseline wall (s)", fig["baselineWallSeconds"]),
         ("mission wall (s)", fig["wallSeconds"]),
+        (
+            "  phases (s)",
+            " ".join(f"{k.removesuffix('Seconds')} {v}" for k, v in fig["phases"].items()),
+        ),
         ("ratio mission / baseline", fig["ratio"]),
         ("overhead per shard (ms)", fig["overheadMsPerShard"]),
         ("result total correct", fig["resultCorrect"]),

@@ -22,11 +22,10 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Final
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from localcloud import moto_compat
+from localcloud import moto_compat, sdk_sessions
 from localcloud.iam import LocalIam, enabled_from_env
 from localcloud.lambda_runtime import (
     DEFAULT_MEMORY_MB,
@@ -198,11 +197,8 @@ class EmbeddedCloud:
 
     def client(self, service_name: str, config: Config | None = None) -> Any:
         """A boto3 client for ``service_name`` at this cloud (own session: thread-safe)."""
-        session: Any = boto3.session.Session(  # Any: the service name is data, not a literal
-            aws_access_key_id=LOCAL_ACCESS_KEY,
-            aws_secret_access_key=LOCAL_ACCESS_KEY,
-            region_name=self.region,
-        )
+        # Any: the service name is data, not a literal
+        session: Any = sdk_sessions.session(LOCAL_ACCESS_KEY, LOCAL_ACCESS_KEY, self.region)
         return session.client(service_name, endpoint_url=self.endpoint_url, config=config)
 
     def deploy_function(
@@ -250,11 +246,7 @@ class EmbeddedCloud:
     def _stop_running_executions(self, server: Any) -> None:
         """Let interpreter threads end instead of waiting on a reset backend."""
         endpoint = f"http://{LOCAL_HOST}:{server.get_host_and_port()[1]}"
-        session = boto3.session.Session(
-            aws_access_key_id=LOCAL_ACCESS_KEY,
-            aws_secret_access_key=LOCAL_ACCESS_KEY,
-            region_name=self.region,
-        )
+        session = sdk_sessions.session(LOCAL_ACCESS_KEY, LOCAL_ACCESS_KEY, self.region)
         sfn: Any = session.client("stepfunctions", endpoint_url=endpoint)
         for page in sfn.get_paginator("list_state_machines").paginate():
             for machine in page["stateMachines"]:

@@ -114,26 +114,18 @@ def _endpoint(cloud: CloudEndpoint | Services) -> tuple[str, str, Any]:
     if isinstance(cloud, Services):
         meta = cloud.ec2.meta
         return str(meta.endpoint_url), str(meta.region_name), cloud.ec2
-    import boto3
+    from localcloud import sdk_sessions
 
-    session = boto3.session.Session(
-        aws_access_key_id=DUMMY_CREDENTIAL,
-        aws_secret_access_key=DUMMY_CREDENTIAL,
-        region_name=cloud.region,
-    )
+    session = sdk_sessions.session(DUMMY_CREDENTIAL, DUMMY_CREDENTIAL, cloud.region)
     return cloud.endpoint_url, cloud.region, session.client("ec2", endpoint_url=cloud.endpoint_url)
 
 
 def _clients(cloud: CloudEndpoint | Services, names: tuple[str, str]) -> tuple[Any, Any]:
     if isinstance(cloud, Services):
         return cloud.ddb, cloud.sfn
-    import boto3
+    from localcloud import sdk_sessions
 
-    session = boto3.session.Session(
-        aws_access_key_id=DUMMY_CREDENTIAL,
-        aws_secret_access_key=DUMMY_CREDENTIAL,
-        region_name=cloud.region,
-    )
+    session = sdk_sessions.session(DUMMY_CREDENTIAL, DUMMY_CREDENTIAL, cloud.region)
     first, second = (session.client(n, endpoint_url=cloud.endpoint_url) for n in names)
     return first, second
 

@@ -12,8 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
-
+from localcloud import sdk_sessions
 from workflow.asl import load_definition, placeholder_values
 from workflow.aws.services import Services, make_services
 from workflow.params import LOCAL_HEARTBEAT_SECONDS, LOCAL_MIN_HEARTBEAT_SECONDS
@@ -129,11 +128,7 @@ def real_handlers() -> dict[str, Handler]:
 def local_services(cloud: Any, settings: Settings, access_key: str = "testing") -> Services:
     """Clients for ``settings`` at the embedded cloud, as the deployed Lambdas would build;
     ``access_key`` names the principal (default: the account's unrestricted administrator)."""
-    session = boto3.session.Session(
-        aws_access_key_id=access_key,
-        aws_secret_access_key="testing",  # noqa: S106 - the emulator's dummy credentials
-        region_name=cloud.region,
-    )
+    session = sdk_sessions.session(access_key, "testing", cloud.region)  # dummy credentials
     return make_services(settings, session=session, endpoint_url=cloud.endpoint_url)
 
 

@@ -11,8 +11,7 @@ import os
 import runpy
 from pathlib import Path
 
-import boto3
-
+from localcloud import sdk_sessions
 from localcloud.iam import ENV_DECISIONS, ENV_POLICY_FILE
 from localcloud.iam.enforce import EmulatorFacts, Enforcer, Recorder, ResolvedPolicies, install
 
@@ -22,11 +21,7 @@ ADMIN_KEY = "testing"  # the emulator's account administrator: facts IAM reads i
 def main() -> None:
     data = json.loads(Path(os.environ[ENV_POLICY_FILE]).read_text(encoding="utf-8"))
     policies = ResolvedPolicies.from_json(data)
-    admin = boto3.session.Session(
-        aws_access_key_id=ADMIN_KEY,
-        aws_secret_access_key=ADMIN_KEY,
-        region_name=policies.arns.region,
-    )
+    admin = sdk_sessions.session(ADMIN_KEY, ADMIN_KEY, policies.arns.region)
     endpoint = os.environ.get("AWS_ENDPOINT_URL")
     clients: dict[str, object] = {}
 

@@ -22,7 +22,8 @@ AWS parity: moto behaves differently from AWS where the product relies on AWS.
 Performance (``performance``): moto answers right but does O(table) work per call.
 
 - 8 ``transaction_item_snapshot``, 9 ``dynamodb_wire_values``,
-  10 ``dynamodb_query_partition``, 17 ``dynamodb_condition_parse_cache``.
+  10 ``dynamodb_query_partition``, 17 ``dynamodb_condition_parse_cache``,
+  18 ``dynamodb_update_fast_path``.
 
 Nothing is patched at import time: call :func:`apply_all` (``EmbeddedCloud`` does).
 moto is imported lazily, so this package imports without the ``local`` extra installed.
@@ -62,6 +63,7 @@ from localcloud.moto_compat.parity_sfn_limits import (
 from localcloud.moto_compat.performance import (
     DYNAMODB_CONDITION_PARSE_CACHE,
     DYNAMODB_QUERY_PARTITION,
+    DYNAMODB_UPDATE_FAST_PATH,
     DYNAMODB_WIRE_VALUES,
     TRANSACTION_ITEM_SNAPSHOT,
     is_wire_attribute_value,
@@ -119,6 +121,7 @@ FIXES: Final[tuple[Fix, ...]] = (
     DYNAMODB_WIRE_VALUES,
     DYNAMODB_QUERY_PARTITION,
     DYNAMODB_CONDITION_PARSE_CACHE,
+    DYNAMODB_UPDATE_FAST_PATH,
     DYNAMODB_TRANSACTION_CONFLICTS,
     DYNAMODB_THROTTLING,
     MAP_TOLERATED_FAILURE,

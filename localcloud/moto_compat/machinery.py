@@ -92,13 +92,13 @@ def _pristine(owner: Any, attribute: str) -> Impl | None:
             value = vars(klass).get(attribute, _MISSING)
             if value is not _MISSING:
                 break
-    if isinstance(value, staticmethod):  # patched as the function, put back as a staticmethod
+    if isinstance(value, (staticmethod, classmethod)):  # patched as the function, put back
         value = value.__func__
     return value if inspect.isfunction(value) else None
 
 
 def _base_impl(site: _Site) -> Impl:
-    if isinstance(site.original, staticmethod):
+    if isinstance(site.original, (staticmethod, classmethod)):
         return site.original.__func__
     if site.original is not _MISSING:
         return site.original  # type: ignore[no-any-return]
@@ -121,8 +121,10 @@ def _rebuild(site: _Site) -> None:
     impl = _base_impl(site)
     for order in sorted(site.layers):
         impl = site.layers[order].wrap(impl)
-    static = isinstance(site.original, staticmethod)
-    setattr(site.owner, site.attribute, staticmethod(impl) if static else impl)
+    bound: Any = impl
+    if isinstance(site.original, (staticmethod, classmethod)):
+        bound = type(site.original)(impl)
+    setattr(site.owner, site.attribute, bound)
 
 
 def _is_installed(patch: Patch) -> bool:
