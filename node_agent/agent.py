@@ -173,6 +173,11 @@ class NodeAgent:
     ) -> UnitReport:
         attempt = _attempt_of(self.svc.store, ident)
         work_dir = self.config.work_dir / f"{ident.mission_id}-{ident.unit_id}-a{ident.attempt:03d}"
+        slots = resolve_slots(
+            self.config.slots, params.slots_per_node, self.cpu_count, self.config.max_slots
+        )
+        pool = ShardPool(min(slots, unit.shard_to - unit.shard_from + 1))
+        pool.warm()  # the workers start while the inputs are staged
         try:
             staged = stage_inputs(
                 self.svc.objects,
@@ -183,20 +188,20 @@ class NodeAgent:
                 library=mission.library,
                 bundle=mission.bundle,
             )
-        except BundleInvalid:
+            shards = attempt.shards_to_run(unit)
+        except BaseException:  # a refused bundle, or no answer: no worker outlives the agent
+            pool.close()
             shutil.rmtree(work_dir, ignore_errors=True)
             raise
         self._bytes_downloaded = staged.bytes_downloaded
-        shards = attempt.shards_to_run(unit)
-        slots = resolve_slots(
-            self.config.slots, params.slots_per_node, self.cpu_count, self.config.max_slots
-        )
-        slots = min(slots, max(1, len(shards)))
         log.info(
             "running unit",
-            extra={"shards": len(shards), "slots": slots, "libraryCached": staged.library_cached},
+            extra={
+                "shards": len(shards),
+                "slots": pool.slots,
+                "libraryCached": staged.library_cached,
+            },
         )
-        pool = ShardPool(slots)
         self.shutdown.set_on_stop(pool.request_stop)
         run = UnitRun(
             svc=self.svc,
@@ -246,10 +251,10 @@ class NodeAgent:
         if self.shutdown.superseded:
             log.warning("superseded: no report", extra={"why": self.shutdown.detail})
             return ExitCode.SUPERSEDED
-        shards = self.svc.store.unit_shards(unit)
-        open_shards = [s for s in shards if s.status not in SETTLED_SHARD]
+        not_done = self.svc.store.unit_shards_not_done(unit)
+        open_shards = [s for s in not_done if s.status not in SETTLED_SHARD]
         if not open_shards:
-            return self._finished(ident, shards, report)
+            return self._finished(ident, unit, not_done, report)
         if any(s.attempt != ident.attempt for s in open_shards):
             log.warning("superseded: a later attempt owns some shards; no report")
             return ExitCode.SUPERSEDED
@@ -261,9 +266,13 @@ class NodeAgent:
         return ExitCode.LOST
 
     def _finished(
-        self, ident: NodeIdentity, shards: Sequence[ShardRecord], report: UnitReport
+        self,
+        ident: NodeIdentity,
+        unit: UnitRecord,
+        not_done: Sequence[ShardRecord],
+        report: UnitReport,
     ) -> ExitCode:
-        failed = [s for s in shards if s.status is ShardStatus.FAILED]
+        failed = [s for s in not_done if s.status is ShardStatus.FAILED]
         attempt = _attempt_of(self.svc.store, ident)
         if failed:
             cause = failure_cause(failed)
@@ -274,7 +283,7 @@ class NodeAgent:
         if not attempt.succeed():
             log.warning("superseded at the finish line; no report")
             return ExitCode.SUPERSEDED
-        summary = self._summary(ident, shards, report)
+        summary = self._summary(ident, unit, report)
         if self._token and self.svc.tokens.report_success(self._token, summary):
             log.info("unit succeeded", extra={"summary": summary})
         else:
@@ -299,15 +308,13 @@ class NodeAgent:
         self._report_failure(SpotInterrupted.error_name, detail)
         return ExitCode.INTERRUPTED
 
-    def _summary(
-        self, ident: NodeIdentity, shards: Sequence[ShardRecord], report: UnitReport
-    ) -> dict[str, Any]:
+    def _summary(self, ident: NodeIdentity, unit: UnitRecord, report: UnitReport) -> dict[str, Any]:
         return {
             "unitId": ident.unit_id,
             "attempt": ident.attempt,
             "instanceId": ident.instance_id,
             "instanceType": ident.instance_type,
-            "shards": len(shards),
+            "shards": unit.shard_to - unit.shard_from + 1,
             "shardsRun": len(report.done),
             "shardsResumed": len(report.resumed),
             "redoItems": report.redo_items,

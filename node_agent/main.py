@@ -30,14 +30,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     proctree.die_with_parent()  # local pool only: a node outlives no CLI (no-op on AWS)
     log = logs.configure()
     settings = Settings.from_env()
-    shipper = start_shipping(settings.node_log_group)
+    session = boto3.session.Session()  # one session: its clients share the parsed models
+    shipper = start_shipping(settings.node_log_group, session)
     try:
         config = AgentConfig.from_env()
         imds = ImdsClient()
     except (ConfigError, ImdsError) as exc:
         log.error("invalid node configuration", extra={"error": str(exc)})
         return int(ExitCode.NO_IDENTITY)
-    agent = NodeAgent(make_services(settings), imds, config)
+    agent = NodeAgent(make_services(settings, session=session), imds, config)
     signal.signal(signal.SIGTERM, lambda _signum, _frame: agent.on_sigterm())
     try:
         return agent.run()
@@ -52,12 +53,12 @@ _LOGS_CLIENT_CONFIG = Config(
 )
 
 
-def start_shipping(group: str) -> LogShipper | None:
+def start_shipping(group: str, session: boto3.session.Session) -> LogShipper | None:
     """Ship every later line to ``group`` too; no group configured: stderr only, silently."""
     if not group:
         return None
     try:
-        client = boto3.client("logs", config=_LOGS_CLIENT_CONFIG)
+        client = session.client("logs", config=_LOGS_CLIENT_CONFIG)
     except BotoCoreError as exc:  # no region: the node still works, its lines stay local
         logs.get_logger().warning("node logs not shipped", extra={"error": str(exc)})
         return None

@@ -172,6 +172,9 @@ class MemoryMissionStore:
         high = SHARD_PREFIX + shard_id(unit.shard_to)
         return [ShardRecord.from_item(i) for i in self._items(unit.mission_id, low, high)]
 
+    def unit_shards_not_done(self, unit: UnitRecord) -> list[ShardRecord]:
+        return [s for s in self.unit_shards(unit) if s.status is not ShardStatus.DONE]
+
     # ---- attempts and shards --------------------------------------------------------------
 
     def begin_attempt(

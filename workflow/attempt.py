@@ -83,7 +83,9 @@ class UnitAttempt:
         (a relaunch of a unit with thousands of open shards costs tens of writes, not
         thousands). A shard refused meanwhile (a late commit of an older attempt settled it)
         is left out and the rest of its batch retried."""
-        open_shards = [s for s in self.store.unit_shards(unit) if s.status not in SETTLED_SHARD]
+        open_shards = [
+            s for s in self.store.unit_shards_not_done(unit) if s.status not in SETTLED_SHARD
+        ]
         ready = [
             s for s in open_shards if s.status is ShardStatus.QUEUED and s.attempt == self.number
         ]
@@ -235,7 +237,7 @@ def fail_open_shards(store: MissionStore, unit: UnitRecord, cause: str) -> int:
     """RecordUnitFailure: every unsettled shard of the unit → FAILED, each fenced by its own
     attempt (whichever attempt last held it); returns how many moved."""
     failed = 0
-    for shard in store.unit_shards(unit):
+    for shard in store.unit_shards_not_done(unit):
         if shard.status in SETTLED_SHARD:
             continue
         moved = store.move_shard(

@@ -132,7 +132,9 @@ def verify_unit(payload: Mapping[str, Any], svc: Ports) -> dict[str, Any]:
         raise MissionInvalidInput(f"verify payload is missing or malformed: {exc}") from exc
     store = svc.store
     unit = store.get_unit(mission_id, unit_id)
-    open_shards = [s.shard_id for s in store.unit_shards(unit) if s.status not in SETTLED_SHARD]
+    open_shards = [
+        s.shard_id for s in store.unit_shards_not_done(unit) if s.status not in SETTLED_SHARD
+    ]
     verdict = {"complete": not open_shards, "attemptBase": unit.attempt, "earlySuccesses": early}
     if not open_shards:
         return verdict

@@ -162,6 +162,30 @@ def test_an_attempt_begins_once_and_an_older_one_is_superseded(store: MissionSto
         begin(store, mission_id, "u0009", 1, token="t1", capacity="spot")
 
 
+def test_a_units_shards_not_done_are_its_open_and_failed_ones_in_full(
+    store: MissionStore,
+) -> None:
+    """What settling a unit reads (the node's finish line, VerifyUnit): filtered by the
+    store, the same records ``unit_shards`` gives, DONE ones left out, no other unit's."""
+    mission_id = planned(store, shards=6, units=2)
+    unit, _ = begin(store, mission_id, "u0000", 1, token="t1", capacity="spot")
+    for shard, target in (("s000000", ShardStatus.DONE), ("s000002", ShardStatus.FAILED)):
+        assert store.move_shard(mission_id, shard, ShardStatus.RUNNING, attempt=1)
+        assert store.move_shard(mission_id, shard, target, attempt=1, fields={"error": "x"})
+    assert store.move_shard(mission_id, "s000001", ShardStatus.RUNNING, attempt=1)
+    every = store.unit_shards(unit)
+    assert store.unit_shards_not_done(unit) == [s for s in every if s.shard_id != "s000000"]
+    for shard in ("s000001",):
+        assert store.move_shard(mission_id, shard, ShardStatus.DONE, attempt=1)
+    assert [s.shard_id for s in store.unit_shards_not_done(unit)] == ["s000002"]
+    other = store.get_unit(mission_id, "u0001")
+    assert [s.shard_id for s in store.unit_shards_not_done(other)] == [
+        "s000003",
+        "s000004",
+        "s000005",
+    ]
+
+
 def test_unit_writes_are_fenced_by_the_current_attempt(store: MissionStore) -> None:
     mission_id = planned(store)
     begin(store, mission_id, "u0000", 1, token="t1", capacity="spot")

@@ -8,6 +8,7 @@ import time
 from collections import deque
 from typing import Any
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 from hypothesis import given, settings
@@ -175,6 +176,6 @@ def test_without_a_configured_group_the_node_logs_to_stderr_only_and_says_nothin
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     before = list(logging.getLogger().handlers)
-    assert start_shipping("") is None
+    assert start_shipping("", boto3.session.Session()) is None
     assert logging.getLogger().handlers == before
     assert capsys.readouterr() == ("", "")

@@ -364,19 +364,35 @@ class DynamoMissionStore:
         return [ShardRecord.from_item(i) for i in self._query(mission_id, SHARD_PREFIX)]
 
     def unit_shards(self, unit: UnitRecord) -> list[ShardRecord]:
+        return self._unit_query(unit)
+
+    def unit_shards_not_done(self, unit: UnitRecord) -> list[ShardRecord]:
+        """Filtered on the server: the DONE items (nearly all, at the end) are neither sent
+        nor parsed; parsing 500 finished shards took the node ~0.4 s at its finish line."""
+        return self._unit_query(
+            unit,
+            FilterExpression="#st <> :done",
+            ExpressionAttributeNames={"#st": "status"},
+            extra_values={":done": ShardStatus.DONE.value},
+        )
+
+    def _unit_query(
+        self, unit: UnitRecord, *, extra_values: Mapping[str, Any] | None = None, **filters: Any
+    ) -> list[ShardRecord]:
         paginator = self._ddb.get_paginator("query")
+        values = {
+            ":m": unit.mission_id,
+            ":a": SHARD_PREFIX + shard_id(unit.shard_from),
+            ":b": SHARD_PREFIX + shard_id(unit.shard_to),
+            **(extra_values or {}),
+        }
         out: list[ShardRecord] = []
         for page in paginator.paginate(
             TableName=self.trans_table,
             KeyConditionExpression="missionId = :m AND shardId BETWEEN :a AND :b",
-            ExpressionAttributeValues=_to_ddb(
-                {
-                    ":m": unit.mission_id,
-                    ":a": SHARD_PREFIX + shard_id(unit.shard_from),
-                    ":b": SHARD_PREFIX + shard_id(unit.shard_to),
-                }
-            ),
+            ExpressionAttributeValues=_to_ddb(values),
             ConsistentRead=True,
+            **filters,
         ):
             out.extend(ShardRecord.from_item(_from_ddb(i)) for i in page.get("Items", []))
         return out
