@@ -58,6 +58,10 @@ COMMIT_LINGER_SECONDS: Final = 0.25
 MOST_PENDING_COMMITS: Final = 2
 MAX_OUTBOX: Final = 4 * MAX_BATCH_MOVES  # finished, uncommitted shards before the slots wait
 UPLOAD_THREADS: Final = 8  # a batch's result uploads in parallel (each a PutObject round trip)
+# Shards handed to the pool per slot: the next one waits in the pool's queue while a worker
+# runs the current one, so a worker never idles while the agent records a result and starts
+# the next shard (~3 ms per shard of a 20 ms shard, measured with one in hand per slot).
+IN_HAND_PER_SLOT: Final = 2
 log = get_logger("unit")
 
 
@@ -174,7 +178,8 @@ class UnitRun:
         running: dict[Future[WorkerOutcome], ShardRecord] = {}
         deadline: float | None = None
         while pending or running:
-            while pending and len(running) < self._pool.slots and not self._shutdown.stopping:
+            in_hand = self._pool.slots * IN_HAND_PER_SLOT
+            while pending and len(running) < in_hand and not self._shutdown.stopping:
                 self._settle_commits(most_pending=MOST_PENDING_COMMITS)
                 shard = pending.popleft()
                 future = self._start(shard, pending)
