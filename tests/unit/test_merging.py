@@ -112,3 +112,36 @@ def test_noop_merger_sums_like_the_noop_reduce(tmp_path: Path) -> None:
         merger.add(path)
     assert merger.finish(tmp_path / "out.json") == {"items": 10, "shards": 3}
     assert merger_for("command", WorkInputs(sample=tmp_path / "none")) is None
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.tuples(SIMILARITIES, st.integers(0, 5)), max_size=6),
+        min_size=1,
+        max_size=4,
+    ),
+    st.integers(1, 4),
+)
+def test_a_molecule_named_twice_keeps_one_place_with_its_later_row(
+    files_rows: list[list[tuple[float, int]]], k: int
+) -> None:
+    """Two rows of one library molecule for one query (a file that names it twice, or two
+    files): after each file the kept top-K is re-selected from the kept rows and the file's,
+    a later row of a molecule replacing its earlier one; the molecule holds one place."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        sample = root / "queries.smi"
+        sample.write_text("C q1\n", encoding="utf-8")
+        kept: list[tuple[float, str, int]] = []
+        merger = MolsimMerger(WorkInputs(sample=sample, options={"topK": k}))
+        for number, rows in enumerate(files_rows):
+            cands = [(sim, f"NSC{index}", index) for sim, index in rows]
+            pool = {c[2]: c for c in kept}
+            pool.update((c[2], c) for c in cands)
+            kept = sorted(pool.values(), key=_rank)[:k]
+            path = root / f"s{number:06d}.molsim.csv"
+            _write_shard(path, ["q1"], [cands])
+            merger.add(path)
+        merger.finish(root / "out.csv")
+        assert (root / "out.csv").read_bytes() == _naive(["q1"], k, [kept])

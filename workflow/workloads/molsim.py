@@ -476,13 +476,17 @@ class MolsimMerger:
         self._k = top_k_option(inputs.options)
         self._sample = sample_entries(inputs.sample)
         self._sample_lines = {e.line for e in self._sample}
-        self._tops: dict[int, list[Candidate]] = {}
+        # Per query position, its top-K as rank keys (-similarity, ref_id, ref_index): plain
+        # tuples sort in rank order natively (a Candidate per row and a heap per query and
+        # file were most of RsltProc's seconds); Candidates again in ``finish``.
+        self._tops: dict[int, list[tuple[float, str, int]]] = {}
         self._skipped_queries: set[int] = set()
         self._skipped_refs: set[int] = set()
         self._shards = 0
 
     def add(self, result: Path) -> None:
-        fresh: dict[int, list[Candidate]] = {}
+        fresh: dict[int, list[tuple[float, str, int]]] = {}
+        sample, n = self._sample, len(self._sample)
         try:
             with result.open(encoding="utf-8", newline="") as handle:
                 reader = csv.reader(handle)
@@ -493,19 +497,24 @@ class MolsimMerger:
                         self._skipped(result, q_position, r_index)
                         continue
                     position = int(q_position)
-                    if not 0 <= position < len(self._sample) or (
-                        self._sample[position].ident != q_id
-                    ):
+                    if not 0 <= position < n or sample[position].ident != q_id:
                         raise ShardFailed(f"shard result {result.name} does not match the sample")
-                    fresh.setdefault(position, []).append(
-                        Candidate(float(sim), ref_id, int(r_index))
-                    )
+                    key = (-float(sim), ref_id, int(r_index))
+                    rows = fresh.get(position)
+                    if rows is None:
+                        fresh[position] = [key]
+                    else:
+                        rows.append(key)
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             raise ShardFailed(f"shard result {result.name} is unreadable: {exc}") from exc
-        for position, cands in fresh.items():
-            pool = {c.ref_index: c for c in self._tops.get(position, ())}
-            pool.update((c.ref_index, c) for c in cands)
-            self._tops[position] = select_top_k(pool.values(), self._k)
+        tops, k = self._tops, self._k
+        for position, keys in fresh.items():
+            old = tops.get(position)
+            merged = keys if old is None else old + keys
+            if len({key[2] for key in merged}) != len(merged):  # a molecule twice: later wins
+                merged = list({key[2]: key for key in merged}.values())
+            merged.sort()
+            tops[position] = merged[:k]
         self._shards += 1
 
     def _skipped(self, result: Path, sample_line: str, library_line: str) -> None:
@@ -521,7 +530,10 @@ class MolsimMerger:
             raise ValueError(f"a skipped-line row names {sample_line!r} and {library_line!r}")
 
     def finish(self, out: Path) -> Mapping[str, Any]:
-        tops = ((self._sample[p].ident, p, top) for p, top in self._tops.items())
+        tops = (
+            (self._sample[p].ident, p, [Candidate(-neg, ref, i) for neg, ref, i in top])
+            for p, top in self._tops.items()
+        )
         rows = write_hits_csv(final_hits(tops), out)
         skipped_queries = sorted(self._skipped_queries)
         return {
