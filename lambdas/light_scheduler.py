@@ -7,7 +7,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from lambdas.runtime import logger, metrics, services
+from lambdas.runtime import contention_named, logger, metrics, services
 from workflow.errors import MissionInvalidInput, MissionOverBudget
 from workflow.handler_events import event_action, parse_plan, parse_unit_failed, parse_verify
 from workflow.lambda_room import LambdaRoom
@@ -17,6 +17,7 @@ from workflow.planning import plan_mission
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
+@contention_named
 def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     """A malformed event is ``Scheduler.InvalidEvent``; a bad mission input (any JSON the
     execution was started with) is ``Mission.InvalidInput``, and a plan that cannot fit its

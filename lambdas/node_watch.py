@@ -6,11 +6,12 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from lambdas.runtime import logger, services
+from lambdas.runtime import contention_named, logger, services
 from workflow.watch import handle_event
 
 
 @logger.inject_lambda_context(clear_state=True)
+@contention_named
 def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     """One event → one domain call; a malformed event raises ``Watch.InvalidEvent``."""
     result = handle_event(event, services().ports)

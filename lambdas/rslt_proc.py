@@ -7,7 +7,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from lambdas.runtime import logger, metrics, services
+from lambdas.runtime import contention_named, logger, metrics, services
 from workflow.aggregation import aggregate_mission
 from workflow.handler_events import parse_aggregate
 
@@ -16,6 +16,7 @@ _LOGGED = ("status", "shards", "done", "failed", "retries", "interruptions", "re
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
+@contention_named
 def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     parsed = parse_aggregate(event)
     mission_id = parsed.mission_id

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from functools import lru_cache
-from typing import IO
+from functools import lru_cache, wraps
+from typing import IO, Any, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics
+from botocore.exceptions import ClientError
 
+from workflow.aws.dynamodb import is_contention
 from workflow.aws.services import Services, make_services
+from workflow.errors import StoreContended
 
 SERVICE = "lighthpc"
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace="LightHPC", service=SERVICE)
 
+
+_Handler = TypeVar("_Handler", bound=Callable[..., Any])
 
 _configured: Services | None = None
 _acting: ContextVar[Services | None] = ContextVar("lighthpc_acting_services", default=None)
@@ -60,3 +65,20 @@ def route_logs(stream: IO[str]) -> None:
     for handler in logger.handlers:
         if isinstance(handler, logging.StreamHandler):
             handler.setStream(stream)
+
+
+def contention_named(handler: _Handler) -> _Handler:
+    """A DynamoDB refusal still contended after every retry leaves the handler as
+    ``Store.Contended``, which the state machine's Retry names; botocore's own name
+    (``TransactionConflictException``…) would reach the Catch and fail the unit's shards."""
+
+    @wraps(handler)
+    def named(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return handler(*args, **kwargs)
+        except ClientError as exc:
+            if is_contention(exc):
+                raise StoreContended(f"DynamoDB still contended after every retry: {exc}") from exc
+            raise
+
+    return named  # type: ignore[return-value]

@@ -174,3 +174,11 @@ class BundleInvalid(LightHpcError):
     PlanMission and the CLI say it as ``Mission.InvalidInput``; a node fails its unit with it."""
 
     error_name = "Bundle.Invalid"
+
+
+class StoreContended(LightHpcError):
+    """DynamoDB kept refusing a write as contended (a transaction held the item, or capacity
+    ran out) through every retry: transient, not an answer. A Lambda raises it so the state
+    machine's ``Retry`` tries the step again later instead of failing the unit's shards."""
+
+    error_name = "Store.Contended"

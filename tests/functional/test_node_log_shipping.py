@@ -16,6 +16,7 @@ from localcloud.emulator import EmbeddedCloud
 from localcloud.iam import principal_key
 from localcloud.stack import LocalStack
 from node_agent.log_shipping import LogEvent, LogShipper, ShippingHandler
+from node_agent.log_shipping import log as shipping_log
 from tests.waiting import wait_for
 
 STREAM = "m-ship/u0001/1/i-0ship"
@@ -83,6 +84,9 @@ def test_lines_dropped_while_shipping_failed_are_counted_once_it_recovers(
     admin = cloud.client("logs")
     shipper = LogShipper(admin, group, lambda: STREAM, max_queued=50, interval=0.05)
     handler = ShippingHandler(shipper)
+    # On the root logger, as on a node; but only the shipper's own records: another test's
+    # execution still ending in this worker's background threads must not join the stream.
+    handler.addFilter(lambda record: record.name == shipping_log.name)
     logging.getLogger().addHandler(handler)
     root_handler.append(handler)
     accepted = sum(shipper.offer(LogEvent(_now_ms(), f"early {i}")) for i in range(200))

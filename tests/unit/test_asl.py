@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from workflow.asl import load_definition, placeholders, read_definition, state_names, substitute
-from workflow.errors import AslInvalid
+from workflow.errors import AslInvalid, StoreContended
 
 VALUES = {
     "LightSchedulerFunctionArn": "arn:fn:sched",
@@ -56,6 +58,25 @@ def test_a_failed_unit_never_fails_the_map_run() -> None:
     [catcher] = record["Catch"]
     assert catcher["ErrorEquals"] == ["States.ALL"]
     assert run["ItemProcessor"]["States"][catcher["Next"]]["End"] is True
+
+
+def _lambda_tasks(states: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for name, state in states.items():
+        if state.get("Resource", "").startswith("arn:aws:states:::lambda:invoke"):
+            yield name, state
+        if "ItemProcessor" in state:
+            yield from _lambda_tasks(state["ItemProcessor"]["States"])
+
+
+def test_every_lambda_step_retries_a_contended_store() -> None:
+    """A write DynamoDB still refuses as contended after the store's own retries leaves a
+    handler as ``Store.Contended``: each Lambda step retries it, before any Catch that would
+    fail the mission or the unit's shards."""
+    tasks = dict(_lambda_tasks(load_definition(VALUES)["States"]))
+    assert {"PlanMission", "LaunchNode", "VerifyUnit", "RecordUnitFailure"} <= set(tasks)
+    for name, task in tasks.items():
+        retried = {e for r in task.get("Retry", []) for e in r["ErrorEquals"]}
+        assert StoreContended.error_name in retried, name
 
 
 def test_missing_and_unused_placeholders_are_refused() -> None:

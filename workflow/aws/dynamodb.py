@@ -108,7 +108,7 @@ def _conditional_failed(exc: ClientError) -> bool:
     return code == "ConditionalCheckFailedException"
 
 
-def _transient(exc: ClientError) -> bool:
+def is_contention(exc: ClientError) -> bool:
     """Contention, not an answer: another transaction held the item, or capacity ran out."""
     code = _code(exc)
     if code == "TransactionCanceledException":
@@ -124,7 +124,7 @@ def write_with_retry(call: Any, **kwargs: Any) -> Any:
         try:
             return call(**kwargs)
         except ClientError as exc:
-            if not _transient(exc) or attempt == WRITE_ATTEMPTS - 1:
+            if not is_contention(exc) or attempt == WRITE_ATTEMPTS - 1:
                 raise
             time.sleep(random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt)))
     raise AssertionError("unreachable")  # pragma: no cover
