@@ -27,7 +27,7 @@ from workflow.result_packs import ResultReader
 from workflow.states import SETTLED_SHARD, Capacity, MissionStatus, ShardStatus, UnitStatus
 from workflow.workloads import load_workload
 from workflow.workloads.base import INVALID_SAMPLE_LINES, WorkInputs
-from workflow.workloads.merging import ShardMerger, merger_for
+from workflow.workloads.merging import BytesMerger, ShardMerger, merger_for
 
 # Lists kept in the mission item are capped so no item nears DynamoDB's 400 KB: 50 failed
 # shards (error text cut at MAX_ERROR_CHARS: at most ~26 KB) and MAX_LISTED_ITEMS entries of
@@ -228,7 +228,11 @@ def stream_merge(
 ) -> Mapping[str, Any]:
     """Fold the shards' committed results into ``merger`` in shard order, each file deleted
     once folded: /tmp holds about FETCH_WORKERS objects and memory what the merger keeps
-    (not every shard's result)."""
+    (not every shard's result). A ``BytesMerger`` takes each result's bytes, no file."""
+    if isinstance(merger, BytesMerger):
+        for _, data in reader.contents(shards):
+            merger.add_bytes(data)
+        return merger.finish(out)
     for _, path in reader.files(shards):
         merger.add(path)
         path.unlink()

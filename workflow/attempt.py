@@ -89,7 +89,8 @@ class UnitAttempt:
         ready = [
             s for s in open_shards if s.status is ShardStatus.QUEUED and s.attempt == self.number
         ]
-        todo = [s for s in open_shards if s not in ready]
+        ready_ids = {s.shard_id for s in ready}  # by id: comparing records is O(n²) here
+        todo = [s for s in open_shards if s.shard_id not in ready_ids]
         # queuedAt dates the requeue: an older attempt's claim (claimedAt, instanceId) stays
         # on the item, and is older than this.
         queued = {QUEUED_AT: time.time()}

@@ -10,6 +10,7 @@ attempt can never overwrite what a later one committed.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,7 +25,6 @@ from workflow.records import ShardRecord
 # twenty-millisecond shard's output.
 MAX_PACKED_RESULT_BYTES: Final = 256 * 1024
 PACK_BYTES: Final = 8 * 1024 * 1024
-_COPY_CHUNK: Final = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -71,11 +71,14 @@ def write_pack(results: Sequence[tuple[str, Path]], dest: Path) -> list[PackMemb
 
 
 class ResultReader:
-    """The committed results of ``shards``, as local files in the shards' order.
+    """The committed results of ``shards``, in the shards' order: as local files (``files``)
+    or as bytes (``contents``, for small results such as noop's).
 
     Each distinct object is fetched once, ``window`` at a time ahead of the reader; a
     pack's file is kept until its last member in the order has been cut out, then deleted.
     The caller deletes each yielded file once read (so /tmp holds about ``window`` objects).
+    The pack being cut is read into memory once (at most ``PACK_BYTES``), not reopened per
+    member.
     """
 
     def __init__(self, objects: ObjectStore, bucket: str, root: Path, window: int) -> None:
@@ -83,8 +86,27 @@ class ResultReader:
         self._bucket = bucket
         self._root = root
         self._window = window
+        self._pack: tuple[Path, bytes] | None = None  # the pack being cut, and its bytes
 
     def files(self, shards: Sequence[ShardRecord]) -> Iterator[tuple[ShardRecord, Path]]:
+        for shard, whole, index, last in self._fetched(shards):
+            yield shard, self._cut(shard, whole, index, last=last)
+
+    def contents(self, shards: Sequence[ShardRecord]) -> Iterator[tuple[ShardRecord, bytes]]:
+        """Each shard's result as bytes: no file per shard (on a busy host each file's open,
+        write and unlink waits for the GIL again: most of RsltProc's second at 1,000 noop
+        shards). A whole object is read whole: for workloads whose results are small."""
+        for shard, whole, _, last in self._fetched(shards):
+            if shard.result_offset is None:
+                yield shard, whole.read_bytes()
+            else:
+                yield shard, self._member(shard, whole, last=last)
+
+    def _fetched(
+        self, shards: Sequence[ShardRecord]
+    ) -> Iterator[tuple[ShardRecord, Path, int, bool]]:
+        """(shard, its object's local file, index, whether the object's last use), with the
+        object fetched; the file is deleted after its last use."""
         keys = list(dict.fromkeys(str(s.result_key) for s in shards))
         last_use = {str(s.result_key): i for i, s in enumerate(shards)}
         names = {key: self._root / f"object-{n:07d}" for n, key in enumerate(keys)}
@@ -105,7 +127,7 @@ class ResultReader:
                 while len(fetching) < self._window and submit_next():
                     pass
                 fetching[key].result()
-                yield shard, self._cut(shard, names[key], index, last=last_use[key] == index)
+                yield shard, names[key], index, last_use[key] == index
                 if last_use[key] == index:
                     del fetching[key]
                     names[key].unlink(missing_ok=True)
@@ -115,22 +137,22 @@ class ResultReader:
         used for the last time is renamed, not copied."""
         suffix = PurePosixPath(str(shard.result_key)).suffix
         out = self._root / f"{index:07d}-{shard.shard_id}{suffix}"
-        if shard.result_offset is None and last:
-            whole.rename(out)
+        if shard.result_offset is None:
+            if last:
+                whole.rename(out)
+            else:
+                shutil.copyfile(whole, out)
         else:
-            length = None if shard.result_offset is None else shard.result_bytes
-            _copy(whole, out, shard.result_offset or 0, length)
+            out.write_bytes(self._member(shard, whole, last=last))
         return out
 
-
-def _copy(source: Path, dest: Path, offset: int, length: int | None) -> None:
-    with source.open("rb") as src, dest.open("wb") as out:
-        src.seek(offset)
-        left = length
-        while left is None or left > 0:
-            chunk = src.read(_COPY_CHUNK if left is None else min(_COPY_CHUNK, left))
-            if not chunk:
-                break
-            out.write(chunk)
-            if left is not None:
-                left -= len(chunk)
+    def _member(self, shard: ShardRecord, whole: Path, *, last: bool) -> bytes:
+        """A pack member's bytes, the pack read once for all its members."""
+        if self._pack is None or self._pack[0] != whole:
+            self._pack = (whole, whole.read_bytes())
+        start = shard.result_offset or 0
+        end = None if shard.result_bytes is None else start + shard.result_bytes
+        data = self._pack[1][start:end]
+        if last:
+            self._pack = None
+        return data

@@ -24,6 +24,10 @@ Performance (``performance``): moto answers right but does O(table) work per cal
 - 8 ``transaction_item_snapshot``, 9 ``dynamodb_wire_values``,
   10 ``dynamodb_query_partition``, 17 ``dynamodb_condition_parse_cache``,
   18 ``dynamodb_update_fast_path``.
+- ``performance_server``: 19 ``moto_server_module_list`` (the server listed its package
+  directory on every request, inside its dispatcher lock).
+- ``performance_responses``: 20 ``dynamodb_result_conversion`` (results reached wire JSON
+  through a generic recursion per value).
 
 Nothing is patched at import time: call :func:`apply_all` (``EmbeddedCloud`` does).
 moto is imported lazily, so this package imports without the ``local`` extra installed.
@@ -68,10 +72,13 @@ from localcloud.moto_compat.performance import (
     TRANSACTION_ITEM_SNAPSHOT,
     is_wire_attribute_value,
 )
+from localcloud.moto_compat.performance_responses import DYNAMODB_RESULT_CONVERSION
+from localcloud.moto_compat.performance_server import MOTO_SERVER_MODULE_LIST
 
 __all__ = [
     "DYNAMODB_CONDITION_PARSE_CACHE",
     "DYNAMODB_QUERY_PARTITION",
+    "DYNAMODB_RESULT_CONVERSION",
     "DYNAMODB_THROTTLING",
     "DYNAMODB_TRANSACTION_CONFLICTS",
     "DYNAMODB_WIRE_VALUES",
@@ -87,6 +94,7 @@ __all__ = [
     "LOGS_FILTER_STREAM_PREFIX",
     "LOGS_PUT_BATCH_LIMITS",
     "MAP_TOLERATED_FAILURE",
+    "MOTO_SERVER_MODULE_LIST",
     "MOTO_VERSION_PINNED",
     "S3_EVENTBRIDGE_EVENT_SHAPE",
     "SFN_PARSER_BACKEND",
@@ -128,6 +136,8 @@ FIXES: Final[tuple[Fix, ...]] = (
     TOLERATED_FAILURE_PERCENTAGE_INTEGER,
     LOGS_PUT_BATCH_LIMITS,
     LOGS_FILTER_STREAM_PREFIX,
+    MOTO_SERVER_MODULE_LIST,
+    DYNAMODB_RESULT_CONVERSION,
 )
 FIXES_BY_NAME: Final[dict[str, Fix]] = {fix.name: fix for fix in FIXES}
 

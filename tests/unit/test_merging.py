@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from workflow.workloads.base import WorkInputs
-from workflow.workloads.merging import NoopMerger, merger_for
+from workflow.workloads.merging import BytesMerger, NoopMerger, merger_for
 from workflow.workloads.molsim import FINAL_HEADER, SHARD_HEADER, MolsimMerger, MolsimWorkload
 
 QUERY_SMILES = ("C", "CC", "CCO", "c1ccccc1")
@@ -112,6 +112,13 @@ def test_noop_merger_sums_like_the_noop_reduce(tmp_path: Path) -> None:
         merger.add(path)
     assert merger.finish(tmp_path / "out.json") == {"items": 10, "shards": 3}
     assert merger_for("command", WorkInputs(sample=tmp_path / "none")) is None
+    # RsltProc hands noop's results over as bytes (no file per shard): the same sum.
+    by_bytes = merger_for("noop", WorkInputs(sample=tmp_path / "none"))
+    assert isinstance(by_bytes, BytesMerger)
+    for path in files:
+        by_bytes.add_bytes(path.read_bytes())
+    assert by_bytes.finish(tmp_path / "out2.json") == {"items": 10, "shards": 3}
+    assert (tmp_path / "out2.json").read_bytes() == (tmp_path / "out.json").read_bytes()
 
 
 @settings(max_examples=80, deadline=None)

@@ -108,6 +108,13 @@ def test_the_reader_gives_each_shard_its_own_bytes_in_order_and_reads_each_objec
         assert got == [(s.shard_id, bodies[s.index], ".csv") for s in shards]
         assert set(store.gets.values()) == {1}
         assert list(out.iterdir()) == []  # every object deleted once used up
+        # The same results as bytes, with no file per shard.
+        store.gets.clear()
+        reader = ResultReader(store, BUCKET, out, window)
+        contents = [(shard.shard_id, data) for shard, data in reader.contents(shards)]
+        assert contents == [(s.shard_id, bodies[s.index]) for s in shards]
+        assert set(store.gets.values()) == {1}
+        assert list(out.iterdir()) == []
 
 
 def _shard(index: int, key: str, offset: int | None, length: int) -> ShardRecord:

@@ -18,7 +18,7 @@ import json
 from collections.abc import Callable, Mapping
 from importlib import import_module
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from workflow.workloads.base import WorkInputs
 
@@ -35,15 +35,28 @@ class ShardMerger(Protocol):
         ...
 
 
+@runtime_checkable
+class BytesMerger(ShardMerger, Protocol):
+    """A merger of small results that takes each one's bytes: RsltProc then writes no file
+    per shard (``ResultReader.contents``)."""
+
+    def add_bytes(self, result: bytes) -> None:
+        """Fold one shard's result, given as its bytes, in."""
+        ...
+
+
 class NoopMerger:
-    """The sum of the shards' item counts (noop's reduce, one file at a time)."""
+    """The sum of the shards' item counts (noop's reduce, one result at a time)."""
 
     def __init__(self, inputs: WorkInputs) -> None:
         self._items = 0
         self._shards = 0
 
     def add(self, result: Path) -> None:
-        self._items += int(json.loads(result.read_text())["items"])
+        self.add_bytes(result.read_bytes())
+
+    def add_bytes(self, result: bytes) -> None:
+        self._items += int(json.loads(result)["items"])
         self._shards += 1
 
     def finish(self, out: Path) -> Mapping[str, Any]:
