@@ -95,3 +95,21 @@ def open_harness() -> Iterator[Harness]:
 def output_of(described: dict[str, Any]) -> Any:
     assert described["status"] == "SUCCEEDED", described
     return json.loads(described["output"])
+
+
+def keyed_table(harness: Harness, prefix: str) -> str:
+    """A new table keyed like tblTrans (hash ``pk`` string + range ``sk`` number)."""
+    name = harness.unique(prefix)
+    harness.client("dynamodb").create_table(
+        TableName=name,
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "N"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return name

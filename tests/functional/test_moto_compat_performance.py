@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from localcloud import moto_compat
-from tests.functional._compat_fixtures import Harness, open_harness
+from tests.functional._compat_fixtures import Harness, keyed_table, open_harness
 
 
 @pytest.fixture(scope="module")
@@ -25,24 +25,6 @@ def harness() -> Iterator[Harness]:
 
 
 # ------------------------------------------------------ 8. transaction_item_snapshot
-
-
-def _keyed_table(harness: Harness) -> str:
-    """A table keyed like tblTrans (hash ``pk`` + range ``sk``)."""
-    name = harness.unique("txn")
-    harness.client("dynamodb").create_table(
-        TableName=name,
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "N"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    return name
 
 
 def _moto_table(harness: Harness, name: str) -> Any:
@@ -93,7 +75,7 @@ def test_bug_still_present_transaction_item_snapshot(harness: Harness) -> None:
 
     Its rollback swaps in the copy it took, so every item object (touched or not) is new.
     """
-    table = _keyed_table(harness)
+    table = keyed_table(harness, "txn")
     _seed(harness, table)
     before = _moto_table(harness, table)
     untouched = before.items[_key_type("old")][_key_type(1, "N")]
@@ -111,7 +93,7 @@ def _key_type(value: Any, kind: str = "S") -> Any:
 
 
 def test_cancelled_transaction_rolls_back_only_its_items(harness: Harness) -> None:
-    table = _keyed_table(harness)
+    table = keyed_table(harness, "txn")
     _seed(harness, table)
     before = _moto_table(harness, table)
     untouched = before.items[_key_type("old")][_key_type(1, "N")]
@@ -177,7 +159,7 @@ def _outcome(harness: Harness, transact_items: list[Any]) -> tuple[str, ...]:
 
 @pytest.fixture(scope="module")
 def twin_tables(harness: Harness) -> tuple[str, str]:
-    return _keyed_table(harness), _keyed_table(harness)
+    return keyed_table(harness, "txn"), keyed_table(harness, "txn")
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -224,7 +206,7 @@ def _attribute_value() -> st.SearchStrategy[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def plain_table(harness: Harness) -> str:
-    return _keyed_table(harness)
+    return keyed_table(harness, "txn")
 
 
 def _read_back(harness: Harness, table: str, pk: str) -> tuple[Any, Any]:
@@ -521,7 +503,7 @@ def test_bug_still_present_dynamodb_condition_parse_cache(
 
 
 def test_a_batch_of_claims_parses_their_condition_once(harness: Harness) -> None:
-    assert _lexes_of_a_two_item_transaction(harness, _keyed_table(harness)) <= 1
+    assert _lexes_of_a_two_item_transaction(harness, keyed_table(harness, "txn")) <= 1
 
 
 def test_pages_cut_at_one_megabyte_as_moto_cuts_them(harness: Harness, plain_table: str) -> None:

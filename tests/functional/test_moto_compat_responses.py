@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from localcloud import moto_compat
-from tests.functional._compat_fixtures import Harness, open_harness
+from tests.functional._compat_fixtures import Harness, keyed_table, open_harness
 
 NAMES = st.text("abcdefgh", min_size=1, max_size=4)
 NUMBERS = st.integers(-(10**6), 10**6).map(str)
@@ -48,20 +48,7 @@ def harness() -> Iterator[Harness]:
 
 @pytest.fixture(scope="module")
 def table(harness: Harness) -> str:
-    name = harness.unique("conv")
-    harness.client("dynamodb").create_table(
-        TableName=name,
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "N"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    return name
+    return keyed_table(harness, "conv")
 
 
 def _reads(harness: Harness, table: str, pk: str) -> list[Any]:
