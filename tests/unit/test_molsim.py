@@ -505,7 +505,7 @@ def _mission(
     return (root / "final.csv").read_bytes(), {k: v for k, v in summary.items() if k != "shards"}
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(
     sample_text=_smiles_files(12),
     library_text=_smiles_files(8),

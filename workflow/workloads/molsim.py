@@ -703,9 +703,9 @@ class MolsimWorkload:
         return partition(inputs).items
 
     def run(self, shard: ShardRange, inputs: WorkInputs, ctx: ShardContext) -> ShardOutcome:
-        """Search the range in blocks of ``checkpoint_every`` positions (library molecules
-        against every query, or queries against the whole library: either way a block's
-        matrix is at most the library-axis one), with a checkpoint after each."""
+        """Search the range in blocks of ``checkpoint_every`` positions, a checkpoint after
+        each: references against every query, or queries against the whole library (then
+        block x library < block x queries: no larger than a library-axis block's matrix)."""
         k = top_k_option(inputs.options)
         extent = partition(inputs)
         _check_range(extent, shard)
