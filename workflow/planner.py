@@ -1,7 +1,8 @@
 """The shard planner and the work-unit packer.
 
 Shards are contiguous, near-equal ranges over the workload's index space (molsim: the
-reference library, "sample comparison intervals"). Units group contiguous shards so that one
+reference library, "sample comparison intervals", or the queries when the sample is the longer
+file). Units group contiguous shards so that one
 unit = one node: the unit count never exceeds ``maxNodes`` because EC2 launches are throttled
 (~2 instances/s after a burst of 1,000) and every node costs boot time.
 """

@@ -26,6 +26,7 @@ from tests.e2e._node_agent_fixtures import (
     expected_hits,
     history_text,
     mission_of,
+    nci_lines,
     node_log,
     node_of,
     put_library,
@@ -38,6 +39,7 @@ from tests.e2e._node_agent_fixtures import (
 from tests.waiting import wait_for
 from workflow.states import ShardStatus
 from workflow.workloads.base import ShardRange, WorkInputs
+from workflow.workloads.molsim import Axis, partition
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +127,42 @@ def test_six_molsim_shards_via_s3_upload_equal_the_one_piece_search(
         set(e) >= {"time", "level", "message", "missionId", "unitId", "shardId", "attempt"}
         for e in node_log(node)
     )
+    assert_terminated(stack, node)
+
+
+def test_a_sample_longer_than_its_library_is_split_by_queries_and_equals_the_one_piece_search(
+    stack: LocalStack, pool: LocalNodePool, tmp_path: Path
+) -> None:
+    """The query axis end to end: 40 queries (one unparsable) against a staged 25-molecule
+    library (one unparsable): 3 shards of the sample's lines, the same bytes and skipped
+    lines as the one-piece search."""
+    local = tmp_path / "nci-25.smi"
+    local.write_text("\n".join(["C1CC broken-ref", *nci_lines()[:24]]) + "\n")
+    library_key = "libraries/nci-first-25.smi"  # outside incoming/: no mission trigger
+    stack.services.s3.put_object(
+        Bucket=stack.settings.source_bucket, Key=library_key, Body=local.read_bytes()
+    )
+    sample = query_sample(39) + b"xyz unparsable\n"
+    (tmp_path / "q.smi").write_bytes(sample)
+    assert partition(WorkInputs(sample=tmp_path / "q.smi", reference=local)) == (Axis.QUERIES, 40)
+    key = "incoming/query-axis.smi"
+    upload_quietly(stack, key, sample)
+    uri = f"s3://{stack.settings.source_bucket}/{library_key}"
+    params = {"workload": "molsim", "shards": 3, "maxNodes": 1, "library": uri, "topK": 4}
+    arn = start(stack, key, {**params, "checkpointEvery": 5, "heartbeatSeconds": 30})
+    mission_id = mission_of(stack, arn)
+    desc = wait_execution(stack, arn)
+    assert desc["status"] == "SUCCEEDED", desc
+    assert result_bytes(stack, mission_id, ".csv") == expected_hits(sample, local, 4, tmp_path)
+    shards = stack.services.store.list_shards(mission_id)
+    assert [(s.start, s.end) for s in shards] == [(0, 14), (14, 27), (27, 40)]
+    assert all(s.status is ShardStatus.DONE for s in shards)
+    mission = stack.services.store.get_mission(mission_id)
+    assert mission.invalid_sample_lines == (40,)  # RsltProc's union of the shards' skipped lines
+    reduced = dict(mission.reduce or {})
+    assert [int(n) for n in reduced["invalidLibraryLines"]] == [1]  # named by every shard
+    node = node_of(pool, mission_id, 1)
+    assert pool.wait(node.instance_id, 30) == ExitCode.SUCCEEDED
     assert_terminated(stack, node)
 
 

@@ -43,10 +43,12 @@ from workflow.records import SHARD_PREFIX, ShardRecord
 from workflow.states import ShardStatus, UnitStatus
 
 S0 = "s000000"
-# A slow-enough molsim unit for mid-shard events: 2 shards of 300 library molecules, run one
-# at a time, 4,000 queries, a checkpoint every 20 molecules (15 per shard). Every slow test
+# A slow-enough molsim unit for mid-shard events: 4,000 queries against the 600-molecule
+# library, so the shards partition the queries (``molsim.shard_axis``): 2 shards of 2,000
+# queries, run one at a time, a checkpoint every 20 queries (100 per shard). Every slow test
 # uses the same sample under its own key (own mission), so the one-piece search runs once.
 SLOW_QUERIES = 4000
+SHARD_ITEMS = SLOW_QUERIES // 2
 SLOW_PARAMS: dict[str, Any] = {
     "workload": "molsim",
     "shards": 2,
@@ -176,15 +178,16 @@ def test_interruption_checkpoints_and_attempt_two_resumes(
     for obj, kind in ((ckpt_key, "checkpoint"), (item["resultKey"], "shard-result")):
         tags = s3.get_object_tagging(Bucket=stack.settings.result_bucket, Key=obj)["TagSet"]
         assert tags == [{"Key": "lighthpc:kind", "Value": kind}]  # what lifecycle rules expire
-    assert frozen_at <= saved < 300  # stopped mid-shard, one block after the thaw
+    assert frozen_at <= saved < SHARD_ITEMS  # stopped mid-shard, one block after the thaw
     redo = int(item["redoItems"])
     assert redo == 0  # the stop checkpoint is taken exactly where the shard stopped
     mission = stack.services.store.get_mission(mission_id)
     assert (mission.interruptions, mission.shards_done) == (1, 2)
     assert pool.wait(second.instance_id, 30) == ExitCode.SUCCEEDED
     print(
-        f"\n[{signal_kind}] shard {S0} checkpointed at {saved}/300 by attempt 1; attempt 2 "
-        f"resumed from {item['resumedFrom']}; items recomputed beyond the checkpoint: {redo}"
+        f"\n[{signal_kind}] shard {S0} checkpointed at {saved}/{SHARD_ITEMS} by attempt 1; "
+        f"attempt 2 resumed from {item['resumedFrom']}; items recomputed beyond the "
+        f"checkpoint: {redo}"
     )
     assert_terminated(stack, first, second)
 
@@ -266,9 +269,10 @@ def test_killed_node_is_not_reported_heartbeat_expires_attempt_two_finishes(
     assert unit.interrupted_attempts == () and unit.attempt == final.attempt >= 2
     every = SLOW_PARAMS["checkpointEvery"]
     print(
-        f"\n[kill -9] shard {S0} had reached >= {reached}/300; attempt {item['attempt']} resumed "
-        f"from {item['resumedFrom']} (last periodic checkpoint); items recomputed: >= "
-        f"{item['redoItems']} (progress in tblTrans), about one checkpoint interval ({every})"
+        f"\n[kill -9] shard {S0} had reached >= {reached}/{SHARD_ITEMS}; attempt "
+        f"{item['attempt']} resumed from {item['resumedFrom']} (last periodic checkpoint); "
+        f"items recomputed: >= {item['redoItems']} (progress in tblTrans), about one "
+        f"checkpoint interval ({every})"
     )
     assert pool.wait(final.instance_id, 30) == ExitCode.SUCCEEDED
     assert_terminated(stack, first, second, final)

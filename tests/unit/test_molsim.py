@@ -28,12 +28,14 @@ from workflow.workloads.base import (
 )
 from workflow.workloads.molsim import (
     SHARD_HEADER,
+    Axis,
     Candidate,
     MolsimWorkload,
     Query,
     default_library_path,
     load_queries,
     search_library,
+    shard_axis,
     write_hits_csv,
     write_shard_csv,
 )
@@ -295,7 +297,7 @@ class _Recorder:
     def save(self, data: bytes, position: int) -> None:
         self.saved.append((data, position))
 
-    def context(self, work_dir: Path, resume: bytes | None = None) -> ShardContext:
+    def context(self, work_dir: Path, resume: bytes | None = None, every: int = 50) -> ShardContext:
         work_dir.mkdir(parents=True, exist_ok=True)
         return ShardContext(
             work_dir=work_dir,
@@ -303,7 +305,7 @@ class _Recorder:
             stop_requested=self.stop_requested,
             save_checkpoint=self.save,
             progress=self.progress.append,
-            checkpoint_every=50,
+            checkpoint_every=every,
         )
 
 
@@ -443,3 +445,193 @@ def test_reduce_of_any_partition_equals_top_k_of_the_whole(
         ]
         with (root / "merged.csv").open(newline="") as handle:
             assert [tuple(row) for row in csv.reader(handle)][1:] == expected
+
+
+# --- the query axis: a sample longer than the library partitions the queries -------------
+
+
+@pytest.mark.parametrize(
+    ("sample_lines", "library_lines", "axis"),
+    [(5, 4, Axis.QUERIES), (4, 4, Axis.LIBRARY), (3, 4, Axis.LIBRARY), (1, 4999, Axis.LIBRARY)],
+)
+def test_the_longer_file_is_partitioned_and_a_tie_keeps_the_library(
+    sample_lines: int, library_lines: int, axis: Axis
+) -> None:
+    assert shard_axis(sample_lines, library_lines) is axis
+
+
+def test_count_items_counts_the_sample_when_it_has_more_molecule_lines(tmp_path: Path) -> None:
+    """Molecule lines, parsable or not; comments and blank lines do not count."""
+    sample = tmp_path / "q.smi"
+    sample.write_text("# queries\nCCO a\n\nxyz bad\nc1ccccc1 b\nCCN c\nCC d\n")  # 5 lines
+    library = tmp_path / "lib.smi"
+    for lines, items in ((4, 5), (5, 5), (6, 6)):
+        library.write_text("# refs\n" + "C1CC broken\n" + "CCO r\n" * (lines - 1))
+        assert WORKLOAD.count_items(WorkInputs(sample=sample, reference=library)) == items
+    library.write_text("CCO r\n" * 4)
+    assert molsim.partition(WorkInputs(sample=sample, reference=library)).axis is Axis.QUERIES
+
+
+# Small molecules that tie often (repeats are exact ties), and lines no node can use.
+_MOLECULES = st.sampled_from(["c1ccccc1", "CCO", "CCN", "CC(=O)O", "c1ccncc1", "CC", "C"])
+_BROKEN = st.sampled_from(["xyz", "C1CC"])
+_LINE_IDS = st.sampled_from(["1", "10", "9", "a", "b", "A", None])  # None: the default id
+
+
+@st.composite
+def _smiles_files(draw: st.DrawFn, max_lines: int) -> str:
+    """A SMILES file's text: molecule lines (some broken, ids repeated), comments, blanks,
+    and one valid molecule at least (the plan refuses a file without)."""
+    lines = []
+    for _ in range(draw(st.integers(1, max_lines))):
+        smiles = draw(st.one_of(_MOLECULES, _BROKEN) if lines else _MOLECULES)
+        ident = draw(_LINE_IDS)
+        lines.append(smiles if ident is None else f"{smiles} {ident}")
+        if draw(st.integers(0, 5)) == 0:
+            lines.append(draw(st.sampled_from(["# comment", ""])))
+    return "\n".join(draw(st.permutations(lines))) + "\n"
+
+
+def _mission(
+    inputs: WorkInputs, parts: int, every: int, root: Path
+) -> tuple[bytes, dict[str, object]]:
+    """Run the shards of ``parts`` near-equal ranges and reduce: (final bytes, the summary
+    without its shard count)."""
+    results = []
+    for shard in _split(WORKLOAD.count_items(inputs), parts):
+        work = root / "shards" / shard.shard_id  # the unit's shards share root / "shards"
+        results.append(_run_done(shard, inputs, work, checkpoint_every=every))
+    summary = WORKLOAD.reduce(results, root / "final.csv", inputs)
+    return (root / "final.csv").read_bytes(), {k: v for k, v in summary.items() if k != "shards"}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    sample_text=_smiles_files(12),
+    library_text=_smiles_files(8),
+    parts=st.lists(st.integers(1, 5), min_size=2, max_size=2),
+    every=st.integers(1, 4),
+    k=st.integers(1, 5),
+)
+def test_both_axes_any_shard_count_equal_the_one_piece_search_byte_for_byte(
+    sample_text: str, library_text: str, parts: list[int], every: int, k: int
+) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        sample, library = root / "q.smi", root / "lib.smi"
+        sample.write_text(sample_text)
+        library.write_text(library_text)
+        inputs = WorkInputs(sample=sample, reference=library, options={"topK": k})
+        write_hits_csv(search_library(sample, library, k), root / "one-piece.csv")
+        one_piece = (root / "one-piece.csv").read_bytes()
+        finals = {}
+        for axis, count in zip(Axis, parts, strict=True):
+            with pytest.MonkeyPatch.context() as patch:  # the rule would pick one axis only
+                patch.setattr(molsim, "shard_axis", lambda _s, _l, axis=axis: axis)
+                finals[axis] = _mission(inputs, count, every, root / axis)
+        natural = _mission(inputs, parts[0], every, root / "natural")
+        assert finals[Axis.LIBRARY][0] == one_piece
+        assert finals[Axis.QUERIES][0] == one_piece
+        assert natural[0] == one_piece
+        assert finals[Axis.LIBRARY][1] == finals[Axis.QUERIES][1] == natural[1]
+
+
+def _skipped_rows(result: Path) -> tuple[list[int], list[int]]:
+    """The (sample, library) file lines a shard file names as skipped (rank-0 rows)."""
+    rows = list(csv.DictReader(result.open(newline="")))
+    skipped = [r for r in rows if r["rank"] == str(molsim.SKIPPED_RANK)]
+    return (
+        [int(r["query_position"]) for r in skipped if r["query_position"]],
+        [int(r["ref_index"]) for r in skipped if r["ref_index"]],
+    )
+
+
+def test_on_the_query_axis_a_shard_names_the_sample_lines_of_its_range_and_all_the_library(
+    tmp_path: Path,
+) -> None:
+    """Each query-axis shard parses only its queries: it can name no other sample line."""
+    sample = tmp_path / "q.smi"
+    sample.write_text("# q\nCCO a\nxyz b\nCCN c\nc1ccccc1 d\nCC e\nC f\nCO g\nC1CC h\nCCC i\n")
+    library = tmp_path / "lib.smi"
+    library.write_text("CCO r\nCCN s\nC1CC broken\nc1ccccc1 t\n")
+    inputs = WorkInputs(sample=sample, reference=library, options={"topK": 2})
+    assert WORKLOAD.count_items(inputs) == 9
+    results = [_run_done(s, inputs, tmp_path / "shards" / s.shard_id) for s in _split(9, 3)]
+    assert [_skipped_rows(r) for r in results] == [([3], [3]), ([], [3]), ([9], [3])]
+    summary = WORKLOAD.reduce(results, tmp_path / "all.csv", inputs)
+    assert (summary["invalidQueryLines"], summary["invalidLibraryLines"]) == ([3, 9], [3])
+    assert summary["queries"] == 7
+    middle = WORKLOAD.reduce(results[1:2], tmp_path / "part.csv", inputs)
+    assert (middle["invalidQueryLines"], middle["invalidLibraryLines"]) == ([], [3])
+
+
+def _query_axis_inputs(root: Path) -> WorkInputs:
+    """60 NCI molecules (3 broken lines among them) against 25 others: the query axis."""
+    lines = default_library_path().read_text().splitlines()
+    queries = lines[:60]
+    for at in (5, 31, 44):
+        queries.insert(at, f"C1CC broken{at}")
+    sample, library = root / "q.smi", root / "lib.smi"
+    sample.write_text("\n".join(queries) + "\n")
+    library.write_text("\n".join(lines[100:125]) + "\n")
+    inputs = WorkInputs(sample=sample, reference=library, options={"topK": 4})
+    assert molsim.partition(inputs) == molsim.Partition(Axis.QUERIES, 63)
+    return inputs
+
+
+@settings(max_examples=25, deadline=None)
+@given(every=st.integers(1, 12), data=st.data())
+def test_a_query_axis_shard_stopped_at_any_block_resumes_to_the_same_bytes(
+    every: int, data: st.DataObject
+) -> None:
+    shard = ShardRange("s1", 1, 7, 53)
+    boundaries = list(range(shard.start + every, shard.end, every))
+    stop_at = data.draw(st.sampled_from(boundaries))
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        inputs = _query_axis_inputs(root)
+        whole = _run_done(shard, inputs, root / "whole", checkpoint_every=every)
+
+        first = _Recorder(stop_after=stop_at)
+        stopped = WORKLOAD.run(shard, inputs, first.context(root / "a", every=every))
+        assert isinstance(stopped, ShardStopped)
+        assert stopped.position == stop_at
+        assert first.progress == boundaries[: boundaries.index(stop_at) + 1]
+        assert first.saved[-1] == (stopped.checkpoint, stop_at)
+
+        second = _Recorder()
+        context = second.context(root / "b", resume=stopped.checkpoint, every=every)
+        done = WORKLOAD.run(shard, inputs, context)
+        assert isinstance(done, ShardDone)
+        assert second.progress == [*boundaries[boundaries.index(stop_at) + 1 :], shard.end]
+        assert done.result.read_bytes() == whole.read_bytes()
+
+
+@pytest.mark.parametrize("stopped_on", list(Axis))
+def test_a_checkpoint_of_the_other_axis_is_not_resumed(tmp_path: Path, stopped_on: Axis) -> None:
+    """The same bounds, K and row count on both axes: only the checkpoint's axis tells a
+    library-axis state (every query, part of the library) from a query-axis one."""
+    sample = tmp_path / "q.smi"
+    sample.write_text("c1ccccc1 a\nCCO b\nCCN c\nCC(=O)O d\n")
+    references = default_library_path().read_text().splitlines()
+    libraries = {Axis.LIBRARY: references[:6], Axis.QUERIES: references[6:9]}
+    inputs = {}
+    for axis, lines in libraries.items():
+        library = tmp_path / f"{axis}.smi"
+        library.write_text("\n".join(lines) + "\n")
+        inputs[axis] = WorkInputs(sample=sample, reference=library, options={"topK": 2})
+        assert molsim.partition(inputs[axis]).axis is axis
+    resumed_on = Axis.QUERIES if stopped_on is Axis.LIBRARY else Axis.LIBRARY
+    shard = ShardRange("s0", 0, 0, 4)
+
+    first = _Recorder(stop_after=2)
+    stopped = WORKLOAD.run(shard, inputs[stopped_on], first.context(tmp_path / "a", every=2))
+    assert isinstance(stopped, ShardStopped)
+    assert stopped.position == 2
+    second = _Recorder()
+    context = second.context(tmp_path / "b", resume=stopped.checkpoint, every=2)
+    done = WORKLOAD.run(shard, inputs[resumed_on], context)
+    assert isinstance(done, ShardDone)
+    assert second.progress == [2, 4]  # restarted at 0
+    expected = _run_done(shard, inputs[resumed_on], tmp_path / "w")
+    assert done.result.read_bytes() == expected.read_bytes()

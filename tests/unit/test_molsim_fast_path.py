@@ -151,3 +151,23 @@ def test_a_shard_fingerprints_its_own_range_once_and_the_unit_the_queries_once(
     again = MolsimWorkload().run(ShardRange("s1", 1, 20, 40), inputs, ShardContext(shards / "s1"))
     assert isinstance(again, ShardDone)
     assert built == [2, 20, 20, 20]  # a shard run again on this node reads its cache
+
+
+def test_a_query_axis_shard_fingerprints_its_own_queries_and_the_node_the_library_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More queries than references: no shard parses another shard's queries, and the whole
+    library is built once and then read from its cache by every shard."""
+    built = _counting_build(monkeypatch)
+    library = _library(tmp_path, 15)
+    sample = tmp_path / "q.smi"
+    sample.write_text("".join(f"{smiles} q{i}\n" for i, smiles in enumerate(["CCO", "CCN"] * 30)))
+    inputs = WorkInputs(sample=sample, reference=library, options={"topK": 3})
+    assert MolsimWorkload().count_items(inputs) == 60
+    shards = tmp_path / "unit" / "shards"
+    for i, (lo, hi) in enumerate(itertools.pairwise([0, 20, 40, 60])):
+        work = shards / f"s{i}"
+        work.mkdir(parents=True)
+        outcome = MolsimWorkload().run(ShardRange(f"s{i}", i, lo, hi), inputs, ShardContext(work))
+        assert isinstance(outcome, ShardDone)
+    assert built == [20, 15, 20, 20]  # shard 0's 20 queries and the library, then 20 each

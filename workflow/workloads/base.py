@@ -1,9 +1,10 @@
 """The workload interface: what a node runs per shard and how results merge.
 
 A workload partitions an index space ``[0, count_items)`` (molsim: the reference library's
-molecules; noop: abstract items) into shard ranges, runs one range at a time on a node, and
-reduces the per-shard result files into the mission result. Workloads are AWS-free: the node
-agent owns downloads, uploads, heartbeats and DynamoDB.
+molecules, or the sample's when it has more; noop: abstract items) into shard ranges, runs
+one range at a time on a node, and reduces the per-shard result files into the mission
+result. Workloads are AWS-free: the node agent owns downloads, uploads, heartbeats and
+DynamoDB.
 """
 
 from __future__ import annotations

@@ -1,9 +1,16 @@
 """``molsim``: RDKit Morgan-fingerprint Tanimoto search, top-K hits per query molecule.
 
-The sample holds the query molecules; the index space that shards partition is the reference
-library (``inputs.reference`` or RDKit's bundled NCI ``first_5K.smi``). Both files use the
+The sample holds the query molecules, the reference library (``inputs.reference`` or RDKit's
+bundled NCI ``first_5K.smi``) the molecules they are compared with. Both files use the
 SMILES-file format: one molecule per non-empty line, ``SMILES [id]``, ``#`` starts a comment,
 the id defaults to the 0-based line index.
+
+The index space that shards partition (``shard_axis``) is the library's molecule-line
+positions, or the sample's when the sample has more molecule lines than the library: each
+node then fingerprints only its own queries (and the whole library, the smaller file), and
+each query's top-K comes from one shard, so the reduce reads K rows per query instead of K
+per query and shard. The rule is a pure function of the two files' line counts: the plan,
+every shard and the reduce agree on it without a parameter.
 
 One ordering rule is used everywhere, so a sharded run equals a one-piece run byte for byte:
 
@@ -21,8 +28,9 @@ sample's ids without RDKit. Only the final file rounds similarities to 6 decimal
 The nodes parse the molecules; the plan only counts lines and finds one valid molecule in
 each file. A shard file therefore also names the lines its node could not use, as rows of
 rank 0 (``SKIPPED_RANK``) with an empty similarity and the 1-based file line in
-``query_position`` (a sample line: every shard names them all) or in ``ref_index`` (a
-library line of the shard's range); the reduce reports their union.
+``query_position`` (a sample line) or in ``ref_index`` (a library line): the lines of the
+partitioned file in the shard's range, all the lines of the other file; the reduce reports
+their union, the same on either axis.
 
 RDKit is the optional extra ``lighthpc-sfn[molsim]``. This module imports without it, so the
 workload stays listed and a ``workload: molsim`` param still validates; the first use that
@@ -41,6 +49,7 @@ import re
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
@@ -81,7 +90,36 @@ MORGAN_BITS = 2048
 FINAL_HEADER = ("query_id", "rank", "ref_id", "similarity")
 SHARD_HEADER = (*FINAL_HEADER, "query_position", "ref_index")
 SKIPPED_RANK = 0  # a shard row of this rank names a molecule line the node skipped
-_CHECKPOINT_FORMAT = "molsim-checkpoint/2"
+_CHECKPOINT_FORMAT = "molsim-checkpoint/3"  # /3: the axis is part of the checkpoint
+
+
+class Axis(StrEnum):
+    """The file whose molecule-line positions the shard ranges partition."""
+
+    LIBRARY = "library"
+    QUERIES = "queries"
+
+
+def shard_axis(sample_lines: int, library_lines: int) -> Axis:
+    """Partition the queries when the sample has more molecule lines than the library, else
+    the library (few queries: the default). Partitioning the longer file means no node
+    fingerprints all of it and, on the query axis, one shard holds each query's whole top-K."""
+    return Axis.QUERIES if sample_lines > library_lines else Axis.LIBRARY
+
+
+class Partition(NamedTuple):
+    """The axis of a mission's shards and its length (the molecule lines of that file)."""
+
+    axis: Axis
+    items: int
+
+
+def partition(inputs: WorkInputs) -> Partition:
+    """Count both files' molecule lines (cheap, no parse) and apply ``shard_axis``."""
+    sample = len(read_smiles_file(inputs.sample, "sample", MAX_SAMPLE_LINES))
+    library = len(read_smiles_file(library_path(inputs), "reference library", MAX_LIBRARY_LINES))
+    axis = shard_axis(sample, library)
+    return Partition(axis, sample if axis is Axis.QUERIES else library)
 
 
 class SmilesEntry(NamedTuple):
@@ -155,13 +193,26 @@ def library_path(inputs: WorkInputs) -> Path:
     return inputs.reference if inputs.reference is not None else default_library_path()
 
 
-def _load_library(inputs: WorkInputs, work_cache: Path, shard: ShardRange) -> FingerprintIndex:
-    """Library loading in one place: the shard's range only (each molecule of the library is
-    parsed by the one shard that searches it, not by every node); a staged library caches
-    next to its node-local copy."""
+def _load_library(
+    inputs: WorkInputs, work_cache: Path, span: tuple[int, int] | None
+) -> FingerprintIndex:
+    """Library loading in one place: a staged library caches next to its node-local copy, the
+    bundled one in the unit's directory."""
     path = library_path(inputs)
     cache = path.parent if inputs.reference is not None else work_cache
-    return library_index(path, cache, (shard.start, shard.end))
+    return library_index(path, cache, span)
+
+
+def _load_indexes(
+    axis: Axis, shard: ShardRange, inputs: WorkInputs, work_cache: Path
+) -> tuple[FingerprintIndex, FingerprintIndex]:
+    """(queries, library) of a shard: the partitioned file's range only (each of its molecules
+    is parsed by the one shard that searches it), the other file whole (once per node, cached
+    by content)."""
+    span = (shard.start, shard.end)
+    if axis is Axis.QUERIES:
+        return query_index(inputs.sample, work_cache, span), _load_library(inputs, work_cache, None)
+    return query_index(inputs.sample, work_cache), _load_library(inputs, work_cache, span)
 
 
 def top_k_option(options: Mapping[str, Any]) -> int:
@@ -314,49 +365,79 @@ def library_index(
     return _smiles_index(path, cache_dir, "reference library", MAX_LIBRARY_LINES, span)
 
 
-def query_index(path: Path, cache_dir: Path) -> FingerprintIndex:
-    """The sample's valid queries (positions = ``Query.index``)."""
-    return _smiles_index(path, cache_dir, "sample", MAX_SAMPLE_LINES)
+def query_index(
+    path: Path, cache_dir: Path, span: tuple[int, int] | None = None
+) -> FingerprintIndex:
+    """The sample's valid queries (positions = ``Query.index``), of the positions ``span`` (a
+    shard's range on the query axis) when given."""
+    return _smiles_index(path, cache_dir, "sample", MAX_SAMPLE_LINES, span)
 
 
 @dataclass
 class _ShardState:
-    """The running top-K of every query: similarities and library positions (``-1`` = none)."""
+    """The running top-K of every query of the shard: similarities and library positions
+    (``-1`` = none); ``position`` is the next position of the range to search."""
 
     position: int
     top_sim: FloatRows
     top_ref: IntRows
 
 
+def _similarities(query_fps: Sequence[Any], ref_fps: Sequence[Any]) -> FloatRows:
+    """The (queries x references) Tanimoto matrix: one RDKit bulk call per query."""
+    sims = np.empty((len(query_fps), len(ref_fps)))
+    for q, query_fp in enumerate(query_fps):
+        sims[q] = DataStructs.BulkTanimotoSimilarity(query_fp, ref_fps)
+    return sims
+
+
 @dataclass(frozen=True)
 class _Searcher:
-    """What every block of a shard needs: query fingerprints, the library and its tie order."""
+    """What every block of a shard needs: its queries, the library (the range's part of it
+    on the library axis) and the library's tie order."""
 
-    query_fps: Sequence[Any]
+    axis: Axis
+    queries: FingerprintIndex
     library: FingerprintIndex
     label_rank: IntRows
 
     def scan(self, state: _ShardState, stop: int) -> None:
-        """Fold library positions ``[state.position, stop)`` into the state's top-K."""
+        """Search positions ``[state.position, stop)`` of the range into the state's top-K."""
+        if self.axis is Axis.QUERIES:
+            self._scan_queries(state, stop)
+        else:
+            self._scan_library(state, stop)
+        state.position = stop
+
+    def _scan_library(self, state: _ShardState, stop: int) -> None:
+        """Fold those library positions into every query's running top-K."""
         positions = self.library.positions
         lo, hi = np.searchsorted(positions, [state.position, stop]).tolist()
         if lo < hi:
-            block_fps = self.library.fingerprints[lo:hi]
-            sims = np.empty((len(self.query_fps), hi - lo))
-            for q, query_fp in enumerate(self.query_fps):
-                sims[q] = DataStructs.BulkTanimotoSimilarity(query_fp, block_fps)
+            sims = _similarities(self.queries.fingerprints, self.library.fingerprints[lo:hi])
             state.top_sim, state.top_ref = merge_block(
                 state.top_sim, state.top_ref, sims, positions[lo:hi], self.label_rank
             )
-        state.position = stop
+
+    def _scan_queries(self, state: _ShardState, stop: int) -> None:
+        """The final top-K of the queries at those sample positions, against the whole
+        library (their rows are complete: nothing else folds into them)."""
+        lo, hi = np.searchsorted(self.queries.positions, [state.position, stop]).tolist()
+        if lo < hi:
+            sims = _similarities(self.queries.fingerprints[lo:hi], self.library.fingerprints)
+            k = state.top_sim.shape[1]
+            state.top_sim[lo:hi], state.top_ref[lo:hi] = merge_block(
+                *empty_tops(hi - lo, k), sims, self.library.positions, self.label_rank
+            )
 
 
-def _encode_checkpoint(shard: ShardRange, k: int, state: _ShardState) -> bytes:
-    """Binary ``.npz`` of the exact float64 top-K: cheap to write, resuming changes no result."""
+def _encode_checkpoint(shard: ShardRange, k: int, state: _ShardState, axis: Axis) -> bytes:
+    """Binary ``.npz`` of the exact float64 top-K: cheap to write, resuming changes no result.
+    The axis is in the header: the same bounds and shapes on the other axis mean other data."""
     buffer = io.BytesIO()
     np.savez(
         buffer,
-        header=np.array([_CHECKPOINT_FORMAT]),
+        header=np.array([_CHECKPOINT_FORMAT, axis.value]),
         bounds=np.array([shard.start, shard.end, k, state.position], np.int64),
         top_sim=state.top_sim,
         top_ref=state.top_ref,
@@ -364,28 +445,39 @@ def _encode_checkpoint(shard: ShardRange, k: int, state: _ShardState) -> bytes:
     return buffer.getvalue()
 
 
-def _decode_checkpoint(payload: bytes, shard: ShardRange, k: int, n_queries: int) -> _ShardState:
+def _decode_checkpoint(
+    payload: bytes, shard: ShardRange, k: int, n_queries: int, axis: Axis
+) -> _ShardState:
     """Parse and check a checkpoint; raises ValueError when it does not belong to this run."""
     try:
         with np.load(io.BytesIO(payload), allow_pickle=False) as data:
-            header = str(data["header"][0])
+            header = tuple(str(field) for field in data["header"])
             start, end, top_k, position = (int(v) for v in data["bounds"])
             top_sim = np.asarray(data["top_sim"], np.float64)
             top_ref = np.asarray(data["top_ref"], np.int64)
     except (OSError, ValueError, TypeError, KeyError, IndexError, zipfile.BadZipFile) as exc:
         raise ValueError(f"unreadable checkpoint: {exc}") from exc
     found = (header, start, end, top_k, top_sim.shape, top_ref.shape)
-    expected = (_CHECKPOINT_FORMAT, shard.start, shard.end, k, (n_queries, k), (n_queries, k))
+    expected = (
+        (_CHECKPOINT_FORMAT, axis.value),
+        shard.start,
+        shard.end,
+        k,
+        (n_queries, k),
+        (n_queries, k),
+    )
     if found != expected or not shard.start <= position <= shard.end:
         raise ValueError(f"checkpoint {found} at {position} does not match {expected}")
     return _ShardState(position, top_sim, top_ref)
 
 
-def _initial_state(shard: ShardRange, k: int, n_queries: int, resume: bytes | None) -> _ShardState:
+def _initial_state(
+    shard: ShardRange, k: int, n_queries: int, axis: Axis, resume: bytes | None
+) -> _ShardState:
     """Resume when the checkpoint fits; otherwise restart the range (same result, more work)."""
     if resume:
         try:
-            return _decode_checkpoint(resume, shard, k, n_queries)
+            return _decode_checkpoint(resume, shard, k, n_queries, axis)
         except ValueError:
             logger.warning(
                 "shard %s: ignoring checkpoint, restarting", shard.shard_id, exc_info=True
@@ -393,11 +485,12 @@ def _initial_state(shard: ShardRange, k: int, n_queries: int, resume: bytes | No
     return _ShardState(shard.start, *empty_tops(n_queries, k))
 
 
-def _check_range(library: FingerprintIndex, shard: ShardRange) -> None:
-    if not 0 <= shard.start <= shard.end <= library.entries:
+def _check_range(extent: Partition, shard: ShardRange) -> None:
+    if not 0 <= shard.start <= shard.end <= extent.items:
+        what = "sample" if extent.axis is Axis.QUERIES else "reference library"
         raise ShardFailed(
-            f"shard range [{shard.start}, {shard.end}) is outside the reference library "
-            f"({library.entries} molecules)"
+            f"shard range [{shard.start}, {shard.end}) is outside the {what} "
+            f"({extent.items} molecules)"
         )
 
 
@@ -425,14 +518,11 @@ def _write_shard_rows(path: Path, rows: Iterable[Sequence[object]]) -> int:
 
 
 def _write_state(
-    path: Path,
-    queries: FingerprintIndex,
-    library: FingerprintIndex,
-    state: _ShardState,
-    shard: ShardRange,
+    path: Path, queries: FingerprintIndex, library: FingerprintIndex, state: _ShardState
 ) -> int:
     """The shard file of a finished state (padding ``-1`` entries are not hits), then the
-    sample's skipped lines and the library's skipped lines in the shard's range."""
+    lines each index skipped: the range's for the partitioned file (its index is the range's
+    span), every one for the other."""
     ref_ids = dict(zip(library.positions.tolist(), library.idents, strict=True))
     hits = (
         (q_id, rank, ref_ids[ref], repr(sim), q_position, ref)
@@ -449,10 +539,7 @@ def _write_state(
     skipped_queries = (
         ("", SKIPPED_RANK, "", "", line, "") for line in queries.skipped_lines.tolist()
     )
-    skipped_refs = (
-        ("", SKIPPED_RANK, "", "", "", line)
-        for line in library.skipped_lines_in(shard.start, shard.end)
-    )
+    skipped_refs = (("", SKIPPED_RANK, "", "", "", line) for line in library.skipped_lines.tolist())
     return _write_shard_rows(path, itertools.chain(hits, skipped_queries, skipped_refs))
 
 
@@ -586,7 +673,8 @@ def _file_stem(shard_id: str) -> str:
 
 
 class MolsimWorkload:
-    """Top-K Tanimoto search; shards are ranges of reference-library positions."""
+    """Top-K Tanimoto search; shards are ranges of reference-library positions, or of sample
+    positions when the sample is the longer file (``shard_axis``)."""
 
     name: ClassVar[str] = "molsim"
 
@@ -610,30 +698,34 @@ class MolsimWorkload:
         return SampleReport(items=len(sample))
 
     def count_items(self, inputs: WorkInputs) -> int:
-        """Molecule lines of the library, parsable or not: stable and cheap to count."""
-        return len(read_smiles_file(library_path(inputs), "reference library", MAX_LIBRARY_LINES))
+        """Molecule lines of the partitioned file (``partition``), parsable or not: stable and
+        cheap to count."""
+        return partition(inputs).items
 
     def run(self, shard: ShardRange, inputs: WorkInputs, ctx: ShardContext) -> ShardOutcome:
+        """Search the range in blocks of ``checkpoint_every`` positions, a checkpoint after
+        each: references against every query, or queries against the whole library (then
+        block x library < block x queries: no larger than a library-axis block's matrix)."""
         k = top_k_option(inputs.options)
+        extent = partition(inputs)
+        _check_range(extent, shard)
         # The unit's shards share their parent directory: fingerprints are computed once there.
-        queries = query_index(inputs.sample, ctx.work_dir.parent)
-        library = _load_library(inputs, ctx.work_dir.parent, shard)
-        _check_range(library, shard)
-        searcher = _Searcher(queries.fingerprints, library, library.label_rank())
-        state = _initial_state(shard, k, len(queries.idents), ctx.resume)
+        queries, library = _load_indexes(extent.axis, shard, inputs, ctx.work_dir.parent)
+        searcher = _Searcher(extent.axis, queries, library, library.label_rank())
+        state = _initial_state(shard, k, len(queries.idents), extent.axis, ctx.resume)
         block = max(1, ctx.checkpoint_every)
         while state.position < shard.end:
             if ctx.stop_requested():
-                payload = _encode_checkpoint(shard, k, state)
+                payload = _encode_checkpoint(shard, k, state, extent.axis)
                 ctx.save_checkpoint(payload, state.position)
                 return ShardStopped(checkpoint=payload, position=state.position)
             stop = min(state.position + block, shard.end)
             searcher.scan(state, stop)
             ctx.progress(stop)
             if stop < shard.end:
-                ctx.save_checkpoint(_encode_checkpoint(shard, k, state), stop)
+                ctx.save_checkpoint(_encode_checkpoint(shard, k, state, extent.axis), stop)
         out = ctx.work_dir / f"{_file_stem(shard.shard_id)}.molsim.csv"
-        rows = _write_state(out, queries, library, state, shard)
+        rows = _write_state(out, queries, library, state)
         return ShardDone(result=out, stats={"queries": len(queries.idents), "rows": rows})
 
     def reduce(self, results: Sequence[Path], out: Path, inputs: WorkInputs) -> Mapping[str, Any]:

@@ -45,11 +45,6 @@ class FingerprintIndex:
     skipped_positions: npt.NDArray[np.int64]
     skipped_lines: npt.NDArray[np.int64]
 
-    def skipped_lines_in(self, start: int, stop: int) -> list[int]:
-        """The file lines of the unusable molecule lines at positions ``[start, stop)``."""
-        lo, hi = np.searchsorted(self.skipped_positions, [start, stop]).tolist()
-        return [int(line) for line in self.skipped_lines[lo:hi]]
-
     def label_rank(self) -> npt.NDArray[np.int64]:
         """Position -> rank in (id, position) order: the tie order of molsim hits.
 
