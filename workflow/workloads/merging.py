@@ -6,7 +6,7 @@ hold every candidate of every shard in memory (12 queries x topK 10 x 100,000 = 
 ``ShardMerger`` takes the files one by one (RsltProc deletes each after ``add``) and keeps
 only what the final result needs: molsim a top-K per query, noop a running sum. The result
 file is byte-identical to ``reduce``'s: top-K of a union is top-K of the union of top-Ks
-under the same total order (``molsim.rank_key``: similarity, then ref_id, then position).
+under the same total order (molsim's ordering rule: similarity, then ref_id, then position).
 molsim's merger lives beside its shard format (``molsim.MolsimMerger``: its ``reduce`` is
 the same merger over every file), imported when a mission needs it: this module is imported
 wherever ``aggregation`` is (the node agent too), and molsim brings RDKit and numpy.

@@ -40,7 +40,6 @@ needs RDKit raises ``Workload.Unavailable`` naming the extra.
 from __future__ import annotations
 
 import csv
-import heapq
 import io
 import itertools
 import logging
@@ -171,16 +170,6 @@ def require_rdkit() -> None:
         raise WorkloadUnavailable(
             f"workload 'molsim' needs RDKit, which is not installed: {INSTALL_HINT}"
         ) from _RDKIT_MISSING
-
-
-def rank_key(candidate: Candidate) -> tuple[float, str, int]:
-    """The total order of hits: best similarity first, then ref_id, then library position."""
-    return (-candidate.similarity, candidate.ref_id, candidate.ref_index)
-
-
-def select_top_k(candidates: Iterable[Candidate], k: int) -> list[Candidate]:
-    """The first ``k`` candidates under ``rank_key``, in rank order."""
-    return heapq.nsmallest(k, candidates, key=rank_key)
 
 
 def default_library_path() -> Path:
@@ -631,31 +620,28 @@ class MolsimMerger:
 
     def _write_final(self, out: Path) -> int:
         """The final rows straight from the rank keys, in ``final_hits``' order (query_id,
-        then line order, then rank) and ``write_hits_csv``'s format: no Candidate or Hit per
-        row (two objects per row were half of RsltProc's merge at 237,800 rows)."""
-        idents = self._idents
-        rows = 0
-        with out.open("w", encoding="utf-8", newline="") as handle:
-            writer = csv.writer(handle, lineterminator="\n")
-            writer.writerow(FINAL_HEADER)
-            for position in sorted(self._tops, key=lambda p: (idents[p], p)):
-                ident, top = idents[position], self._tops[position]
-                writer.writerows(
-                    (ident, rank, ref_id, f"{-neg:.6f}")
-                    for rank, (neg, ref_id, _) in enumerate(top, start=1)
-                )
-                rows += len(top)
-        return rows
+        then line order, then rank): no Candidate or Hit per row (two objects per row were
+        half of RsltProc's merge at 237,800 rows)."""
+        idents, tops = self._idents, self._tops
+        return write_hits_csv(
+            (
+                (idents[position], rank, ref_id, -neg)
+                for position in sorted(tops, key=lambda p: (idents[p], p))
+                for rank, (neg, ref_id, _) in enumerate(tops[position], start=1)
+            ),
+            out,
+        )
 
 
-def write_hits_csv(hits: Iterable[Hit], out: Path) -> int:
-    """Write the final result (similarity with 6 decimals); returns the row count."""
+def write_hits_csv(hits: Iterable[tuple[str, int, str, float]], out: Path) -> int:
+    """Write the final result (similarity with 6 decimals) from ``Hit`` rows or plain
+    (query_id, rank, ref_id, similarity) tuples; returns the row count."""
     rows = 0
     with out.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(FINAL_HEADER)
-        for hit in hits:
-            writer.writerow((hit.query_id, hit.rank, hit.ref_id, f"{hit.similarity:.6f}"))
+        for query_id, rank, ref_id, similarity in hits:
+            writer.writerow((query_id, rank, ref_id, f"{similarity:.6f}"))
             rows += 1
     return rows
 

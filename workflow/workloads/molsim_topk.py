@@ -1,6 +1,6 @@
 """Vectorised top-K for molsim: one numpy pass per block of references, no Python per pair.
 
-The order is molsim's ``rank_key``: similarity descending, then the reference's label rank
+The order is molsim's ordering rule: similarity descending, then the reference's label rank
 (its position in the (ref_id, library position) order, precomputed once per library).
 Ties at the K-th similarity are resolved exactly: every candidate at or above that
 similarity takes part in the final sort, so the result equals a full sort of all pairs.
