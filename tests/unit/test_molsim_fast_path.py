@@ -131,6 +131,16 @@ def test_a_damaged_cache_file_is_rebuilt_not_trusted(
     assert list(again.idents) == list(expected.idents)
 
 
+def _run_three_shards(inputs: WorkInputs, shards: Path) -> Path:
+    """Run the ranges [0, 20), [20, 40), [40, 60) as one unit's shards; their directory."""
+    for i, (lo, hi) in enumerate(itertools.pairwise([0, 20, 40, 60])):
+        work = shards / f"s{i}"
+        work.mkdir(parents=True)
+        outcome = MolsimWorkload().run(ShardRange(f"s{i}", i, lo, hi), inputs, ShardContext(work))
+        assert isinstance(outcome, ShardDone)
+    return shards
+
+
 def test_a_shard_fingerprints_its_own_range_once_and_the_unit_the_queries_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -141,12 +151,7 @@ def test_a_shard_fingerprints_its_own_range_once_and_the_unit_the_queries_once(
     sample = tmp_path / "q.smi"
     sample.write_text("c1ccccc1 benzene\nCCO ethanol\n")
     inputs = WorkInputs(sample=sample, reference=library, options={"topK": 3})
-    shards = tmp_path / "unit" / "shards"
-    for i, (lo, hi) in enumerate(itertools.pairwise([0, 20, 40, 60])):
-        work = shards / f"s{i}"
-        work.mkdir(parents=True)
-        outcome = MolsimWorkload().run(ShardRange(f"s{i}", i, lo, hi), inputs, ShardContext(work))
-        assert isinstance(outcome, ShardDone)
+    shards = _run_three_shards(inputs, tmp_path / "unit" / "shards")
     assert built == [2, 20, 20, 20]  # the 2 queries, then each shard's 20 molecules
     again = MolsimWorkload().run(ShardRange("s1", 1, 20, 40), inputs, ShardContext(shards / "s1"))
     assert isinstance(again, ShardDone)
@@ -164,10 +169,5 @@ def test_a_query_axis_shard_fingerprints_its_own_queries_and_the_node_the_librar
     sample.write_text("".join(f"{smiles} q{i}\n" for i, smiles in enumerate(["CCO", "CCN"] * 30)))
     inputs = WorkInputs(sample=sample, reference=library, options={"topK": 3})
     assert MolsimWorkload().count_items(inputs) == 60
-    shards = tmp_path / "unit" / "shards"
-    for i, (lo, hi) in enumerate(itertools.pairwise([0, 20, 40, 60])):
-        work = shards / f"s{i}"
-        work.mkdir(parents=True)
-        outcome = MolsimWorkload().run(ShardRange(f"s{i}", i, lo, hi), inputs, ShardContext(work))
-        assert isinstance(outcome, ShardDone)
+    _run_three_shards(inputs, tmp_path / "unit" / "shards")
     assert built == [20, 15, 20, 20]  # shard 0's 20 queries and the library, then 20 each
