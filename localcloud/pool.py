@@ -276,7 +276,17 @@ class LocalNodePool:
             except (ClientError, BotoCoreError, OSError) as exc:
                 LOGGER.warning("local node pool: %s", exc)
                 self.errors.append(exc)
-            self._stop.wait(self.poll_seconds)
+            self._stop.wait(self._until_next_boot())
+
+    def _until_next_boot(self) -> float:
+        """The next poll, or sooner when a waiting instance finishes booting before it: its
+        node then starts at its boot's end, not up to a poll later."""
+        now = time.monotonic()
+        with self._lock:
+            booted = [appeared + self.boot_seconds for _, appeared in self._waiting.values()]
+        due = booted + [at + self.install_seconds for at in booted]  # its install's end too
+        future = [at - now for at in due if at > now]
+        return max(0.0, min([self.poll_seconds, *future]))
 
     def _discover(self) -> set[str]:
         """Queue the instances seen for the first time; the ids of every live one."""

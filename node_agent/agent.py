@@ -8,12 +8,14 @@ token and only while the attempt is current; a superseded node never reports.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import IntEnum
+from pathlib import Path
 from typing import Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -85,6 +87,7 @@ class NodeAgent:
         self._token: str | None = None
         self._threads: list[Heartbeat | InterruptionWatcher | threading.Timer] = []
         self._bytes_downloaded = 0
+        self._release: Callable[[], None] = _nothing  # the unit's workers and files, once run
 
     # ---- entry ---------------------------------------------------------------------------
 
@@ -124,6 +127,7 @@ class NodeAgent:
             code = ExitCode.CRASHED
         finally:
             self._stop_threads()
+            self._release()
             self._bill(ident)
             self._terminate_self(ident.instance_id)
         log.info("node agent exiting", extra={"exitCode": int(code), "path": ExitCode(code).name})
@@ -217,14 +221,14 @@ class NodeAgent:
         )
         pump = EventPump(pool, run.on_event)
         pump.start()
+        # The workers and the work directory go after the report (run's end): closing the
+        # pool waits for every worker to exit, ~0.3 s the mission need not wait for.
+        self._release = functools.partial(_release_unit, pool, work_dir)
         try:
             report = run.run(shards)
         finally:
             pump.stop()
             pump.join()
-            pool.close()
-            # Results and checkpoints are in S3 now; keep only the shared library cache.
-            shutil.rmtree(work_dir, ignore_errors=True)
         for shard_id, (key, position) in list(report.stopped.items()):
             if key is None:  # a periodic checkpoint may have been the last one uploaded
                 report.stopped[shard_id] = (run.uploader.latest(shard_id)[0], position)
@@ -389,6 +393,17 @@ class NodeAgent:
             instance_id = self.imds.get(META + "instance-id")
             if instance_id:
                 self._terminate_self(instance_id.strip())
+
+
+def _release_unit(pool: ShardPool, work_dir: Path) -> None:
+    """Stop the unit's workers; results and checkpoints are in S3 by now, so only the shared
+    library cache stays on disk."""
+    pool.close()
+    shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def _nothing() -> None:
+    return None
 
 
 def _attempt_of(store: MissionStore, ident: NodeIdentity) -> UnitAttempt:

@@ -11,11 +11,11 @@ attempt can never overwrite what a later one committed.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Final
+from typing import Final, TypeVar
 
 from workflow.ports import ObjectStore
 from workflow.records import ShardRecord
@@ -25,6 +25,8 @@ from workflow.records import ShardRecord
 # twenty-millisecond shard's output.
 MAX_PACKED_RESULT_BYTES: Final = 256 * 1024
 PACK_BYTES: Final = 8 * 1024 * 1024
+
+_Fetched = TypeVar("_Fetched", Path, bytes)
 
 
 @dataclass(frozen=True)
@@ -74,11 +76,10 @@ class ResultReader:
     """The committed results of ``shards``, in the shards' order: as local files (``files``)
     or as bytes (``contents``, for small results such as noop's).
 
-    Each distinct object is fetched once, ``window`` at a time ahead of the reader; a
-    pack's file is kept until its last member in the order has been cut out, then deleted.
-    The caller deletes each yielded file once read (so /tmp holds about ``window`` objects).
-    The pack being cut is read into memory once (at most ``PACK_BYTES``), not reopened per
-    member.
+    Each distinct object is fetched once, ``window`` at a time ahead of the reader. For
+    ``files``, a pack's file is kept until its last member in the order has been cut out,
+    then deleted, and the caller deletes each yielded file once read (so /tmp holds about
+    ``window`` objects); the pack being cut is read into memory once, not reopened per member.
     """
 
     def __init__(self, objects: ObjectStore, bucket: str, root: Path, window: int) -> None:
@@ -89,35 +90,46 @@ class ResultReader:
         self._pack: tuple[Path, bytes] | None = None  # the pack being cut, and its bytes
 
     def files(self, shards: Sequence[ShardRecord]) -> Iterator[tuple[ShardRecord, Path]]:
-        for shard, whole, index, last in self._fetched(shards):
-            yield shard, self._cut(shard, whole, index, last=last)
+        keys = dict.fromkeys(str(s.result_key) for s in shards)
+        names = {key: self._root / f"object-{n:07d}" for n, key in enumerate(keys)}
+
+        def download(key: str) -> Path:
+            self._objects.fetch(self._bucket, key, names[key])
+            return names[key]
+
+        for index, (shard, whole, last) in enumerate(self._fetched(shards, download)):
+            try:
+                yield shard, self._cut(shard, whole, index, last=last)
+            finally:
+                if last:
+                    whole.unlink(missing_ok=True)
 
     def contents(self, shards: Sequence[ShardRecord]) -> Iterator[tuple[ShardRecord, bytes]]:
-        """Each shard's result as bytes: no file per shard (on a busy host each file's open,
-        write and unlink waits for the GIL again: most of RsltProc's second at 1,000 noop
-        shards). A whole object is read whole: for workloads whose results are small."""
-        for shard, whole, _, last in self._fetched(shards):
-            if shard.result_offset is None:
-                yield shard, whole.read_bytes()
-            else:
-                yield shard, self._member(shard, whole, last=last)
+        """Each shard's result as bytes, its object read straight into memory: no file at all
+        (on a busy host each file's open, write, read and unlink waits for the GIL again:
+        most of RsltProc's second at 1,000 noop shards). For workloads whose results are
+        small: up to ``window`` objects are held at once."""
+
+        def read(key: str) -> bytes:
+            return self._objects.get_bytes(self._bucket, key)
+
+        for shard, whole, _ in self._fetched(shards, read):
+            yield shard, whole[_member_slice(shard)]
 
     def _fetched(
-        self, shards: Sequence[ShardRecord]
-    ) -> Iterator[tuple[ShardRecord, Path, int, bool]]:
-        """(shard, its object's local file, index, whether the object's last use), with the
-        object fetched; the file is deleted after its last use."""
-        keys = list(dict.fromkeys(str(s.result_key) for s in shards))
+        self, shards: Sequence[ShardRecord], fetch: Callable[[str], _Fetched]
+    ) -> Iterator[tuple[ShardRecord, _Fetched, bool]]:
+        """(shard, what ``fetch`` made of its object, whether it is the object's last use),
+        the next objects fetched meanwhile on ``window`` threads."""
+        keys = iter(dict.fromkeys(str(s.result_key) for s in shards))
         last_use = {str(s.result_key): i for i, s in enumerate(shards)}
-        names = {key: self._root / f"object-{n:07d}" for n, key in enumerate(keys)}
-        queued = iter(keys)
-        fetching: dict[str, Future[None]] = {}  # fetched or in flight, not yet used up
+        fetching: dict[str, Future[_Fetched]] = {}  # fetched or in flight, not yet used up
         with ThreadPoolExecutor(self._window, thread_name_prefix="rslt-fetch") as pool:
 
             def submit_next() -> bool:
-                key = next(queued, None)
+                key = next(keys, None)
                 if key is not None:
-                    fetching[key] = pool.submit(self._objects.fetch, self._bucket, key, names[key])
+                    fetching[key] = pool.submit(fetch, key)
                 return key is not None
 
             for index, shard in enumerate(shards):
@@ -126,11 +138,9 @@ class ResultReader:
                     pass
                 while len(fetching) < self._window and submit_next():
                     pass
-                fetching[key].result()
-                yield shard, names[key], index, last_use[key] == index
-                if last_use[key] == index:
-                    del fetching[key]
-                    names[key].unlink(missing_ok=True)
+                last = last_use[key] == index
+                fetched = (fetching.pop(key) if last else fetching[key]).result()
+                yield shard, fetched, last
 
     def _cut(self, shard: ShardRecord, whole: Path, index: int, *, last: bool) -> Path:
         """The shard's own bytes as a file named with its result's suffix: a whole object
@@ -150,9 +160,15 @@ class ResultReader:
         """A pack member's bytes, the pack read once for all its members."""
         if self._pack is None or self._pack[0] != whole:
             self._pack = (whole, whole.read_bytes())
-        start = shard.result_offset or 0
-        end = None if shard.result_bytes is None else start + shard.result_bytes
-        data = self._pack[1][start:end]
+        data = self._pack[1][_member_slice(shard)]
         if last:
             self._pack = None
         return data
+
+
+def _member_slice(shard: ShardRecord) -> slice:
+    """Where the shard's result sits in its object (all of it, when not in a pack)."""
+    if shard.result_offset is None:
+        return slice(None)
+    end = None if shard.result_bytes is None else shard.result_offset + shard.result_bytes
+    return slice(shard.result_offset, end)

@@ -29,7 +29,7 @@ from node_agent.log_shipping import (
     stream_of_bound,
     take_batch,
 )
-from node_agent.main import start_shipping
+from node_agent.startup import start_shipping
 
 pytestmark = pytest.mark.unit
 

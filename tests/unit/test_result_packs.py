@@ -55,10 +55,16 @@ class CountingStore(MemoryObjectStore):
     def __init__(self) -> None:
         super().__init__()
         self.gets: Counter[str] = Counter()
+        self.fetched_to_disk = 0
 
     def fetch(self, bucket: str, key: str, dest: Path) -> None:
         self.gets[key] += 1
+        self.fetched_to_disk += 1
         super().fetch(bucket, key, dest)
+
+    def get_bytes(self, bucket: str, key: str) -> bytes:
+        self.gets[key] += 1
+        return super().get_bytes(bucket, key)
 
 
 @settings(max_examples=60, deadline=None)
@@ -108,12 +114,14 @@ def test_the_reader_gives_each_shard_its_own_bytes_in_order_and_reads_each_objec
         assert got == [(s.shard_id, bodies[s.index], ".csv") for s in shards]
         assert set(store.gets.values()) == {1}
         assert list(out.iterdir()) == []  # every object deleted once used up
-        # The same results as bytes, with no file per shard.
+        # The same results as bytes, with no file at all.
         store.gets.clear()
+        store.fetched_to_disk = 0
         reader = ResultReader(store, BUCKET, out, window)
         contents = [(shard.shard_id, data) for shard, data in reader.contents(shards)]
         assert contents == [(s.shard_id, bodies[s.index]) for s in shards]
         assert set(store.gets.values()) == {1}
+        assert store.fetched_to_disk == 0
         assert list(out.iterdir()) == []
 
 
