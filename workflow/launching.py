@@ -116,7 +116,7 @@ def launch_unit(cmd: LaunchCommand, svc: Ports) -> dict[str, Any]:
         "attempt": cmd.attempt,
         "instanceId": node.instance_id,
         "capacity": capacity,
-        "shards": len(queued),
+        "shards": queued,
     }
 
 

@@ -21,14 +21,14 @@ from workflow.aws.services import Services
 from workflow.errors import ShardFailed, SpotInterrupted
 from workflow.keys import shard_result_key
 from workflow.ports import MissionStore
-from workflow.records import ShardRecord, UnitRecord
+from workflow.records import UnitRecord
 
 Behaviour = Literal["succeed", "interrupt", "silent", "fail"]
 
 
 def begin(
     store: MissionStore, mission_id: str, unit_id: str, n: int, *, token: str, capacity: str
-) -> tuple[UnitRecord, list[ShardRecord]]:
+) -> tuple[UnitRecord, int]:
     """LaunchNode's first step: ``UnitAttempt.begin`` over this store."""
     _, unit, queued = UnitAttempt.begin(
         store, mission_id, unit_id, n, task_token=token, capacity=capacity

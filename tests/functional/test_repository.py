@@ -28,7 +28,7 @@ def test_a_retried_begin_attempt_is_its_own_not_superseded(planned: tuple[LocalS
     begin(store, mission_id, "u0000", 1, token="token-1", capacity="spot")
     # the SDK retries a request the server had applied: same attempt, same token → carry on
     unit, queued = begin(store, mission_id, "u0000", 1, token="token-1", capacity="spot")
-    assert unit.attempt == 1 and len(queued) == 3  # still this attempt's 3 shards to run
+    assert unit.attempt == 1 and queued == 3  # still this attempt's 3 shards to run
     assert all(s.status is ShardStatus.QUEUED for s in store.list_shards(mission_id))
     with pytest.raises(AttemptSuperseded):
         begin(store, mission_id, "u0000", 1, token="token-other", capacity="spot")
@@ -52,9 +52,9 @@ def test_a_shard_is_done_once_and_counted_once(planned: tuple[LocalStack, str]) 
     assert store.get_shard(mission_id, "s000000").status is ShardStatus.DONE  # type: ignore[union-attr]
 
 
-def _update_calls(stack: LocalStack) -> list[str]:
+def _calls(stack: LocalStack) -> list[str]:
     calls: list[str] = []
-    for op in ("UpdateItem", "TransactWriteItems"):
+    for op in ("Query", "UpdateItem", "TransactWriteItems"):
         stack.services.ddb.meta.events.register(
             f"before-call.dynamodb.{op}", lambda op=op, **_: calls.append(op)
         )
@@ -69,14 +69,14 @@ def test_the_first_launch_moves_no_shard_and_a_relaunch_moves_the_open_ones(
     assert {(s.status, s.attempt) for s in store.list_shards(mission_id)} == {
         (ShardStatus.QUEUED, 1)
     }
-    calls = _update_calls(stack)
+    calls = _calls(stack)
     _, queued = begin(store, mission_id, "u0000", 1, token="t1", capacity="spot")
-    assert (len(queued), calls) == (3, ["UpdateItem"])  # the unit item only
+    assert (queued, calls) == (3, ["UpdateItem"])  # the unit item only: no shard read
     assert store.move_shard(mission_id, "s000000", ShardStatus.RUNNING, attempt=1)
     done = {"resultKey": "k"}
     assert store.move_shard(mission_id, "s000000", ShardStatus.DONE, attempt=1, fields=done)
     calls.clear()
     _, queued = begin(store, mission_id, "u0000", 2, token="t2", capacity="on-demand")
-    # the unit, then one transaction for the open shards (100 per transaction)
-    assert (len(queued), calls) == (2, ["UpdateItem", "TransactWriteItems"])
+    # the unit, the open shards read, then one transaction for them (100 per transaction)
+    assert (queued, calls) == (2, ["UpdateItem", "Query", "TransactWriteItems"])
     assert not store.move_shard(mission_id, "s000001", ShardStatus.RUNNING, attempt=1)

@@ -141,16 +141,16 @@ def test_an_attempt_begins_once_and_an_older_one_is_superseded(store: MissionSto
     mission_id = planned(store)
     unit, queued = begin(store, mission_id, "u0000", 1, token="t1", capacity="spot")
     assert (unit.attempt, unit.task_token, unit.capacity, unit.launches) == (1, "t1", "spot", 1)
-    assert [s.shard_id for s in queued] == ["s000000", "s000001"]
+    assert queued == 2
     again, queued_again = begin(store, mission_id, "u0000", 1, token="t1", capacity="spot")
-    assert (again.launches, len(queued_again)) == (1, 2)  # a client retry of the same call
+    assert (again.launches, queued_again) == (1, 2)  # a client retry of the same call
     with pytest.raises(AttemptSuperseded):
         begin(store, mission_id, "u0000", 1, token="t-other", capacity="spot")
     assert store.move_shard(mission_id, "s000000", ShardStatus.RUNNING, attempt=1)
     assert store.move_shard(mission_id, "s000000", ShardStatus.DONE, attempt=1)
     unit, queued = begin(store, mission_id, "u0000", 2, token="t2", capacity="on-demand")
     assert (unit.attempt, unit.capacity, unit.launches) == (2, "on-demand", 2)
-    assert [s.shard_id for s in queued] == ["s000001"]  # DONE stays DONE
+    assert queued == 1  # DONE stays DONE
     shards = store.unit_shards(unit)
     assert [(s.status, s.attempt) for s in shards] == [
         (ShardStatus.DONE, 1),
