@@ -13,11 +13,12 @@ the answer (or the named error) the port promises.
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
@@ -61,6 +62,7 @@ _TRANSIENT_REASONS = frozenset(
     {"TransactionConflict", "ProvisionedThroughputExceeded", "ThrottlingError"}
 )
 
+_WHOLE: Final = re.compile(r"-?[0-9]+", re.ASCII)
 _ser = TypeSerializer()
 _de = TypeDeserializer()
 
@@ -70,7 +72,20 @@ def _to_ddb(item: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _from_ddb(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _plain(_de.deserialize(v)) for k, v in item.items()}
+    return {k: _from_value(v) for k, v in item.items()}
+
+
+def _from_value(value: Mapping[str, Any]) -> Any:
+    """One AttributeValue as plain Python: strings and whole numbers directly, the rest
+    through boto3's deserializer. Listing 1,000 shards spent a quarter of its time making
+    a ``Decimal`` of each number only to turn it back into an ``int``."""
+    if len(value) == 1:
+        kind, raw = next(iter(value.items()))
+        if kind == "S":
+            return raw
+        if kind == "N" and _WHOLE.fullmatch(raw):
+            return int(raw)
+    return _plain(_de.deserialize(value))
 
 
 def _decimalize(value: Any) -> Any:
