@@ -19,6 +19,7 @@ ADMIN_KEY = "testing"  # the emulator's account administrator: facts IAM reads i
 
 
 def main() -> None:
+    sdk_sessions.share_with_every_session()  # the agent's session and the administrator's
     data = json.loads(Path(os.environ[ENV_POLICY_FILE]).read_text(encoding="utf-8"))
     policies = ResolvedPolicies.from_json(data)
     admin = sdk_sessions.session(ADMIN_KEY, ADMIN_KEY, policies.arns.region)
