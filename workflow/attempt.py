@@ -78,9 +78,9 @@ class UnitAttempt:
 
         Attempt 1 (the unit's first begin, or a client's retry of that same call: a later
         begin is always a later attempt) reads no shard: the plan wrote every one QUEUED for
-        attempt 1 and no node could claim one before this attempt was current. That read (a Query of
-        the whole unit, ~0.3-0.5 s at 500 shards in the local cloud) sat between the plan
-        and the first node's boot."""
+        attempt 1 and no node could claim one before this attempt was current. That read (a
+        Query of the whole unit, ~0.3-0.5 s at 500 shards in the local cloud) sat between
+        the plan and the first node's boot."""
         unit = store.begin_attempt(mission_id, unit_id, number, task_token, capacity)
         attempt = cls(store, mission_id, unit_id, number)
         if number == FIRST_ATTEMPT:
