@@ -28,6 +28,8 @@ Performance (``performance``): moto answers right but does O(table) work per cal
   directory on every request, inside its dispatcher lock).
 - ``performance_responses``: 20 ``dynamodb_result_conversion`` (results reached wire JSON
   through a generic recursion per value).
+- ``performance_query_copy``: 21 ``dynamodb_query_filter_before_copy`` (a filtered Query
+  deep-copied every item of its page, then filtered the copies).
 
 Nothing is patched at import time: call :func:`apply_all` (``EmbeddedCloud`` does).
 moto is imported lazily, so this package imports without the ``local`` extra installed.
@@ -72,11 +74,13 @@ from localcloud.moto_compat.performance import (
     TRANSACTION_ITEM_SNAPSHOT,
     is_wire_attribute_value,
 )
+from localcloud.moto_compat.performance_query_copy import DYNAMODB_QUERY_FILTER_BEFORE_COPY
 from localcloud.moto_compat.performance_responses import DYNAMODB_RESULT_CONVERSION
 from localcloud.moto_compat.performance_server import MOTO_SERVER_MODULE_LIST
 
 __all__ = [
     "DYNAMODB_CONDITION_PARSE_CACHE",
+    "DYNAMODB_QUERY_FILTER_BEFORE_COPY",
     "DYNAMODB_QUERY_PARTITION",
     "DYNAMODB_RESULT_CONVERSION",
     "DYNAMODB_THROTTLING",
@@ -138,6 +142,7 @@ FIXES: Final[tuple[Fix, ...]] = (
     LOGS_FILTER_STREAM_PREFIX,
     MOTO_SERVER_MODULE_LIST,
     DYNAMODB_RESULT_CONVERSION,
+    DYNAMODB_QUERY_FILTER_BEFORE_COPY,
 )
 FIXES_BY_NAME: Final[dict[str, Fix]] = {fix.name: fix for fix in FIXES}
 
