@@ -25,7 +25,7 @@ from typing import Any, Final
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from localcloud import moto_compat, sdk_sessions
+from localcloud import instance_events, moto_compat, sdk_sessions
 from localcloud.iam import LocalIam, enabled_from_env
 from localcloud.lambda_runtime import (
     DEFAULT_MEMORY_MB,
@@ -122,6 +122,7 @@ class EmbeddedCloud:
             if self.apply_compat:
                 self._apply_compat()
             self.lambdas.install()
+            instance_events.INSTANCE_CHANGES.apply()  # the pool is told, not polled
             if self.iam_enabled:
                 self.iam = LocalIam()
         except BaseException:
@@ -156,6 +157,7 @@ class EmbeddedCloud:
             self.iam.close()
             self.iam = None
         self.lambdas.uninstall()
+        instance_events.INSTANCE_CHANGES.revert()
         for fix in reversed(self._applied_fixes):
             fix.revert()
         self._applied_fixes = []

@@ -1,16 +1,17 @@
 """The local EC2 pool: one real ``lighthpc-node`` process per instance the workflow launches.
 
-A watcher thread polls the emulator's EC2 for running instances tagged with our mission tag
-and starts the node agent for each, exactly as an instance's user data would on AWS: with
-``AWS_ENDPOINT_URL`` at the emulator, dummy credentials, the deployment's ``Settings`` and
-``AWS_EC2_METADATA_SERVICE_ENDPOINT`` at that instance's own IMDSv2 emulator. The pool keeps a
-handle per instance so tests and chaos tooling can interrupt (Spot notice), kill (SIGKILL, no
-report), pause or list nodes. Each node's stdout/stderr (its JSON log) goes to
-``<log_dir>/<instance-id>.log`` (a fresh temporary directory by default). When a node process
-ends, its instance is terminated in the emulator, and an instance terminated from outside
-(node_watch after ``lighthpc cancel``) takes its node's process tree with it, as on EC2
-(after ``TERMINATED_GRACE_SECONDS``: an agent terminates its own instance as its last act);
-``close()`` leaves no process behind (it
+A watcher thread lists the emulator's EC2 instances tagged with our mission tag (when the
+emulator in this process reports a change, ``localcloud.instance_events``, and every
+``LISTING_SECONDS``; every ``poll_seconds`` without it) and starts the node agent for each,
+exactly as an instance's user data would on AWS: with ``AWS_ENDPOINT_URL`` at the emulator,
+dummy credentials, the deployment's ``Settings`` and ``AWS_EC2_METADATA_SERVICE_ENDPOINT``
+at that instance's own IMDSv2 emulator. The pool keeps a handle per instance so tests and
+chaos tooling can interrupt (Spot notice), kill (SIGKILL, no report), pause or list nodes.
+Each node's stdout/stderr (its JSON log) goes to ``<log_dir>/<instance-id>.log`` (a fresh
+temporary directory by default). When a node process ends, its instance is terminated in the
+emulator, and an instance terminated from outside (node_watch after ``lighthpc cancel``)
+takes its node's process tree with it, as on EC2 (after ``TERMINATED_GRACE_SECONDS``: an
+agent terminates its own instance as its last act); ``close()`` leaves no process behind (it
 kills whole process trees). Should this process die without ``close()`` (SIGKILL, a crash),
 each node dies with it: the pool names itself in ``proctree.ENV_PARENT_PID`` and the agent
 sets a parent-death signal (``proctree.die_with_parent``); its workers follow it.
@@ -44,6 +45,7 @@ from typing import Any, Final, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from localcloud import instance_events
 from localcloud.iam import NODE_COMMAND as IAM_NODE_COMMAND
 from localcloud.iam import LocalIam
 from localcloud.imds import ImdsEmulator
@@ -68,6 +70,9 @@ DEFAULT_BOOT_SECONDS: Final = 0.5
 REALISTIC_BOOT_SECONDS: Final = 25.0
 MEASURED_INSTALL_SECONDS: Final = 16.0
 TERMINATED_GRACE_SECONDS: Final = 5.0
+# Instances listed this often when the emulator reports each change: what no event covers
+# (an instance terminated outside moto's backend) is seen within it.
+LISTING_SECONDS: Final = 1.0
 
 
 class CloudEndpoint(Protocol):
@@ -180,12 +185,15 @@ class LocalNodePool:
         self._waiting: dict[str, tuple[dict[str, Any], float]] = {}
         self._seen: set[str] = set()
         self._stop = threading.Event()
+        self._changed = threading.Event()  # set by the emulator's EC2, and by close()
+        self._told = False  # whether the emulator sets it (instance_events)
         self._thread = threading.Thread(target=self._watch, name="local-node-pool", daemon=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
 
     # ---- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> LocalNodePool:
+        self._told = instance_events.subscribe(self._changed)
         self._thread.start()
         return self
 
@@ -203,6 +211,8 @@ class LocalNodePool:
     def close(self) -> None:
         """Stop watching, kill every node's process tree, terminate their instances."""
         self._stop.set()
+        self._changed.set()
+        instance_events.unsubscribe(self._changed)
         if self._thread.is_alive():
             self._thread.join(timeout=10)
         with self._lock:
@@ -268,15 +278,21 @@ class LocalNodePool:
     # ---- the watcher ---------------------------------------------------------------------
 
     def _watch(self) -> None:
+        listed_at = -float("inf")
         while not self._stop.is_set():
             try:
-                self._end_terminated(live=self._discover())
+                now = time.monotonic()
+                every = LISTING_SECONDS if self._told else self.poll_seconds
+                if self._changed.is_set() or now - listed_at >= every:
+                    self._changed.clear()  # before the listing: a change during it is seen
+                    listed_at = now
+                    self._end_terminated(live=self._discover())
                 self._reap_finished()
                 self._launch_waiting()
             except (ClientError, BotoCoreError, OSError) as exc:
                 LOGGER.warning("local node pool: %s", exc)
                 self.errors.append(exc)
-            self._stop.wait(self._until_next_boot())
+            self._changed.wait(self._until_next_boot())
 
     def _until_next_boot(self) -> float:
         """The next poll, or sooner when a waiting instance finishes booting before it: its

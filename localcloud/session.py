@@ -22,6 +22,7 @@ from localcloud.chaos import ChaosMonkey, ChaosSpec
 from localcloud.emulator import EmbeddedCloud
 from localcloud.execution_events import EndedExecutionEvents
 from localcloud.fleet_errors import FleetErrors
+from localcloud.heap import FrozenHeap
 from localcloud.moto_compat import FAULTS
 from localcloud.outputs import register_outputs
 from localcloud.pool import DEFAULT_BOOT_SECONDS, LocalNodePool, node_capacity
@@ -159,6 +160,7 @@ class LocalSession:
         self.execution_events: EndedExecutionEvents | None = None
         self._lambda_log: IO[str] | None = None
         self._saved_metrics_env: str | None = None
+        self._heap = FrozenHeap()
 
     def __enter__(self) -> LocalSession:
         try:
@@ -194,6 +196,7 @@ class LocalSession:
                 self.stack.state_machine_arn,
                 FUNCTIONS["node_watch"],
             ).start()
+            self._heap.freeze()  # the stack is up: what lives now lives to close()
         except BaseException:
             self.close()
             raise
@@ -245,6 +248,7 @@ class LocalSession:
             if self.cloud.running:
                 self.cloud.stop()
         finally:
+            self._heap.thaw()
             FAULTS.reset()
             self._restore_handlers()
             if self._own_log_dir:

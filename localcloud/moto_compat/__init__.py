@@ -30,6 +30,9 @@ Performance (``performance``): moto answers right but does O(table) work per cal
   through a generic recursion per value).
 - ``performance_query_copy``: 21 ``dynamodb_query_filter_before_copy`` (a filtered Query
   deep-copied every item of its page, then filtered the copies).
+- ``performance_sfn``: 22 ``sfn_definition_parse_cache`` (every StartExecution re-parsed the
+  definition with the ANTLR grammar before its first state ran), 23 ``sfn_task_client_reuse``
+  (every Task made a new SDK client from boto3's default session).
 
 Nothing is patched at import time: call :func:`apply_all` (``EmbeddedCloud`` does).
 moto is imported lazily, so this package imports without the ``local`` extra installed.
@@ -77,6 +80,10 @@ from localcloud.moto_compat.performance import (
 from localcloud.moto_compat.performance_query_copy import DYNAMODB_QUERY_FILTER_BEFORE_COPY
 from localcloud.moto_compat.performance_responses import DYNAMODB_RESULT_CONVERSION
 from localcloud.moto_compat.performance_server import MOTO_SERVER_MODULE_LIST
+from localcloud.moto_compat.performance_sfn import (
+    SFN_DEFINITION_PARSE_CACHE,
+    SFN_TASK_CLIENT_REUSE,
+)
 
 __all__ = [
     "DYNAMODB_CONDITION_PARSE_CACHE",
@@ -101,7 +108,9 @@ __all__ = [
     "MOTO_SERVER_MODULE_LIST",
     "MOTO_VERSION_PINNED",
     "S3_EVENTBRIDGE_EVENT_SHAPE",
+    "SFN_DEFINITION_PARSE_CACHE",
     "SFN_PARSER_BACKEND",
+    "SFN_TASK_CLIENT_REUSE",
     "TASK_FAILURE_CAUSE",
     "TOLERATED_FAILURE_PERCENTAGE_INTEGER",
     "TRANSACTION_ITEM_SNAPSHOT",
@@ -143,6 +152,8 @@ FIXES: Final[tuple[Fix, ...]] = (
     MOTO_SERVER_MODULE_LIST,
     DYNAMODB_RESULT_CONVERSION,
     DYNAMODB_QUERY_FILTER_BEFORE_COPY,
+    SFN_DEFINITION_PARSE_CACHE,
+    SFN_TASK_CLIENT_REUSE,
 )
 FIXES_BY_NAME: Final[dict[str, Fix]] = {fix.name: fix for fix in FIXES}
 

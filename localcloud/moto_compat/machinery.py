@@ -77,6 +77,14 @@ class _Site:
 
 
 _SITES: dict[tuple[int, str], _Site] = {}
+_GENERATION = itertools.count(1)
+_generation = 0  # bumped whenever a layer is installed or removed anywhere
+
+
+def generation() -> int:
+    """Changes whenever the patched code changes: a cache of what moto built with the
+    patches of one generation (e.g. a parsed state machine) is stale in the next."""
+    return _generation
 
 
 def _own_value(owner: Any, attribute: str) -> Any:
@@ -111,6 +119,8 @@ def _base_impl(site: _Site) -> Impl:
 
 
 def _rebuild(site: _Site) -> None:
+    global _generation  # noqa: PLW0603 - one counter for every site, under _LOCK
+    _generation = next(_GENERATION)
     if not site.layers:
         if site.original is _MISSING:
             delattr(site.owner, site.attribute)

@@ -26,6 +26,7 @@ from typing import Any, Final
 
 from localcloud.moto_compat.machinery import Fix, Impl, Patch
 
+ASL_PARSER: Final = "moto.stepfunctions.parser.asl.parse.asl_parser:AmazonStateLanguageParser"
 _MAP_PKG: Final = "moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration"
 _ERROR_NAME_PKG: Final = "moto.stepfunctions.parser.asl.component.common.error_name"
 _TOLERANCE_ATTR: Final = "_lighthpc_tolerance"
@@ -235,12 +236,5 @@ TOLERATED_FAILURE_PERCENTAGE_INTEGER = Fix(
         "moto's grammar refuses an integer ToleratedFailurePercentage (AWS accepts 100, its "
         "language service requires an integer); the parser sees it as a decimal."
     ),
-    patches=(
-        Patch(
-            "moto.stepfunctions.parser.asl.parse.asl_parser:AmazonStateLanguageParser",
-            "parse",
-            _wrap_parse,
-            ("definition",),
-        ),
-    ),
+    patches=(Patch(ASL_PARSER, "parse", _wrap_parse, ("definition",)),),
 )

@@ -4,6 +4,7 @@ through its endpoint exactly as a user on another machine would."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -73,6 +74,14 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSession]:
 @pytest.fixture(scope="module")
 def cli(session: LocalSession) -> Cli:
     return Cli(session)
+
+
+def test_the_session_keeps_its_start_up_heap_out_of_full_collections(
+    session: LocalSession,
+) -> None:
+    """The emulator, its models and the stack (~460,000 objects) are frozen while it runs:
+    a full collection walked them all, 0.3 s with every request thread stopped."""
+    assert gc.get_freeze_count() > 50_000
 
 
 @pytest.fixture(scope="module")

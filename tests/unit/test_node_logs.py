@@ -17,11 +17,13 @@ def stream() -> Iterator[io.StringIO]:
     out = io.StringIO()
     root = logging.getLogger()
     saved = (list(root.handlers), root.level)
+    unbound = {"missionId": None, "unitId": None, "attempt": None, "instanceId": None}
+    logs.bind(**unbound)  # an agent run by an earlier test in this process bound its own
     logs.configure(out)
     yield out
     root.handlers[:] = saved[0]
     root.setLevel(saved[1])
-    logs.bind(missionId=None, unitId=None, attempt=None, instanceId=None)
+    logs.bind(**unbound)
 
 
 def lines(stream: io.StringIO) -> list[dict[str, object]]:
