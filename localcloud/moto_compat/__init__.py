@@ -30,6 +30,8 @@ Performance (``performance``): moto answers right but does O(table) work per cal
   through a generic recursion per value).
 - ``performance_query_copy``: 21 ``dynamodb_query_filter_before_copy`` (a filtered Query
   deep-copied every item of its page, then filtered the copies).
+- ``performance_item_size``: 24 ``dynamodb_item_size_once`` (a new item re-sized every
+  attribute it held at each attribute's insertion).
 - ``performance_sfn``: 22 ``sfn_definition_parse_cache`` (every StartExecution re-parsed the
   definition with the ANTLR grammar before its first state ran), 23 ``sfn_task_client_reuse``
   (every Task made a new SDK client from boto3's default session).
@@ -77,6 +79,7 @@ from localcloud.moto_compat.performance import (
     TRANSACTION_ITEM_SNAPSHOT,
     is_wire_attribute_value,
 )
+from localcloud.moto_compat.performance_item_size import DYNAMODB_ITEM_SIZE_ONCE
 from localcloud.moto_compat.performance_query_copy import DYNAMODB_QUERY_FILTER_BEFORE_COPY
 from localcloud.moto_compat.performance_responses import DYNAMODB_RESULT_CONVERSION
 from localcloud.moto_compat.performance_server import MOTO_SERVER_MODULE_LIST
@@ -87,6 +90,7 @@ from localcloud.moto_compat.performance_sfn import (
 
 __all__ = [
     "DYNAMODB_CONDITION_PARSE_CACHE",
+    "DYNAMODB_ITEM_SIZE_ONCE",
     "DYNAMODB_QUERY_FILTER_BEFORE_COPY",
     "DYNAMODB_QUERY_PARTITION",
     "DYNAMODB_RESULT_CONVERSION",
@@ -154,6 +158,7 @@ FIXES: Final[tuple[Fix, ...]] = (
     DYNAMODB_QUERY_FILTER_BEFORE_COPY,
     SFN_DEFINITION_PARSE_CACHE,
     SFN_TASK_CLIENT_REUSE,
+    DYNAMODB_ITEM_SIZE_ONCE,
 )
 FIXES_BY_NAME: Final[dict[str, Fix]] = {fix.name: fix for fix in FIXES}
 
