@@ -39,6 +39,7 @@ from workflow.workloads.base import (
 
 PROGRESS_EVERY_SECONDS: Final = 0.25  # worker-side throttle; the agent throttles DynamoDB
 CAUSE_TAIL: Final = 4000
+_WAKE: Final = "lighthpc-pool-wake"  # ShardPool.wake's marker: no worker sends a str
 _PARENT_CHECK_SECONDS: Final = 1.0
 # The worker's own deadline is ``timeoutSeconds + graceSeconds`` plus this margin, so the
 # command workload's SIGTERM-then-SIGKILL (at the same two options) ends its shard first.
@@ -236,6 +237,7 @@ class ShardPool:
             initargs=(self._stop, self._events, os.getpid()),
         )
         self.worker_pids: set[int] = set()
+        self.woken = False  # ``wake``'s marker was read: every event sent before it was too
 
     def submit(self, task: ShardTask) -> Future[WorkerOutcome]:
         return self._executor.submit(run_task, task)
@@ -254,15 +256,22 @@ class ShardPool:
     def stop_requested(self) -> bool:
         return bool(self._stop.is_set())
 
+    def wake(self) -> None:
+        """Send a marker behind every event already in the stream: a ``next_events`` waiting
+        for one returns at once, and ``woken`` then says the stream before it is read."""
+        self._events.put(_WAKE)
+
     def next_events(self, timeout: float) -> list[PoolEvent]:
         """What arrived within ``timeout``: blocks for the first event, then drains."""
-        out: list[PoolEvent] = []
+        read: list[PoolEvent | str] = []
         try:
-            out.append(self._events.get(timeout=timeout))
+            read.append(self._events.get(timeout=timeout))
             while True:
-                out.append(self._events.get_nowait())
+                read.append(self._events.get_nowait())
         except queue.Empty:
             pass
+        out = [event for event in read if not isinstance(event, str)]
+        self.woken = self.woken or len(out) < len(read)  # the only str is the marker
         for event in out:
             if isinstance(event, WorkerStarted):
                 self.worker_pids.add(event.pid)
@@ -293,16 +302,18 @@ class EventPump(threading.Thread):
         self._halt = threading.Event()
 
     def stop(self) -> None:
+        """The pump returns once it has handled every event sent before this call: at once,
+        not after a last wait of its poll (up to 0.2 s at the end of every unit, on the way
+        to its report)."""
         self._halt.set()
+        self._pool.wake()
 
     def run(self) -> None:
-        while True:
-            stopping = self._halt.is_set()
-            events = self._pool.next_events(0.1)
-            for event in coalesce(events):
+        while not (self._halt.is_set() and self._pool.woken):
+            for event in coalesce(self._pool.next_events(0.1)):
                 self._handle(event)
-            if stopping and not events:
-                return
+        for event in coalesce(self._pool.next_events(0.0)):  # what arrived behind the marker
+            self._handle(event)
 
 
 def coalesce(events: list[PoolEvent]) -> list[PoolEvent]:
