@@ -11,6 +11,7 @@ part in through the stop flag.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import queue
@@ -306,12 +307,21 @@ class EventPump(threading.Thread):
         not after a last wait of its poll (up to 0.2 s at the end of every unit, on the way
         to its report)."""
         self._halt.set()
-        self._pool.wake()
+        with contextlib.suppress(ValueError, OSError):  # closed: it ends on an empty poll
+            self._pool.wake()
 
     def run(self) -> None:
-        while not (self._halt.is_set() and self._pool.woken):
-            for event in coalesce(self._pool.next_events(0.1)):
+        while True:
+            halted = self._halt.is_set()
+            events = self._pool.next_events(0.1)
+            for event in coalesce(events):
                 self._handle(event)
+            if self._pool.woken:
+                break  # the marker: every event sent before stop() is handled
+            if halted and not events:
+                # No marker (a worker killed while writing holds the stream's write lock):
+                # a poll begun after the stop and finding nothing ends the pump, as before.
+                return
         for event in coalesce(self._pool.next_events(0.0)):  # what arrived behind the marker
             self._handle(event)
 

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from node_agent.runner import CheckpointEvent, EventPump, PoolEvent, ProgressEvent, ShardPool
+from tests.waiting import wait_for
 
 
 @pytest.fixture
@@ -51,3 +52,20 @@ def test_a_marker_is_no_event(pool: ShardPool) -> None:
     pool.wake()
     assert pool.next_events(5.0) == []
     assert pool.woken
+
+
+def test_without_its_marker_the_pump_still_ends_on_an_empty_poll_after_stop(
+    pool: ShardPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker killed while writing an event holds the stream's write lock: the marker may
+    never come. The pump must not wait for it for ever."""
+    monkeypatch.setattr(pool, "wake", lambda: None)
+    handled: list[PoolEvent] = []
+    pump = EventPump(pool, handled.append)
+    pump.start()
+    pool._events.put(ProgressEvent("s000001", 1))
+    wait_for(lambda: handled or None, 5.0, "the event before the stop")
+    pump.stop()
+    pump.join(timeout=5.0)
+    assert not pump.is_alive()
+    assert handled == [ProgressEvent("s000001", 1)]
