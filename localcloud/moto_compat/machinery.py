@@ -77,7 +77,6 @@ class _Site:
 
 
 _SITES: dict[tuple[int, str], _Site] = {}
-_GENERATION = itertools.count(1)
 _generation = 0  # bumped whenever a layer is installed or removed anywhere
 
 
@@ -120,7 +119,7 @@ def _base_impl(site: _Site) -> Impl:
 
 def _rebuild(site: _Site) -> None:
     global _generation  # noqa: PLW0603 - one counter for every site, under _LOCK
-    _generation = next(_GENERATION)
+    _generation += 1
     if not site.layers:
         if site.original is _MISSING:
             delattr(site.owner, site.attribute)

@@ -88,20 +88,23 @@ _TASK_CLIENTS: dict[tuple[Any, ...], Any] = {}
 _TASK_CLIENTS_GUARD = threading.Lock()
 
 
-def task_client(region: str, service: str) -> Any:
+def _endpoint() -> str | None:
+    """Where moto's ``boto_client_for`` points a client: its server, or nowhere when its
+    in-process mock intercepts the calls."""
+    if importlib.import_module("moto.core.models").botocore_stubber.enabled:
+        return None
+    return f"http://localhost:{importlib.import_module('moto.settings').moto_server_port()}"
+
+
+def task_client(region: str, service: str, endpoint: str | None) -> Any:
     """The client moto's ``boto_client_for`` makes (same credentials, endpoint, retries and
     timeouts: ``test_moto_compat_sfn_performance`` compares them), from a session that reads its
     service models through the process's one loader (``sdk_sessions``)."""
     from botocore.config import Config
 
-    stubber = importlib.import_module("moto.core.models").botocore_stubber
     timeout = importlib.import_module(
         "moto.stepfunctions.parser.asl.component.common.timeouts.timeout"
     ).TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS
-    endpoint = None
-    if not stubber.enabled:
-        port = importlib.import_module("moto.settings").moto_server_port()
-        endpoint = f"http://localhost:{port}"
     config = Config(
         parameter_validation=False,
         retries={"max_attempts": 0, "total_max_attempts": 1},
@@ -121,13 +124,11 @@ def _wrap_boto_client_for(_inner: Impl) -> Impl:
         are thread-safe: one per region, service and endpoint serves every Task. moto
         5.2.5 reads no credential from ``state_credentials``; its role is kept in the key
         all the same."""
-        stubbed = importlib.import_module("moto.core.models").botocore_stubber.enabled
-        port = importlib.import_module("moto.settings").moto_server_port()
-        role = getattr(state_credentials, "role_arn", None)
-        key = (region, service, stubbed, port, role)
+        endpoint = _endpoint()
+        key = (region, service, endpoint, getattr(state_credentials, "role_arn", None))
         with _TASK_CLIENTS_GUARD:
             if key not in _TASK_CLIENTS:
-                _TASK_CLIENTS[key] = task_client(region, service)
+                _TASK_CLIENTS[key] = task_client(region, service, endpoint)
             return _TASK_CLIENTS[key]
 
     return boto_client_for

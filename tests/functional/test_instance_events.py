@@ -74,13 +74,28 @@ def counted_pool(
         yield nodes, listings
 
 
+def _polls(nodes: LocalNodePool, monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """One entry per turn of the pool's watcher from now on."""
+    turns: list[float] = []
+    reap = nodes._reap_finished
+
+    def counted() -> None:
+        turns.append(1.0)
+        reap()
+
+    monkeypatch.setattr(nodes, "_reap_finished", counted)
+    return turns
+
+
 def test_the_pool_notices_a_launch_at_once_and_lists_only_when_told(
-    counted_pool: tuple[LocalNodePool, list[float]], cloud: EmbeddedCloud
+    counted_pool: tuple[LocalNodePool, list[float]],
+    cloud: EmbeddedCloud,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     nodes, listings = counted_pool
     wait_for(lambda: listings or None, 5.0, "the pool's first listing")
-    idle = threading.Event()
-    idle.wait(0.5)  # 25 polls
+    turns = _polls(nodes, monkeypatch)
+    wait_for(lambda: len(turns) >= 25 or None, 10.0, "25 turns of the pool's watcher")
     assert len(listings) == 1
     iid = _launch(cloud, {TAG_MISSION: "m-events"})
     wait_for(lambda: iid in nodes._waiting or None, 5.0, "the pool to see the launch")
