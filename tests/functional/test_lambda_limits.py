@@ -63,7 +63,11 @@ def _sleeps(_event: Any, _context: LambdaContext) -> dict[str, Any]:
 
 
 def _allocates(_event: Any, _context: LambdaContext) -> int:
-    hog = [bytearray(MB) for _ in range(400)]  # 400 MB of touched pages
+    """Holds 400 MB of touched pages while it works, as a handler does: memory is sampled
+    every ``WATCH_INTERVAL_SECONDS`` (like /tmp), and 400 MB can be filled and freed within
+    one interval on a fast machine."""
+    hog = [bytearray(MB) for _ in range(400)]
+    time.sleep(4 * WATCH_INTERVAL_SECONDS)
     return len(hog)
 
 
